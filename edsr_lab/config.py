@@ -1,0 +1,99 @@
+"""Run-time settings shared by the notebooks: quick/full mode, device, and folders.
+
+Quick mode makes every notebook finish in about a minute on a laptop CPU (few training
+steps, small crops, the bundled sample images); full mode is the paper's recipe and is
+meant for a CUDA GPU. The switch is read when you call :func:`is_quick`, never at import
+time, so a notebook can flip it with ``os.environ`` before asking.
+
+    EDSR_LAB_QUICK=1   force quick mode (CI sets this)
+    EDSR_LAB_QUICK=0   force full mode, even on a CPU (slow: days)
+    unset              full mode if a CUDA GPU is visible, quick mode otherwise
+    EDSR_LAB_DATA=DIR  where data/ lives (default: the repository's data/ folder)
+    EDSR_LAB_CHECKPOINTS=DIR  where checkpoints go (default: the repository's checkpoints/)
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import torch
+
+#: The repository root: the folder that holds ``edsr_lab/``, ``data/`` and ``notebooks/``.
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+#: Mean RGB of the DIV2K training set, in [0, 1] (EDSR-PyTorch's ``rgb_mean``).
+#: The models subtract ``255 * DIV2K_MEAN`` at the input and add it back at the output.
+DIV2K_MEAN = (0.4488, 0.4371, 0.4040)
+
+#: Pixel range the models compute in. The paper (and the official weights) work in
+#: [0, 255]; every other part of this package speaks [0, 1].
+RGB_RANGE = 255.0
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def is_quick() -> bool:
+    """True when notebooks should run their quick (CPU, ~1 minute) settings.
+
+    Reads ``EDSR_LAB_QUICK`` each call; without it, quick mode is on exactly when no
+    CUDA GPU is available.
+    """
+    value = os.environ.get("EDSR_LAB_QUICK", "").strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    if value:
+        raise ValueError(
+            f"EDSR_LAB_QUICK={value!r} is not understood; use 1 (quick mode) or 0 (full mode)"
+        )
+    return not torch.cuda.is_available()
+
+
+def default_device() -> torch.device:
+    """The device to compute on: the first CUDA GPU if there is one, else the CPU.
+
+    (Apple's MPS is not chosen automatically: some operators the course uses are
+    missing or slow there; pass ``device="mps"`` explicitly to try it.)
+    """
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def data_dir() -> Path:
+    """The data folder (``$EDSR_LAB_DATA`` or ``<repo>/data``)."""
+    return Path(os.environ.get("EDSR_LAB_DATA", PROJECT_ROOT / "data")).expanduser()
+
+
+def samples_dir() -> Path:
+    """The bundled sample images, ``<repo>/data/samples`` (always the repository's copy)."""
+    return PROJECT_ROOT / "data" / "samples"
+
+
+def cache_dir() -> Path:
+    """Where derived data (e.g. the mini-DIV2K built from the samples) is written."""
+    return data_dir() / "cache"
+
+
+def checkpoint_dir() -> Path:
+    """Where checkpoints are saved (``$EDSR_LAB_CHECKPOINTS`` or ``<repo>/checkpoints``)."""
+    return Path(
+        os.environ.get("EDSR_LAB_CHECKPOINTS", PROJECT_ROOT / "checkpoints")
+    ).expanduser()
+
+
+def describe() -> dict[str, str]:
+    """A small report of the environment, for notebook 00 and ``python -m edsr_lab info``."""
+    import platform
+
+    cuda = torch.cuda.is_available()
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "cuda available": str(cuda),
+        "gpu": torch.cuda.get_device_name(0) if cuda else "none",
+        "device": str(default_device()),
+        "quick mode": str(is_quick()),
+        "data dir": str(data_dir()),
+    }
