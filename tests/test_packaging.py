@@ -1,0 +1,85 @@
+"""The install story stays true: pip and conda get the same packages, CI runs the README's
+test command, and the code passes the linter."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def _name(requirement: str) -> str:
+    return re.split(r"[<>=!~\[ ;]", requirement.strip(), maxsplit=1)[0].lower()
+
+
+def pyproject_requirements() -> dict[str, str]:
+    meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    reqs = list(meta["dependencies"]) + list(meta["optional-dependencies"]["dev"])
+    return {_name(r): r.replace(" ", "") for r in reqs}
+
+
+def conda_requirements() -> dict[str, str]:
+    """The pip: list of environment.yml (no YAML library needed: the file is kept simple)."""
+    lines = (ROOT / "environment.yml").read_text().splitlines()
+    start = next(i for i, ln in enumerate(lines) if ln.strip() == "- pip:")
+    reqs = {}
+    for ln in lines[start + 1 :]:
+        item = ln.strip()
+        if not item.startswith("- "):
+            break
+        item = item[2:].strip()
+        if item != "-e .":
+            reqs[_name(item)] = item.replace(" ", "")
+    return reqs
+
+
+def test_conda_and_pip_install_the_same_packages():
+    pip, conda = pyproject_requirements(), conda_requirements()
+    assert pip == conda, (
+        "pyproject.toml and environment.yml list different dependencies: "
+        f"only in pyproject {sorted(set(pip.items()) - set(conda.items()))}, "
+        f"only in environment.yml {sorted(set(conda.items()) - set(pip.items()))}"
+    )
+
+
+def test_conda_env_is_named_and_installs_the_package():
+    text = (ROOT / "environment.yml").read_text()
+    assert re.search(r"^name: edsr-lab$", text, re.M)
+    assert "python=3.11" in text and "- -e ." in text
+
+
+def ci_test_command() -> str:
+    lines = (ROOT / ".ci" / "run").read_text().splitlines()
+    commands = [ln.strip() for ln in lines if "pytest" in ln and not ln.lstrip().startswith("#")]
+    assert len(commands) == 1, commands
+    return commands[0]
+
+
+def test_ci_runs_exactly_the_readme_test_command():
+    readme = (ROOT / "README.md").read_text()
+    command = ci_test_command()
+    assert command in readme, f"README.md must show the test command CI runs: {command}"
+    top = readme.split("\n## ", 1)[0]
+    assert "bash scripts/setup.sh" in top and command in top, (
+        "the README's top must give the setup + test command"
+    )
+
+
+def test_ci_installs_cpu_torch_first():
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    pinned = setup.index("torch==2.13.0")
+    assert pinned < setup.index('-e ".[dev]"'), "torch must be pinned before the package pulls it"
+
+
+def test_ruff_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "check", "edsr_lab", "tests", "benchmarks"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
