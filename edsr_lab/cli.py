@@ -1,0 +1,112 @@
+"""Command line: ``python -m edsr_lab COMMAND`` (or ``edsr-lab COMMAND``).
+
+    info            environment, device, quick/full mode, which datasets were found
+    course          run the notebooks headless, top to bottom, into runs/notebooks/
+    download-div2k  fetch DIV2K into data/DIV2K (about 7 GB for HR + bicubic x2/x3/x4)
+    make-dataset    turn any folder of HR images into the DIV2K layout (LR via MATLAB bicubic)
+    upscale         super-resolve your own image(s) with a saved or official checkpoint
+
+Each command prints what it did and exits non-zero with a one-line reason on bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from pathlib import Path
+
+from edsr_lab import config
+from edsr_lab.errors import EdsrLabError
+
+
+def _cmd_info(args: argparse.Namespace) -> int:
+    for key, value in config.describe().items():
+        print(f"{key:>16}: {value}")
+    from edsr_lab.data import div2k
+
+    for split in ("train", "valid"):
+        try:
+            pairs = div2k.find_pairs(config.data_dir() / "DIV2K", split=split, scale=2)
+            found = f"{len(pairs)} image pairs (x2)"
+        except EdsrLabError as err:
+            found = f"not found ({str(err).splitlines()[0]})"
+        print(f"{'DIV2K ' + split:>16}: {found}")
+    return 0
+
+
+def notebooks_in_order(folder: Path) -> list[Path]:
+    """The course notebooks, ``NN_name.ipynb``, in course order."""
+    return sorted(p for p in folder.glob("[0-9][0-9]_*.ipynb"))
+
+
+def _cmd_course(args: argparse.Namespace) -> int:
+    try:
+        import nbformat
+        from nbclient import NotebookClient
+    except ImportError as err:
+        raise EdsrLabError(
+            f"running notebooks needs nbclient and nbformat ({err}); "
+            'install the course tools with: pip install -e ".[dev]"'
+        ) from err
+
+    folder = config.PROJECT_ROOT / "notebooks"
+    books = notebooks_in_order(folder)
+    if args.only:
+        books = [b for b in books if any(b.name.startswith(o) for o in args.only)]
+    if not books:
+        raise EdsrLabError(f"no notebooks matching {args.only or '*'} in {folder}")
+    out = Path(args.out).expanduser().resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    if args.quick:
+        os.environ["EDSR_LAB_QUICK"] = "1"
+    print(f"running {len(books)} notebooks, quick mode {config.is_quick()}, outputs -> {out}")
+    failed = []
+    for book in books:
+        nb = nbformat.read(book, as_version=4)
+        start = time.perf_counter()
+        client = NotebookClient(
+            nb,
+            timeout=args.timeout,
+            kernel_name="python3",
+            resources={"metadata": {"path": folder}},
+        )
+        status = "ok"
+        try:
+            client.execute()
+        except Exception as err:  # noqa: BLE001 - report any cell failure, keep going
+            status = f"FAILED: {type(err).__name__}: {str(err).strip().splitlines()[-1][:120]}"
+            failed.append(book.name)
+        nbformat.write(nb, out / book.name)
+        print(f"  {book.name:<40} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
+    if failed:
+        print(f"{len(failed)} notebook(s) failed: {', '.join(failed)}; open them in {out}")
+        return 1
+    print(f"all {len(books)} notebooks ran; open the executed copies in {out}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("info", help="environment, device, mode and data found")
+    p.set_defaults(func=_cmd_info)
+
+    p = sub.add_parser("course", help="run the notebooks headless into an output folder")
+    p.add_argument("--out", default=str(config.PROJECT_ROOT / "runs" / "notebooks"))
+    p.add_argument("--only", nargs="*", help="notebook number prefixes, e.g. --only 00 01")
+    p.add_argument("--quick", action="store_true", help="force quick mode (EDSR_LAB_QUICK=1)")
+    p.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
+    p.set_defaults(func=_cmd_course)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except EdsrLabError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
