@@ -9,8 +9,21 @@ Modules: ``io`` (read/write images), ``resize`` (MATLAB-compatible bicubic), ``m
 ``data`` (samples, DIV2K, patches), ``train``, ``evaluate``, ``viz``, ``config``.
 """
 
-from edsr_lab.errors import CheckpointError, DatasetError, EdsrLabError, ImageReadError
+from edsr_lab.errors import (
+    CheckpointError,
+    DatasetError,
+    EdsrLabError,
+    ImageReadError,
+    ModelInputError,
+)
 
 __version__ = "0.1.0"
 
-__all__ = ["CheckpointError", "DatasetError", "EdsrLabError", "ImageReadError", "__version__"]
+__all__ = [
+    "CheckpointError",
+    "DatasetError",
+    "EdsrLabError",
+    "ImageReadError",
+    "ModelInputError",
+    "__version__",
+]

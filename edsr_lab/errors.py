@@ -35,3 +35,7 @@ class DatasetError(EdsrLabError, FileNotFoundError):
 
 class CheckpointError(EdsrLabError, ValueError):
     """A checkpoint file is missing, damaged, or not of the expected format."""
+
+
+class ModelInputError(EdsrLabError, ValueError):
+    """A tensor given to a model has the wrong shape, dtype, channel count or range."""
