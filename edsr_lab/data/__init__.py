@@ -1,0 +1,42 @@
+"""Data for the course: bundled samples, the DIV2K layout, and training patches.
+
+- :mod:`~edsr_lab.data.samples`: the small CC0/public-domain images in ``data/samples``.
+- :mod:`~edsr_lab.data.div2k`: find, check, download or build DIV2K-layout folders.
+- :mod:`~edsr_lab.data.patches`: random aligned LR/HR patches with the 8 dihedral
+  augmentations, made on the device from uint8 images held in memory.
+"""
+
+from edsr_lab.data.div2k import (
+    DEFAULT_PARTS,
+    DIV2K_PARTS,
+    DIV2K_URL,
+    DatasetExistsError,
+    download_div2k,
+    find_pairs,
+    load_pairs,
+    make_div2k_layout,
+    mini_div2k,
+    safe_extract,
+)
+from edsr_lab.data.patches import PatchSampler, dihedral, inverse_dihedral
+from edsr_lab.data.samples import list_samples, load_sample, sample_names, sample_path
+
+__all__ = [
+    "DEFAULT_PARTS",
+    "DIV2K_PARTS",
+    "DIV2K_URL",
+    "DatasetExistsError",
+    "PatchSampler",
+    "dihedral",
+    "download_div2k",
+    "find_pairs",
+    "inverse_dihedral",
+    "list_samples",
+    "load_pairs",
+    "load_sample",
+    "make_div2k_layout",
+    "mini_div2k",
+    "safe_extract",
+    "sample_names",
+    "sample_path",
+]

@@ -1,0 +1,714 @@
+"""DIV2K: the dataset EDSR was trained on, its folder layout, and how to get one.
+
+DIV2K (Agustsson & Timofte, NTIRE 2017) has 800 training images (0001-0800) and 100
+validation images (0801-0900) at 2K resolution. The official layout, which this module
+reads and writes, is::
+
+    DIV2K/
+      DIV2K_train_HR/0001.png ... 0800.png
+      DIV2K_train_LR_bicubic/X2/0001x2.png ...   (also X3/, X4/; and the _LR_unknown/ track)
+      DIV2K_valid_HR/0801.png ... 0900.png
+      DIV2K_valid_LR_bicubic/X2/0801x2.png ...
+
+The LR images are MATLAB ``imresize(HR, 1/s, 'bicubic')`` rounded to 8 bits
+(:func:`edsr_lab.resize.degrade` does the same).
+
+Three ways to get such a folder:
+
+* :func:`download_div2k` fetches the official zips (about 7 GB for HR + bicubic x2/x3/x4);
+  command line: ``python -m edsr_lab download-div2k --root data/DIV2K``.
+* :func:`make_div2k_layout` turns any folder of HR images (yours) into the layout.
+* :func:`mini_div2k` builds (once, cached) a tiny one from the bundled sample images, so
+  that every notebook runs offline in quick mode.
+
+:func:`find_pairs` checks a layout and lists the (HR, LR) files; :func:`load_pairs` reads
+them into uint8 tensors for :class:`edsr_lab.data.patches.PatchSampler`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import http.client
+import json
+import math
+import os
+import shutil
+import stat
+import sys
+import urllib.error
+import urllib.request
+import uuid
+import zipfile
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path, PurePosixPath
+
+import torch
+
+from edsr_lab import config
+from edsr_lab.errors import DatasetError
+
+#: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
+DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
+
+#: Parts (zip files ``DIV2K_<part>.zip``) that :func:`download_div2k` knows.
+DIV2K_PARTS = tuple(
+    [f"{split}_HR" for split in ("train", "valid")]
+    + [
+        f"{split}_LR_{track}_X{s}"
+        for split in ("train", "valid")
+        for track in ("bicubic", "unknown")
+        for s in (2, 3, 4)
+    ]
+)
+
+#: What the course uses: HR and bicubic x2/x3/x4 for both splits (about 7 GB of zips;
+#: train_HR alone is about 3.5 GB).
+DEFAULT_PARTS = (
+    "train_HR",
+    "valid_HR",
+    "train_LR_bicubic_X2",
+    "train_LR_bicubic_X3",
+    "train_LR_bicubic_X4",
+    "valid_LR_bicubic_X2",
+    "valid_LR_bicubic_X3",
+    "valid_LR_bicubic_X4",
+)
+
+#: Image files :func:`make_div2k_layout` accepts as sources.
+SOURCE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+#: Sample kinds used by :func:`mini_div2k`, and the samples it puts in the valid split.
+MINI_KINDS = ("natural", "texture")
+MINI_VALID = ("natural_coffee", "texture_gravel")
+
+# Bump when the way mini_div2k builds its folder changes, so old caches are not reused.
+_MINI_VERSION = 1
+
+FIX_DOWNLOAD = "python -m edsr_lab download-div2k --root {root}"
+
+
+class DatasetExistsError(DatasetError, FileExistsError):
+    """A file that would be written already exists (pass ``overwrite=True`` to replace it)."""
+
+
+# ----------------------------------------------------------------------------- helpers
+
+
+def _check_scales(scales: int | Iterable[int]) -> tuple[int, ...]:
+    if isinstance(scales, int):
+        scales = (scales,)
+    out = []
+    for s in scales:
+        if isinstance(s, bool) or not isinstance(s, int) or s < 2:
+            raise ValueError(f"scales must be whole numbers >= 2, got {s!r}")
+        out.append(int(s))
+    if not out:
+        raise ValueError("scales is empty; give at least one scale, e.g. (2, 3, 4)")
+    return tuple(sorted(set(out)))
+
+
+def _check_split(split: str) -> str:
+    if not isinstance(split, str) or not split.isalnum():
+        raise ValueError(f"split must be a word such as 'train' or 'valid', got {split!r}")
+    return split
+
+
+def hr_dirname(split: str) -> str:
+    """``DIV2K_{split}_HR``."""
+    return f"DIV2K_{split}_HR"
+
+
+def lr_dirname(split: str, scale: int, track: str = "bicubic") -> str:
+    """``DIV2K_{split}_LR_{track}/X{scale}`` (a relative path, POSIX separators)."""
+    return f"DIV2K_{split}_LR_{track}/X{scale}"
+
+
+def lr_filename(hr_name: str, scale: int) -> str:
+    """The LR file name of an HR file: ``0001.png`` -> ``0001x2.png``."""
+    p = PurePosixPath(hr_name)
+    return f"{p.stem}x{scale}{p.suffix}"
+
+
+def expected_tree(split: str = "train", scale: int = 2, track: str = "bicubic") -> str:
+    """The layout :func:`find_pairs` expects, as an indented text tree (for messages)."""
+    first = "0801" if split == "valid" else "0001"
+    return (
+        "  DIV2K/\n"
+        f"    {hr_dirname(split)}/{first}.png ...\n"
+        f"    {lr_dirname(split, scale, track)}/{first}x{scale}.png ..."
+    )
+
+
+def _fix_hint(root: Path, split: str, scale: int, track: str) -> str:
+    return (
+        f"Expected layout:\n{expected_tree(split, scale, track)}\n"
+        "To fix it, either\n"
+        f"  download DIV2K:      {FIX_DOWNLOAD.format(root=root)}\n"
+        "  or use your own HR images: edsr_lab.data.make_div2k_layout("
+        f"'my_images/', {str(root)!r}, split={split!r})\n"
+        "  or, for a quick offline run, the tiny copy built from the samples: "
+        "edsr_lab.data.mini_div2k()"
+    )
+
+
+def _source_images(src: str | Path | Iterable[str | Path]) -> list[Path]:
+    if isinstance(src, (str, os.PathLike)):
+        src = Path(src)
+        if not src.exists():
+            raise DatasetError(f"the source folder {str(src)!r} does not exist")
+        if src.is_file():
+            files = [src]
+        else:
+            files = sorted(
+                p
+                for p in src.iterdir()
+                if p.is_file() and p.suffix.lower() in SOURCE_SUFFIXES and not p.name[0] == "."
+            )
+            if not files:
+                raise DatasetError(
+                    f"the source folder {str(src)!r} holds no images "
+                    f"(looked for {', '.join(SOURCE_SUFFIXES)})"
+                )
+        return files
+    files = [Path(p) for p in src]
+    if not files:
+        raise DatasetError("the list of source images is empty")
+    missing = [str(p) for p in files if not p.is_file()]
+    if missing:
+        raise DatasetError(f"source image(s) not found: {', '.join(missing[:5])}")
+    return files
+
+
+# ------------------------------------------------------------------ make_div2k_layout
+
+
+def make_div2k_layout(
+    src: str | Path | Iterable[str | Path],
+    dst_root: str | Path,
+    scales: int | Iterable[int] = (2, 3, 4),
+    *,
+    split: str = "train",
+    first_index: int = 1,
+    channels: int = 3,
+    overwrite: bool = False,
+    progress: Callable[[int, int], None] | None = None,
+) -> Path:
+    """Turn HR images into the DIV2K layout, making the LR images the paper's way.
+
+    Each source image becomes ``dst_root/DIV2K_{split}_HR/NNNN.png`` (NNNN counting up
+    from ``first_index``; DIV2K uses 0001 for train and 0801 for valid) and, for each
+    scale s, ``dst_root/DIV2K_{split}_LR_bicubic/X{s}/NNNNxs.png`` =
+    :func:`edsr_lab.resize.degrade` of the saved HR file (8-bit, MATLAB bicubic).
+
+    The HR image is cropped (top-left kept, like MATLAB's ``modcrop``) to a multiple of
+    the least common multiple of the scales (12 for 2, 3, 4), so one HR file serves every
+    scale and HR size == s * LR size exactly, as in DIV2K (whose sizes are multiples of 12).
+    HR files are written as 8-bit PNGs (16-bit sources are rounded to 8 bits).
+
+    Args:
+        src: a folder of images (png, jpg, bmp, tif, webp; sorted by name), one image
+            file, or a list of files (kept in the given order).
+        dst_root: the dataset root (the folder that will hold ``DIV2K_{split}_HR``).
+        scales: downscaling factors, whole numbers >= 2.
+        split: ``"train"``, ``"valid"`` or another word.
+        first_index: number of the first image.
+        channels: 3 (RGB; gray sources are repeated) or 1.
+        overwrite: replace files that exist; otherwise DatasetExistsError before
+            anything is written.
+        progress: optional ``progress(done, total)`` called after each image.
+
+    Returns:
+        ``Path(dst_root)``, ready for ``find_pairs(dst_root, split, scale)``.
+    """
+    from edsr_lab.io import load_image, save_image
+    from edsr_lab.resize import degrade, modcrop
+
+    scales = _check_scales(scales)
+    split = _check_split(split)
+    if isinstance(first_index, bool) or not isinstance(first_index, int) or first_index < 0:
+        raise ValueError(f"first_index must be a whole number >= 0, got {first_index!r}")
+    files = _source_images(src)
+    root = Path(dst_root).expanduser()
+    hr_dir = root / hr_dirname(split)
+    lr_dirs = {s: root / lr_dirname(split, s) for s in scales}
+
+    plan = []
+    for i, path in enumerate(files):
+        name = f"{first_index + i:04d}.png"
+        plan.append((path, hr_dir / name, {s: lr_dirs[s] / lr_filename(name, s) for s in scales}))
+    if not overwrite:
+        existing = [str(p) for _, hr, lrs in plan for p in (hr, *lrs.values()) if p.exists()]
+        if existing:
+            raise DatasetExistsError(
+                f"{len(existing)} file(s) would be overwritten, e.g. {existing[0]!r}; "
+                "pass overwrite=True to replace them, or choose another dst_root/first_index"
+            )
+
+    multiple = math.lcm(*scales)
+    for d in (hr_dir, *lr_dirs.values()):
+        d.mkdir(parents=True, exist_ok=True)
+    for i, (path, hr_path, lr_paths) in enumerate(plan):
+        hr = load_image(path, channels=channels)
+        h, w = hr.shape[-2:]
+        if h < multiple or w < multiple:
+            raise DatasetError(
+                f"{str(path)!r} is {h}x{w} pixels; every image must be at least "
+                f"{multiple}x{multiple} for scales {scales}"
+            )
+        save_image(modcrop(hr, multiple), hr_path)  # atomic (temp file + rename)
+        # Degrade the HR *as saved* (8-bit), so LR == degrade(load_image(HR file)) exactly.
+        hr = load_image(hr_path, channels=channels)
+        for s, lr_path in lr_paths.items():
+            save_image(degrade(hr, s), lr_path)
+        if progress is not None:
+            progress(i + 1, len(plan))
+    return root
+
+
+# ------------------------------------------------------------------------ find_pairs
+
+
+def _resolve_root(root: Path, split: str) -> Path | None:
+    """Find the folder holding DIV2K_{split}_HR: root, root/DIV2K, or root's parent."""
+    name = hr_dirname(split)
+    candidates = [root, root / "DIV2K"]
+    if root.name.startswith("DIV2K_"):  # the user pointed at DIV2K_train_HR or similar
+        candidates.append(root.parent)
+    for c in candidates:
+        if (c / name).is_dir():
+            return c
+    return None
+
+
+def find_pairs(
+    root: str | Path,
+    split: str = "train",
+    scale: int = 2,
+    *,
+    track: str = "bicubic",
+    indices: Iterable[int] | None = None,
+) -> list[tuple[Path, Path]]:
+    """List the (HR, LR) file pairs of a DIV2K-layout folder, checking the layout.
+
+    Args:
+        root: the folder holding ``DIV2K_{split}_HR`` (e.g. ``data/DIV2K``); its parent
+            (``data``) or the HR folder itself work too.
+        split: ``"train"`` (0001-0800 in DIV2K) or ``"valid"`` (0801-0900).
+        scale: 2, 3, 4 (or any scale your own layout has).
+        track: ``"bicubic"`` (the paper's) or ``"unknown"``.
+        indices: only these image numbers, e.g. ``range(801, 811)`` for the 10
+            validation images of the paper's ablations; each must exist.
+
+    Returns:
+        ``[(hr_path, lr_path), ...]`` sorted by HR file name; never empty.
+
+    Raises:
+        DatasetError: a folder or file is missing (the message names the expected path,
+            shows the expected tree and the command that fixes it).
+    """
+    split = _check_split(split)
+    (scale,) = _check_scales(scale)
+    if track not in ("bicubic", "unknown"):
+        raise ValueError(f"track must be 'bicubic' or 'unknown', got {track!r}")
+    given = Path(root).expanduser()
+    base = _resolve_root(given, split)
+    if base is None:
+        if not given.exists():
+            where = f"{str(given)!r} does not exist"
+        else:
+            looked = [given / hr_dirname(split), given / "DIV2K" / hr_dirname(split)]
+            where = "there is no " + " nor ".join(repr(str(p)) for p in looked)
+        raise DatasetError(
+            f"DIV2K {split} images not found: {where}.\n" + _fix_hint(given, split, scale, track)
+        )
+
+    hr_dir = base / hr_dirname(split)
+    if indices is not None:
+        hr_files = [hr_dir / f"{int(i):04d}.png" for i in indices]
+        if not hr_files:
+            raise ValueError("indices is empty; give at least one image number")
+        missing_hr = [p for p in hr_files if not p.is_file()]
+        if missing_hr:
+            raise DatasetError(
+                f"{len(missing_hr)} requested HR image(s) missing, e.g. {str(missing_hr[0])!r}.\n"
+                + _fix_hint(base, split, scale, track)
+            )
+    else:
+        hr_files = sorted(p for p in hr_dir.glob("*.png") if not p.name.startswith("."))
+        if not hr_files:
+            found = sorted(p.name for p in hr_dir.iterdir())[:5]
+            raise DatasetError(
+                f"the folder {str(hr_dir)!r} holds no PNG images"
+                + (f" (it holds: {', '.join(found)} ...)" if found else " (it is empty)")
+                + ".\n"
+                + _fix_hint(base, split, scale, track)
+            )
+
+    lr_dir = base / lr_dirname(split, scale, track)
+    if not lr_dir.is_dir():
+        raise DatasetError(
+            f"the LR folder for x{scale} ({track}) is missing: expected {str(lr_dir)!r}.\n"
+            + _fix_hint(base, split, scale, track)
+        )
+    pairs = [(hr, lr_dir / lr_filename(hr.name, scale)) for hr in hr_files]
+    missing = [(hr, lr) for hr, lr in pairs if not lr.is_file()]
+    if missing:
+        hr, lr = missing[0]
+        raise DatasetError(
+            f"{len(missing)} of {len(pairs)} LR image(s) missing: expected {str(lr)!r}, "
+            f"the x{scale} LR of {str(hr)!r}.\n" + _fix_hint(base, split, scale, track)
+        )
+    return pairs
+
+
+def load_pairs(
+    pairs: Sequence[tuple[str | Path, str | Path]],
+    channels: int = 3,
+    *,
+    scale: int | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
+    """Read (HR, LR) file pairs into memory as uint8 tensors.
+
+    Args:
+        pairs: ``[(hr_path, lr_path), ...]``, e.g. from :func:`find_pairs`.
+        channels: 3 (RGB) or 1.
+        scale: the expected HR/LR size ratio; None infers it from the first pair.
+        progress: optional ``progress(done, total)`` after each pair.
+
+    Returns:
+        ``(hr_images, lr_images)``: lists of uint8 tensors shaped (channels, H, W) and
+        (channels, H/s, W/s), values 0..255 (uint8 keeps DIV2K's 800 HR images at ~6 GB
+        instead of 24 GB as float32).
+
+    Raises:
+        DatasetError: empty list, or an HR image is not exactly s times its LR (names
+            both files and sizes).
+    """
+    from edsr_lab.io import load_image
+
+    if len(pairs) == 0:
+        raise DatasetError("no image pairs to load (the list is empty)")
+    hrs, lrs = [], []
+    for i, (hr_path, lr_path) in enumerate(pairs):
+        hr = load_image(hr_path, channels=channels)
+        lr = load_image(lr_path, channels=channels)
+        (hh, hw), (lh, lw) = hr.shape[-2:], lr.shape[-2:]
+        s = scale if scale is not None else hh // max(lh, 1)
+        if (hh, hw) != (s * lh, s * lw):
+            raise DatasetError(
+                f"HR {str(hr_path)!r} is {hh}x{hw} but its LR {str(lr_path)!r} is {lh}x{lw}; "
+                f"expected the HR to be exactly x{s} the LR ({s * lh}x{s * lw}). Remake the LR "
+                "with make_div2k_layout (which crops HR to a multiple of the scales)."
+            )
+        hrs.append(_to_uint8(hr))
+        lrs.append(_to_uint8(lr))
+        if progress is not None:
+            progress(i + 1, len(pairs))
+    return hrs, lrs
+
+
+def _to_uint8(x: torch.Tensor) -> torch.Tensor:
+    return torch.round(x.clamp(0.0, 1.0) * 255.0).to(torch.uint8)
+
+
+# ------------------------------------------------------------------------- mini_div2k
+
+
+def _mini_sources() -> tuple[list[Path], list[Path]]:
+    from edsr_lab.data.samples import list_samples
+
+    files = [p for kind in MINI_KINDS for p in list_samples(kind)]
+    files.sort(key=lambda p: p.name)
+    valid = [p for p in files if p.stem in MINI_VALID]
+    train = [p for p in files if p.stem not in MINI_VALID]
+    if len(valid) != len(MINI_VALID) or not train:
+        raise DatasetError(
+            f"the samples needed for mini_div2k are missing from {str(files[0].parent)!r}: "
+            f"need {', '.join(MINI_VALID)} and at least one other natural/texture sample; "
+            "restore them with: git checkout -- data/samples"
+        )
+    return train, valid
+
+
+def _mini_fingerprint(train: list[Path], valid: list[Path], scales: tuple[int, ...]) -> dict:
+    import edsr_lab.io
+    import edsr_lab.resize
+
+    digest = hashlib.sha256()
+    record: dict = {"version": _MINI_VERSION, "scales": list(scales), "train": {}, "valid": {}}
+    for split, files in (("train", train), ("valid", valid)):
+        for p in files:
+            h = hashlib.sha256(p.read_bytes()).hexdigest()
+            record[split][p.name] = h
+    # The code that makes the files is part of what they depend on.
+    for mod in (edsr_lab.io, edsr_lab.resize):
+        record[mod.__name__] = hashlib.sha256(Path(mod.__file__).read_bytes()).hexdigest()
+    digest.update(json.dumps(record, sort_keys=True).encode())
+    record["digest"] = digest.hexdigest()
+    return record
+
+
+def _is_complete(folder: Path, digest: str) -> bool:
+    """True when folder holds a finished build with this digest and all of its files."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    files = manifest.get("files")
+    return (
+        manifest.get("digest") == digest
+        and isinstance(files, list)
+        and all((folder / f).is_file() for f in files)
+    )
+
+
+def mini_div2k(scales: int | Iterable[int] = (2, 3, 4)) -> Path:
+    """A tiny DIV2K-layout dataset made from the bundled samples (built once, cached).
+
+    Train split: the natural and texture samples except those in ``MINI_VALID``
+    (numbered 0001, 0002, ...); valid split: ``MINI_VALID`` (0801, 0802), so code written
+    for DIV2K runs unchanged. LR images are made with :func:`make_div2k_layout`.
+
+    The folder is ``config.cache_dir()/mini_div2k/x2x3x4-<hash>``: the hash covers the
+    sample files, the scales and the code that made them, so a changed sample set gets a
+    fresh build. Safe when several processes call it at once: each builds into a private
+    temporary folder and renames it into place atomically; a loser of that race uses the
+    winner's folder.
+
+    Returns:
+        The dataset root, ready for ``find_pairs(root, "train", 2)``.
+    """
+    scales = _check_scales(scales)
+    train, valid = _mini_sources()
+    record = _mini_fingerprint(train, valid, scales)
+    parent = config.cache_dir() / "mini_div2k"
+    target = parent / ("x" + "x".join(map(str, scales)) + "-" + record["digest"][:12])
+    if _is_complete(target, record["digest"]):
+        return target
+
+    parent.mkdir(parents=True, exist_ok=True)
+    tmp = parent / f".tmp-{target.name}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
+    try:
+        make_div2k_layout(train, tmp, scales, split="train", first_index=1)
+        make_div2k_layout(valid, tmp, scales, split="valid", first_index=801)
+        record["files"] = sorted(
+            p.relative_to(tmp).as_posix() for p in tmp.rglob("*.png") if p.is_file()
+        )
+        (tmp / "manifest.json").write_text(json.dumps(record, indent=1, sort_keys=True))
+        if target.exists() and not _is_complete(target, record["digest"]):
+            # A damaged folder (e.g. files deleted by hand): move it aside, then replace.
+            trash = parent / f".trash-{uuid.uuid4().hex[:8]}"
+            try:
+                os.rename(target, trash)
+            except FileNotFoundError:
+                pass  # another process moved it first; the rename below decides
+            else:
+                shutil.rmtree(trash, ignore_errors=True)
+        try:
+            os.rename(tmp, target)  # atomic; fails if another process's build got there first
+        except OSError:
+            if not _is_complete(target, record["digest"]):
+                raise
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+    _remove_stale_minis(parent, keep=target)
+    return target
+
+
+def _remove_stale_minis(parent: Path, keep: Path) -> None:
+    """Delete finished mini builds of the same scales with another hash (old sample sets)."""
+    prefix = keep.name.rsplit("-", 1)[0] + "-"
+    for p in parent.iterdir():
+        if p.is_dir() and p != keep and p.name.startswith(prefix):
+            shutil.rmtree(p, ignore_errors=True)
+
+
+# ---------------------------------------------------------------------- download_div2k
+
+
+_progress_marks: dict[str, int] = {}
+
+
+def print_progress(part: str, done: int, total: int | None) -> None:
+    """Default download progress: one line per ~10% (or per 100 MB without a known size)."""
+    step = max(total // 10 if total else 100 * 2**20, 1)
+    bucket = done // step
+    if _progress_marks.get(part) != bucket:
+        _progress_marks[part] = bucket
+        size = f"{done / 2**20:,.0f} MB" + (f" of {total / 2**20:,.0f} MB" if total else "")
+        print(f"  DIV2K_{part}.zip: {size}", file=sys.stderr, flush=True)
+
+
+def _download(
+    url: str,
+    dest: Path,
+    part: str,
+    progress: Callable[[str, int, int | None], None] | None,
+    timeout: float,
+) -> None:
+    """Stream url to dest via dest.part (resumed with an HTTP Range request if present)."""
+    partial = dest.with_name(dest.name + ".part")
+    done = partial.stat().st_size if partial.exists() else 0
+    request = urllib.request.Request(url)
+    if done:
+        request.add_header("Range", f"bytes={done}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)  # http(s) only, checked
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and done:  # our .part is already full length (or bogus): restart
+            partial.unlink()
+            return _download(url, dest, part, progress, timeout)
+        raise DatasetError(
+            f"downloading {url} failed: HTTP {err.code} {err.reason}. If the server moved, "
+            f"download the zip by hand into {str(dest.parent)!r} and run again."
+        ) from err
+    except (urllib.error.URLError, OSError) as err:
+        raise DatasetError(
+            f"cannot download {url}: {err}. Check your internet connection, or download the "
+            f"zip by hand into {str(dest.parent)!r} and run again (it is then extracted)."
+        ) from err
+    with response:
+        if done and response.status == 206:
+            mode = "ab"
+        else:  # the server ignored the Range header: start over
+            mode, done = "wb", 0
+        length = response.headers.get("Content-Length")
+        total = done + int(length) if length is not None else None
+        try:
+            with open(partial, mode) as f:
+                while chunk := response.read(1 << 20):
+                    f.write(chunk)
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(part, done, total)
+        except (OSError, http.client.HTTPException) as err:
+            raise DatasetError(
+                f"the download of {url} broke off after {done} bytes ({err}); run the same "
+                "command again to resume it"
+            ) from err
+    if total is not None and done != total:
+        raise DatasetError(
+            f"the download of {url} is incomplete ({done} of {total} bytes); run the same "
+            "command again to resume it"
+        )
+    os.replace(partial, dest)
+
+
+def download_div2k(
+    root: str | Path | None = None,
+    parts: Iterable[str] = DEFAULT_PARTS,
+    *,
+    base_url: str = DIV2K_URL,
+    progress: Callable[[str, int, int | None], None] | None = print_progress,
+    keep_zips: bool = False,
+    timeout: float = 60.0,
+) -> Path:
+    """Download and extract DIV2K zips into ``root`` (default ``config.data_dir()/DIV2K``).
+
+    For each part (e.g. ``"train_HR"``) fetches ``{base_url}DIV2K_{part}.zip`` into
+    ``root``, streaming to a ``.part`` file that a rerun resumes (HTTP Range), renames it
+    when complete, extracts it with :func:`safe_extract` and deletes the zip (unless
+    ``keep_zips``). A part already extracted (marker file ``root/.DIV2K_{part}.done``) is
+    skipped; a zip already in ``root`` (e.g. downloaded by hand) is extracted without
+    downloading. The zips are large: train_HR is about 3.5 GB, all of DEFAULT_PARTS about
+    7 GB. No checksums are published by the host, so none are checked beyond the size.
+
+    Args:
+        root: destination; ends up holding ``DIV2K_train_HR/`` etc.
+        parts: names from ``DIV2K_PARTS``.
+        base_url: the folder URL serving the zips.
+        progress: ``progress(part, bytes_done, bytes_total_or_None)``; None for silence.
+        keep_zips: keep the zip files after extraction.
+        timeout: seconds to wait for the server on each connection.
+
+    Returns:
+        ``root`` (pass it to :func:`find_pairs`).
+    """
+    root = Path(root).expanduser() if root is not None else config.data_dir() / "DIV2K"
+    parts = list(parts)
+    unknown = [p for p in parts if p not in DIV2K_PARTS]
+    if unknown:
+        raise ValueError(f"unknown DIV2K part(s) {unknown}; known: {', '.join(DIV2K_PARTS)}")
+    if not base_url.startswith(("http://", "https://")):
+        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    base_url = base_url if base_url.endswith("/") else base_url + "/"
+    root.mkdir(parents=True, exist_ok=True)
+    for part in parts:
+        marker = root / f".DIV2K_{part}.done"
+        if marker.exists():
+            continue
+        zip_path = root / f"DIV2K_{part}.zip"
+        if not zip_path.exists():
+            _download(base_url + zip_path.name, zip_path, part, progress, timeout)
+        safe_extract(zip_path, root)
+        marker.write_text("extracted\n")
+        if not keep_zips:
+            zip_path.unlink()
+    return root
+
+
+def _member_problem(info: zipfile.ZipInfo) -> str | None:
+    """Why a zip member must not be extracted, or None when it is safe."""
+    name = info.filename.replace("\\", "/")
+    mode = info.external_attr >> 16
+    if stat.S_ISLNK(mode):
+        return "is a symbolic link"
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "has an absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "contains '..' (it would land outside the destination)"
+    return None
+
+
+def safe_extract(zip_path: str | Path, dest: str | Path) -> list[Path]:
+    """Extract a zip into dest, refusing members that would escape dest.
+
+    Every member is checked before anything is written: absolute paths, ``..``
+    components, drive letters and symbolic links raise DatasetError (naming the member),
+    as does a damaged zip. Files are written through a temporary name and renamed, so an
+    interrupted extraction leaves no half-written image behind.
+
+    Returns:
+        The extracted file paths.
+    """
+    zip_path, dest = Path(zip_path), Path(dest)
+    if not zip_path.is_file():
+        raise DatasetError(f"zip file {str(zip_path)!r} not found")
+    dest.mkdir(parents=True, exist_ok=True)
+    dest_real = dest.resolve()
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            members = zf.infolist()
+            for info in members:
+                problem = _member_problem(info)
+                target = (dest_real / info.filename.replace("\\", "/")).resolve()
+                if problem is None and not target.is_relative_to(dest_real):
+                    problem = "resolves outside the destination"
+                if problem:
+                    raise DatasetError(
+                        f"refusing to extract {str(zip_path)!r}: member {info.filename!r} "
+                        f"{problem}. The file is not a genuine DIV2K zip; delete it."
+                    )
+            written = []
+            for info in members:
+                target = dest_real / info.filename.replace("\\", "/")
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
+                try:
+                    with zf.open(info) as src, open(tmp, "wb") as out:
+                        shutil.copyfileobj(src, out, 1 << 20)
+                    os.replace(tmp, target)
+                finally:
+                    if tmp.exists():
+                        tmp.unlink()
+                written.append(target)
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
+        raise DatasetError(
+            f"{str(zip_path)!r} is not a readable zip ({err}); delete it and download again"
+        ) from err
+    return written

@@ -1,0 +1,301 @@
+"""Training patches the paper's way: random aligned LR/HR crops + the 8 dihedral transforms.
+
+EDSR trains on 16 random 48x48 LR patches per step with their (48s)x(48s) HR partners,
+each randomly flipped and rotated by multiples of 90 degrees (all 8 symmetries of the
+square; no colour augmentation). A fast GPU runs the baseline model at ~350 steps/s, i.e.
+~5,700 patch pairs/s: reading PNGs per step cannot keep up. :class:`PatchSampler` holds the
+whole dataset in memory as uint8 (on the GPU when it fits: DIV2K's 800 HR images are about
+6 GB) and cuts, flips and rotates a whole batch with one gather per tensor on the device.
+
+:func:`dihedral` / :func:`inverse_dihedral` are the 8 transforms themselves; the geometric
+self-ensemble (EDSR+) reuses them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+
+import torch
+
+#: ``dihedral(x, k)`` for k = 0..7: ``k % 4`` quarter turns, after a left-right flip when
+#: ``k >= 4``. k = 0 is the identity.
+N_DIHEDRAL = 8
+
+
+def _check_k(k: int) -> int:
+    if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < N_DIHEDRAL:
+        raise ValueError(f"k must be a whole number in 0..7, got {k!r}")
+    return k
+
+
+def dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Apply the k-th of the 8 flips/rotations to the last two dims of x (..., H, W).
+
+    ``k % 4`` counter-clockwise quarter turns (``torch.rot90``), preceded by a left-right
+    flip when ``k >= 4``. Odd ``k % 4`` swaps H and W. Any dtype and device.
+    """
+    k = _check_k(k)
+    if k >= 4:
+        x = x.flip(-1)
+    return torch.rot90(x, k % 4, dims=(-2, -1))
+
+
+def inverse_dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
+    """Undo :func:`dihedral`: ``inverse_dihedral(dihedral(x, k), k) == x``."""
+    k = _check_k(k)
+    x = torch.rot90(x, -(k % 4), dims=(-2, -1))
+    if k >= 4:
+        x = x.flip(-1)
+    return x
+
+
+def _as_uint8(img: object, what: str) -> torch.Tensor:
+    """Check one image: a (C, H, W) tensor, uint8 or float in [0, 1] (converted)."""
+    if not isinstance(img, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(img).__name__}")
+    if img.dim() != 3:
+        raise ValueError(f"{what} must be shaped (C, H, W), got {tuple(img.shape)}")
+    if img.dtype == torch.uint8:
+        return img
+    if img.is_floating_point():
+        lo, hi = float(img.min()), float(img.max())
+        if lo < 0.0 or hi > 1.0:
+            raise ValueError(f"{what} is float with values in [{lo:.3g}, {hi:.3g}]; need [0, 1]")
+        return torch.round(img * 255.0).to(torch.uint8)
+    raise TypeError(f"{what} has dtype {img.dtype}; give uint8 (0..255) or float in [0, 1]")
+
+
+class PatchSampler:
+    """Random aligned (LR, HR) patch batches with dihedral augmentation, all on one device.
+
+    Args:
+        hr_images: list of HR images, uint8 tensors (C, H, W) (float in [0, 1] is
+            converted to uint8). Every HR image must be exactly ``scale`` times its LR.
+        lr_images: the matching LR images (C, H/s, W/s).
+        scale: the SR factor s.
+        patch_size: LR patch side p (48 in the paper); HR patches are p*s.
+        batch_size: patches per batch (16 in the paper).
+        augment: apply a random one of the 8 flips/rotations to each pair.
+        device: where the images are kept and patches are made (default CPU). The whole
+            dataset is copied there as uint8: DIV2K's 800 train HR images need ~6 GB, plus
+            ~0.7 GB LR at x2; pick the CPU if that does not fit.
+        seed: seed of the sampler's own ``torch.Generator`` (on the CPU, so the same seed
+            gives the same patches on any device).
+
+    ``sample()`` returns ``(lr, hr)`` float32 in [0, 1] on ``device``, shaped
+    (B, C, p, p) and (B, C, p*s, p*s). For each of the B pairs: a uniformly random image,
+    a uniformly random LR crop at (y, x) with its HR partner at (s*y, s*x), and a random
+    k in 0..7 applied as :func:`dihedral` to both.
+
+    Iterating over the sampler yields batches forever: ``for step, (lr, hr) in
+    zip(range(iters), sampler)``.
+    """
+
+    def __init__(
+        self,
+        hr_images: Sequence[torch.Tensor],
+        lr_images: Sequence[torch.Tensor],
+        scale: int,
+        *,
+        patch_size: int = 48,
+        batch_size: int = 16,
+        augment: bool = True,
+        device: str | torch.device | None = None,
+        seed: int = 0,
+    ):
+        for name, v in (("scale", scale), ("patch_size", patch_size), ("batch_size", batch_size)):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 1:
+                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+        if len(hr_images) != len(lr_images):
+            raise ValueError(f"got {len(hr_images)} HR images but {len(lr_images)} LR images")
+        if len(hr_images) == 0:
+            raise ValueError("no images given; PatchSampler needs at least one (HR, LR) pair")
+        self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
+        self.augment = bool(augment)
+        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        p, s = patch_size, scale
+
+        hrs = [_as_uint8(h, f"hr_images[{i}]") for i, h in enumerate(hr_images)]
+        lrs = [_as_uint8(x, f"lr_images[{i}]") for i, x in enumerate(lr_images)]
+        channels = hrs[0].shape[0]
+        for i, (h, x) in enumerate(zip(hrs, lrs, strict=True)):
+            if h.shape[0] != channels or x.shape[0] != channels:
+                raise ValueError(
+                    f"image {i} has {h.shape[0]} (HR) / {x.shape[0]} (LR) channels; "
+                    f"image 0 has {channels}: load all images with the same channels="
+                )
+            (hh, hw), (lh, lw) = h.shape[1:], x.shape[1:]
+            if (hh, hw) != (s * lh, s * lw):
+                raise ValueError(
+                    f"image {i}: HR is {hh}x{hw} but LR is {lh}x{lw}; at x{s} the HR must be "
+                    f"exactly {s * lh}x{s * lw} (remake it with div2k.make_div2k_layout)"
+                )
+            if lh < p or lw < p:
+                raise ValueError(
+                    f"image {i}: LR is {lh}x{lw}, smaller than patch_size {p} (needs LR of at "
+                    f"least {p}x{p}, i.e. HR {p * s}x{p * s} at x{s}); use a smaller "
+                    "patch_size or drop this image"
+                )
+        self.channels = channels
+        self.num_images = len(hrs)
+        # Each image set lives in one flat uint8 buffer, so one gather cuts a whole batch.
+        self._lr = _Flat(lrs, self.device)
+        self._hr = _Flat(hrs, self.device)
+        # Per transform k: which source pixel (row, col) of the crop lands at each output
+        # position. Made by transforming a grid of indices with dihedral() itself, so the
+        # sampler agrees with dihedral() by construction.
+        self._lr_maps = _dihedral_maps(p, self.device)
+        self._hr_maps = _dihedral_maps(p * s, self.device)
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    # -- construction helpers
+
+    @classmethod
+    def from_pairs(
+        cls,
+        pairs: Sequence[tuple[str | Path, str | Path]],
+        scale: int,
+        *,
+        channels: int = 3,
+        **kwargs,
+    ) -> PatchSampler:
+        """Load (HR, LR) file pairs (see ``div2k.find_pairs``) and build a sampler."""
+        from edsr_lab.data.div2k import load_pairs
+
+        hrs, lrs = load_pairs(pairs, channels, scale=scale)
+        return cls(hrs, lrs, scale, **kwargs)
+
+    @classmethod
+    def from_folder(
+        cls,
+        root: str | Path,
+        scale: int,
+        *,
+        split: str = "train",
+        indices=None,
+        channels: int = 3,
+        **kwargs,
+    ) -> PatchSampler:
+        """Build a sampler from a DIV2K-layout folder (``div2k.find_pairs`` + load)."""
+        from edsr_lab.data.div2k import find_pairs
+
+        pairs = find_pairs(root, split, scale, indices=indices)
+        return cls.from_pairs(pairs, scale, channels=channels, **kwargs)
+
+    # -- sampling
+
+    def draw(self, n: int | None = None) -> dict[str, torch.Tensor]:
+        """Draw the random choices of one batch (CPU int64 tensors of length n).
+
+        Keys: ``image`` (index), ``y``, ``x`` (top-left of the LR crop), ``k`` (transform).
+        """
+        n = self.batch_size if n is None else n
+        g = self.generator
+        image = torch.randint(self.num_images, (n,), generator=g)
+        # Uniform crop corner per image: floor(u * (number of valid corners)).
+        u = torch.rand((2, n), generator=g, dtype=torch.float64)
+        ny = self._lr.heights[image] - self.patch_size + 1
+        nx = self._lr.widths[image] - self.patch_size + 1
+        y = torch.minimum((u[0] * ny).long(), ny - 1)
+        x = torch.minimum((u[1] * nx).long(), nx - 1)
+        if self.augment:
+            k = torch.randint(N_DIHEDRAL, (n,), generator=g)
+        else:
+            k = torch.zeros(n, dtype=torch.long)
+        return {"image": image, "y": y, "x": x, "k": k}
+
+    def extract(
+        self, image: torch.Tensor, y: torch.Tensor, x: torch.Tensor, k: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cut the patches for given choices (see :meth:`draw`); returns float (lr, hr).
+
+        ``lr[b] == dihedral(lr_images[image[b]][:, y:y+p, x:x+p], k[b]) / 255`` and
+        ``hr[b]`` the same for the HR crop at (s*y, s*x) of size p*s.
+        """
+        params = torch.stack([torch.as_tensor(t, dtype=torch.long) for t in (image, y, x, k)])
+        image, y, x, k = params.to(self.device, non_blocking=True)  # one small copy
+        s = self.scale
+        lr = self._lr.gather(image, y, x, self._lr_maps[0][k], self._lr_maps[1][k])
+        hr = self._hr.gather(image, s * y, s * x, self._hr_maps[0][k], self._hr_maps[1][k])
+        return lr.float().div_(255.0), hr.float().div_(255.0)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """One batch: ``(lr, hr)`` float32 in [0, 1], (B, C, p, p) and (B, C, ps, ps)."""
+        d = self.draw()
+        return self.extract(d["image"], d["y"], d["x"], d["k"])
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        while True:
+            yield self.sample()
+
+    # -- reproducibility (resume a training run with the same patch stream)
+
+    def get_state(self) -> torch.Tensor:
+        """The random generator's state (save it with a checkpoint)."""
+        return self.generator.get_state()
+
+    def set_state(self, state: torch.Tensor) -> None:
+        """Restore a state from :meth:`get_state`."""
+        self.generator.set_state(state)
+
+    def __repr__(self) -> str:
+        return (
+            f"PatchSampler({self.num_images} images, x{self.scale}, patch {self.patch_size}, "
+            f"batch {self.batch_size}, augment={self.augment}, device={self.device}, "
+            f"{self.memory_bytes() / 2**20:.1f} MB uint8)"
+        )
+
+    def memory_bytes(self) -> int:
+        """Bytes of image data held on ``device``."""
+        return self._lr.data.numel() + self._hr.data.numel()
+
+
+def _dihedral_maps(p: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+    """(rows, cols), each (8, p, p) int64: source pixel of output (i, j) under transform k."""
+    grid = torch.arange(p * p).view(p, p)
+    idx = torch.stack([dihedral(grid, k) for k in range(N_DIHEDRAL)])
+    return (idx // p).to(device), (idx % p).to(device)
+
+
+class _Flat:
+    """Images (C, H_i, W_i) of any sizes, concatenated into one flat uint8 buffer."""
+
+    def __init__(self, images: Sequence[torch.Tensor], device: torch.device):
+        sizes = [img.numel() for img in images]
+        self.data = torch.empty(sum(sizes), dtype=torch.uint8, device=device)
+        offsets, start = [], 0
+        for img, n in zip(images, sizes, strict=True):
+            # Copy image by image, so the CPU never holds a second full copy.
+            self.data[start : start + n].copy_(img.reshape(-1))
+            offsets.append(start)
+            start += n
+        self.channels = int(images[0].shape[0])
+        # CPU copies for drawing crop corners; device copies for the gather.
+        self.heights = torch.tensor([int(img.shape[1]) for img in images])
+        self.widths = torch.tensor([int(img.shape[2]) for img in images])
+        self._offsets = torch.tensor(offsets, device=device)
+        self._widths = self.widths.to(device)
+        self._heights = self.heights.to(device)
+
+    def gather(
+        self,
+        image: torch.Tensor,
+        y: torch.Tensor,
+        x: torch.Tensor,
+        rows: torch.Tensor,
+        cols: torch.Tensor,
+    ) -> torch.Tensor:
+        """Crops (B, C, p, p) uint8: out[b, c, i, j] = img[image[b]][c, y+rows, x+cols]."""
+        b = image.shape[0]
+        w = self._widths[image].view(b, 1, 1, 1)
+        plane = (self._heights[image] * self._widths[image]).view(b, 1, 1, 1)
+        c = torch.arange(self.channels, device=image.device).view(1, -1, 1, 1)
+        index = (
+            self._offsets[image].view(b, 1, 1, 1)
+            + c * plane
+            + (y.view(b, 1, 1, 1) + rows.unsqueeze(1)) * w
+            + x.view(b, 1, 1, 1)
+            + cols.unsqueeze(1)
+        )
+        return self.data[index]
