@@ -1,0 +1,347 @@
+"""Tests of edsr_lab.train with a tiny model and a stub sampler (CPU, seconds)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from edsr_lab.errors import CheckpointError
+from edsr_lab.train import (
+    CheckpointExistsError,
+    History,
+    TrainConfig,
+    activation_memory,
+    conv_flops,
+    load_training_checkpoint,
+    measure_step,
+    train,
+)
+
+
+class TinySR(nn.Module):
+    """conv -> PixelShuffle: the smallest sub-pixel SR network."""
+
+    def __init__(self, scale: int = 2, bn: bool = False, feats: int = 8):
+        super().__init__()
+        self.scale = scale
+        self.head = nn.Conv2d(3, feats, 3, padding=1)
+        self.bn = nn.BatchNorm2d(feats) if bn else nn.Identity()
+        self.act = nn.ReLU()
+        self.tail = nn.Conv2d(feats, 3 * scale * scale, 3, padding=1)
+        self.shuffle = nn.PixelShuffle(scale)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shuffle(self.tail(self.act(self.bn(self.head(x)))))
+
+
+class StubSampler:
+    """Random HR patches; LR = 2x2 average (a task a conv + shuffle can learn).
+
+    Deterministic given the seed, and it saves/restores its RNG like a real sampler should.
+    """
+
+    def __init__(self, scale: int = 2, batch: int = 4, patch: int = 8, seed: int = 0):
+        self.scale, self.batch, self.patch = scale, batch, patch
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
+        p = self.patch * self.scale
+        hr = torch.rand(self.batch, 3, p, p, generator=self.gen)
+        hr = F.interpolate(F.avg_pool2d(hr, 4), scale_factor=4, mode="bilinear")  # smooth
+        lr = F.avg_pool2d(hr, self.scale)
+        return lr, hr
+
+    def state_dict(self) -> dict:
+        return {"gen": self.gen.get_state()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.gen.set_state(state["gen"])
+
+
+def _model(seed: int = 0, **kw) -> TinySR:
+    torch.manual_seed(seed)
+    return TinySR(**kw)
+
+
+def _cfg(**kw) -> TrainConfig:
+    base = {"iters": 30, "lr": 1e-3, "log_every": 10, "amp": "off"}
+    base.update(kw)
+    return TrainConfig(**base)
+
+
+def test_config_defaults_are_the_papers():
+    cfg = TrainConfig()
+    assert (cfg.batch_size, cfg.patch_size, cfg.loss) == (16, 48, "l1")
+    assert (cfg.lr, cfg.lr_decay_every, cfg.lr_gamma) == (1e-4, 200_000, 0.5)
+    assert cfg.betas == (0.9, 0.999) and cfg.eps == 1e-8
+    assert TrainConfig.paper_recipe().iters == 300_000
+    assert TrainConfig.paper_recipe(final=True).iters == 1_000_000
+    q = TrainConfig.quick(30)
+    assert q.iters == 30 and q.lr_decay_every == 20 and q.lr == 1e-4
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [("loss", "l3"), ("amp", "fp16"), ("iters", 0), ("lr", 0.0), ("grad_clip", -1.0)],
+)
+def test_config_rejects_bad_values(field, value):
+    with pytest.raises(ValueError, match=field):
+        train(_model(), StubSampler(), _cfg(**{field: value}), progress=False, device="cpu")
+
+
+def test_bf16_on_cpu_is_a_clear_error():
+    with pytest.raises(ValueError, match="CUDA"):
+        train(_model(), StubSampler(), _cfg(amp="bf16"), progress=False, device="cpu")
+
+
+def test_training_reduces_loss_and_records_history():
+    h = train(_model(), StubSampler(), _cfg(iters=60, lr=3e-3), progress=False, device="cpu")
+    assert isinstance(h, History) and len(h) == 60
+    assert h.step == list(range(1, 61))
+    first, last = sum(h.loss[:5]) / 5, sum(h.loss[-5:]) / 5
+    assert last < 0.5 * first, (first, last)
+    assert all(math.isfinite(g) and g > 0 for g in h.grad_norm)
+    assert h.time == sorted(h.time)
+    assert not h.diverged and h.diverged_step is None
+    assert h.config["iters"] == 60
+
+
+def test_loss_selection_l1_vs_l2():
+    h1 = train(_model(), StubSampler(), _cfg(iters=1, loss="l1"), progress=False, device="cpu")
+    h2 = train(_model(), StubSampler(), _cfg(iters=1, loss="l2"), progress=False, device="cpu")
+    # Recompute the first step's loss by hand: same init, same batch.
+    model, (lr, hr) = _model(), StubSampler().sample()
+    with torch.no_grad():
+        sr = model(lr)
+    assert h1.loss[0] == pytest.approx(F.l1_loss(sr, hr).item(), rel=1e-5)
+    assert h2.loss[0] == pytest.approx(F.mse_loss(sr, hr).item(), rel=1e-5)
+    assert h1.loss[0] != pytest.approx(h2.loss[0])
+
+
+def test_lr_halves_every_decay_period():
+    h = train(_model(), StubSampler(), _cfg(iters=12, lr_decay_every=5), progress=False)
+    assert h.lr == [1e-3] * 5 + [5e-4] * 5 + [2.5e-4] * 2
+
+
+def test_overrides_by_keyword():
+    h = train(_model(), StubSampler(), None, iters=3, amp="off", progress=False, device="cpu")
+    assert len(h) == 3 and h.lr[0] == 1e-4
+
+
+def test_divergence_is_reported_not_raised(capsys):
+    h = train(
+        _model(), StubSampler(), _cfg(iters=50, lr=1e30, loss="l2"), progress=True, device="cpu"
+    )
+    assert h.diverged
+    assert h.diverged_step is not None and h.diverged_step < 50
+    assert h.step[-1] == h.diverged_step and not math.isfinite(h.loss[-1])
+    assert "diverged" in capsys.readouterr().out
+
+
+def test_spikes_are_recorded():
+    class SpikySampler(StubSampler):
+        calls = 0
+
+        def sample(self):
+            lr, hr = super().sample()
+            self.calls += 1
+            if self.calls == 25:
+                hr = hr + 50.0  # one absurd batch: loss jumps far above the median
+            return lr, hr
+
+    h = train(_model(), SpikySampler(), _cfg(iters=30, lr=1e-4), progress=False, device="cpu")
+    assert not h.diverged
+    assert [s for s, _ in h.spikes] == [25]
+
+
+def test_eval_fn_and_callback():
+    seen_modes = []
+
+    def eval_fn(model):
+        seen_modes.append(model.training)
+        return {"psnr": 20.0 + len(seen_modes)}
+
+    calls = []
+
+    def callback(step, history):
+        calls.append((step, len(history)))
+        return step >= 20  # stop early
+
+    model = _model()
+    h = train(
+        model,
+        StubSampler(),
+        _cfg(iters=40, eval_every=10),
+        eval_fn=eval_fn,
+        callback=callback,
+        progress=False,
+    )
+    assert calls == [(10, 10), (20, 20)]
+    assert h.stopped_early and len(h) == 20
+    assert [e["step"] for e in h.evals] == [10, 20]
+    assert h.eval_series("psnr") == ([10, 20], [21.0, 22.0])
+    assert seen_modes == [False, False] and model.training
+
+
+def test_resume_gives_identical_lr_and_losses(tmp_path):
+    cfg = _cfg(iters=20, lr=1e-3, lr_decay_every=7)
+    full = train(_model(), StubSampler(), cfg, progress=False, device="cpu")
+
+    path = tmp_path / "run.pt"
+    first = train(_model(), StubSampler(), cfg, iters=9, checkpoint_path=str(path), progress=False)
+    assert len(first) == 9 and path.is_file()
+    # A fresh model/sampler, as after a restart: everything comes from the checkpoint.
+    resumed = train(
+        _model(seed=123),
+        StubSampler(seed=999),
+        cfg,
+        checkpoint_path=str(path),
+        resume_from=path,
+        progress=False,
+    )
+    assert resumed.step == full.step
+    assert resumed.lr == full.lr  # the official code's resume bug: lr restarted at 1e-4
+    assert resumed.lr[9] == 1e-3 * 0.5  # step 10 is after the first decay (every 7)
+    assert resumed.loss == pytest.approx(full.loss, rel=1e-6, abs=1e-9)
+    ckpt = load_training_checkpoint(path)
+    assert ckpt["step"] == 20
+
+
+def test_checkpoint_is_weights_only_loadable_and_complete(tmp_path):
+    path = tmp_path / "sub" / "ckpt.pt"
+    model = _model()
+    train(
+        model,
+        StubSampler(),
+        _cfg(iters=10, checkpoint_every=4, checkpoint_path=str(path)),
+        progress=False,
+    )
+    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    assert ckpt["step"] == 10
+    assert set(ckpt) >= {"model", "optimizer", "scheduler", "config", "history", "sampler"}
+    assert ckpt["config"]["iters"] == 10 and len(ckpt["history"]["loss"]) == 10
+    fresh = _model(seed=5)
+    fresh.load_state_dict(ckpt["model"])
+    for a, b in zip(fresh.parameters(), model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    # Atomic: no temporary files are left next to the checkpoint.
+    assert [p.name for p in path.parent.iterdir()] == ["ckpt.pt"]
+
+
+def test_refuses_to_overwrite_another_runs_checkpoint(tmp_path):
+    path = tmp_path / "run.pt"
+    path.write_bytes(b"someone else's precious checkpoint")
+    with pytest.raises(CheckpointExistsError, match="overwrite=True") as info:
+        train(_model(), StubSampler(), _cfg(iters=2, checkpoint_path=str(path)), progress=False)
+    assert isinstance(info.value, FileExistsError)
+    assert path.read_bytes() == b"someone else's precious checkpoint"
+    train(
+        _model(),
+        StubSampler(),
+        _cfg(iters=2, checkpoint_path=str(path), overwrite=True),
+        progress=False,
+    )
+    assert load_training_checkpoint(path)["step"] == 2
+
+
+def test_checkpoint_every_needs_a_path():
+    with pytest.raises(ValueError, match="checkpoint_path"):
+        train(_model(), StubSampler(), _cfg(checkpoint_every=5), progress=False)
+
+
+def test_resume_errors_are_clear(tmp_path):
+    with pytest.raises(CheckpointError, match="does not exist"):
+        train(_model(), StubSampler(), _cfg(), resume_from=tmp_path / "nope.pt", progress=False)
+    bad = tmp_path / "bad.pt"
+    torch.save({"weights": torch.zeros(1)}, bad)
+    with pytest.raises(CheckpointError, match="not an edsr_lab training checkpoint"):
+        train(_model(), StubSampler(), _cfg(), resume_from=bad, progress=False)
+    good = tmp_path / "good.pt"
+    train(_model(), StubSampler(), _cfg(iters=2, checkpoint_path=str(good)), progress=False)
+    with pytest.raises(CheckpointError, match="does not fit"):
+        train(_model(feats=4), StubSampler(), _cfg(iters=4), resume_from=good, progress=False)
+
+
+def test_scale_mismatch_is_caught_before_training():
+    with pytest.raises(ValueError, match="scale"):
+        train(_model(scale=3), StubSampler(scale=2), _cfg(iters=2), progress=False)
+
+
+def test_grad_clip_bounds_the_update():
+    h = train(_model(), StubSampler(), _cfg(iters=5, grad_clip=1e-3), progress=False)
+    assert len(h) == 5 and all(g > 1e-3 for g in h.grad_norm)  # norms are pre-clipping
+
+
+def test_history_roundtrip_and_smoothing():
+    h = History(step=[1, 2, 3], loss=[3.0, 1.0, 2.0], lr=[1.0] * 3, time=[0.1, 0.2, 0.3])
+    h.grad_norm = [1.0] * 3
+    h.spikes = [(2, 1.0)]
+    back = History.from_dict(h.to_dict())
+    assert back == h
+    assert h.smoothed("loss", window=2) == [3.0, 2.0, 1.5]
+    assert "3 steps" in repr(h)
+
+
+def test_activation_memory_is_larger_with_batch_norm():
+    x = torch.rand(2, 3, 16, 16)
+    plain = activation_memory(_model(), x)
+    with_bn = activation_memory(_model(bn=True), x)
+    assert plain > 0
+    # BN saves its input, and its output is a new tensor saved by the next layer.
+    assert with_bn >= plain + 2 * 8 * 16 * 16 * 4
+    assert activation_memory(_model(), torch.rand(4, 3, 16, 16)) == 2 * plain
+
+
+def test_conv_flops_by_hand():
+    model = _model()
+    x = torch.rand(1, 3, 10, 10)
+    head = 2 * (8 * 10 * 10) * 3 * 9
+    tail = 2 * (12 * 10 * 10) * 8 * 9
+    assert conv_flops(model, x) == head + tail
+
+
+def test_measure_step_reports_speed():
+    model = _model()
+    before = [p.clone() for p in model.parameters()]
+    r = measure_step(model, steps=3, warmup=1, batch_size=2, patch_size=8, device="cpu")
+    assert r["it_per_s"] > 0 and r["ms_per_step"] == pytest.approx(1e3 / r["it_per_s"])
+    assert len(r["ms_per_step_all"]) == 3
+    assert r["peak_mem_bytes"] is None and r["activation_bytes"] > 0
+    for a, b in zip(before, model.parameters(), strict=True):
+        assert torch.equal(a, b)  # the caller's model is not trained
+
+
+def test_bench_script_runs_tiny(capsys):
+    import importlib.util
+
+    from edsr_lab.config import PROJECT_ROOT
+
+    path = PROJECT_ROOT / "benchmarks" / "bench_train.py"
+    spec = importlib.util.spec_from_file_location("bench_train", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    rows = bench.main(["--device", "cpu", "--tiny", "--steps", "2", "--warmup", "0"])
+    assert [r["model"] for r in rows] == ["edsr_baseline_x2", "edsr_x2", "edsr_x4"]
+    for r in rows:
+        assert r["reference"]["it_per_s"] > 0 and r["tuned"]["it_per_s"] > 0
+        assert r["tflop_per_step"] > 0 and r["ratio"] > 0
+    out = capsys.readouterr().out
+    assert "reference it/s" in out and "edsr_x4" in out
+
+
+def test_diverged_weights_are_never_checkpointed(tmp_path):
+    path = tmp_path / "run.pt"
+    h = train(
+        _model(),
+        StubSampler(),
+        _cfg(iters=50, lr=1e30, loss="l2", checkpoint_every=1, checkpoint_path=str(path)),
+        progress=False,
+    )
+    assert h.diverged
+    ckpt = load_training_checkpoint(path)
+    assert ckpt["step"] == h.diverged_step - 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())

@@ -1,0 +1,124 @@
+"""Tests of edsr_lab.viz: figures are built without a display (Agg) and without pyplot."""
+
+from __future__ import annotations
+
+import io
+import math
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from edsr_lab.train import History  # noqa: E402
+from edsr_lab.viz import VizInputError, plot_history, show_images  # noqa: E402
+
+
+def _images():
+    g = torch.Generator().manual_seed(0)
+    hr = torch.rand(3, 24, 18, generator=g)
+    return {
+        "LR": hr[:, ::3, ::3].clone(),
+        "SR": (hr + 0.05).clamp(0, 1),
+        "gray": hr.mean(0, keepdim=True),
+        "HR": hr,
+    }
+
+
+def _render(fig: Figure) -> np.ndarray:
+    """Draw the figure to PNG (as a notebook or savefig would) and read it back."""
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    buf.seek(0)
+    return np.asarray(Image.open(buf))
+
+
+def test_show_images_with_zoom_row():
+    n_before = len(plt.get_fignums())
+    fig = show_images(_images(), crop=(3, 6, 6, 9), reference="HR", scale=3)
+    assert isinstance(fig, Figure)
+    assert len(fig.axes) == 8  # 4 images + 4 zoomed crops
+    titles = [ax.get_title() for ax in fig.axes[:4]]
+    assert titles[0] == "LR" and titles[3] == "HR"  # LR is a different size: no PSNR
+    assert titles[1].startswith("SR\n") and titles[1].endswith("dB")
+    # The LR image is displayed at HR size, so its crop has the HR crop's shape.
+    crops = [ax.get_images()[0].get_array().shape for ax in fig.axes[4:]]
+    assert crops[0][:2] == crops[3][:2] == (6, 9)
+    assert _render(fig).shape[2] == 4
+    assert len(plt.get_fignums()) == n_before  # not registered with pyplot
+
+
+def test_show_images_list_inset_and_explicit_psnr():
+    imgs = list(_images().values())
+    fig = show_images(
+        imgs, titles=["a", "b", "c", "d"], crop=(0, 0, 4, 4), zoom="inset", psnr={"b": 31.234}
+    )
+    assert [ax.get_title() for ax in fig.axes[:4]] == ["a", "b\n31.23 dB", "c", "d"]
+    _render(fig)
+    fig2 = show_images([torch.rand(1, 1, 8, 8), torch.rand(8, 8)])  # (1,C,H,W) and (H,W)
+    assert len(fig2.axes) == 2
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"crop": (20, 0, 10, 10)}, "not inside"),
+        ({"zoom": "side"}, "zoom"),
+        ({"reference": "nope", "scale": 2}, "reference"),
+    ],
+)
+def test_show_images_bad_arguments(kwargs, match):
+    with pytest.raises(VizInputError, match=match):
+        show_images(_images(), **kwargs)
+
+
+def test_show_images_rejects_four_channels():
+    with pytest.raises(VizInputError, match="channels"):
+        show_images([torch.rand(4, 8, 8)])
+
+
+def _history(n: int = 100, diverge: bool = False) -> History:
+    loss = [1.0 / (i + 1) for i in range(n)]
+    h = History(
+        step=list(range(1, n + 1)),
+        loss=loss,
+        lr=[1e-4] * n,
+        time=[0.01 * i for i in range(n)],
+        grad_norm=[1.0] * n,
+    )
+    h.evals = [{"step": 50, "psnr": 30.0}, {"step": 100, "psnr": 31.0}]
+    h.spikes = [(40, 0.5)]
+    if diverge:
+        h.loss[-1] = math.nan
+        h.diverged, h.diverged_step = True, n
+    return h
+
+
+def test_plot_history_variants():
+    fig = plot_history({"L1": _history(), "L2": _history(diverge=True)})
+    ax = fig.axes[0]
+    assert ax.get_yscale() == "log" and ax.get_ylabel() == "loss"
+    assert {t.get_text() for t in ax.get_legend().get_texts()} == {"L1", "L2"}
+    assert any(t.get_text() == "diverged" for t in ax.texts)
+    _render(fig)
+    fig = plot_history(_history(), key="psnr")
+    (line,) = fig.axes[0].get_lines()
+    assert list(line.get_xdata()) == [50, 100] and fig.axes[0].get_yscale() == "linear"
+    fig = _history().plot(key="lr", smooth=0)
+    assert fig.axes[0].get_ylabel() == "lr"
+    empty = plot_history([History()], key="psnr")
+    assert "no 'psnr'" in empty.axes[0].texts[0].get_text()
+
+
+def test_plot_history_into_existing_axes():
+    fig = Figure()
+    ax = fig.add_subplot()
+    assert plot_history(_history(), ax=ax) is fig
+    with pytest.raises(VizInputError):
+        plot_history(42)
