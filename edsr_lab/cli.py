@@ -87,6 +87,34 @@ def _cmd_course(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_download_div2k(args: argparse.Namespace) -> int:
+    from edsr_lab.data import div2k
+
+    root = div2k.download_div2k(args.root, parts=args.parts, base_url=args.base_url)
+    pairs = div2k.find_pairs(root, split="train", scale=2)
+    print(f"DIV2K ready in {root} ({len(pairs)} training pairs at x2)")
+    return 0
+
+
+def _cmd_make_dataset(args: argparse.Namespace) -> int:
+    from edsr_lab.data import div2k
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r  {done}/{total} images", end="\n" if done == total else "", flush=True)
+
+    root = div2k.make_div2k_layout(
+        args.src,
+        args.dst,
+        scales=args.scales,
+        split=args.split,
+        first_index=args.first_index,
+        overwrite=args.overwrite,
+        progress=progress,
+    )
+    print(f"DIV2K layout written to {root} (scales {args.scales}, split {args.split})")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +128,30 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="force quick mode (EDSR_LAB_QUICK=1)")
     p.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
     p.set_defaults(func=_cmd_course)
+
+    from edsr_lab.data import div2k
+
+    p = sub.add_parser("download-div2k", help="download and extract DIV2K (default ~7 GB)")
+    p.add_argument("--root", default=None, help="destination (default: data/DIV2K)")
+    p.add_argument(
+        "--parts",
+        nargs="+",
+        default=list(div2k.DEFAULT_PARTS),
+        choices=div2k.DIV2K_PARTS,
+        metavar="PART",
+        help=f"which zips (default: {' '.join(div2k.DEFAULT_PARTS)})",
+    )
+    p.add_argument("--base-url", default=div2k.DIV2K_URL, help="a mirror serving the same zips")
+    p.set_defaults(func=_cmd_download_div2k)
+
+    p = sub.add_parser("make-dataset", help="any folder of HR images -> the DIV2K layout")
+    p.add_argument("src", help="folder (or file) of HR images")
+    p.add_argument("dst", help="dataset root to create")
+    p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
+    p.add_argument("--split", default="train", choices=["train", "valid"])
+    p.add_argument("--first-index", type=int, default=1, help="DIV2K: 1 for train, 801 for valid")
+    p.add_argument("--overwrite", action="store_true", help="replace files that already exist")
+    p.set_defaults(func=_cmd_make_dataset)
     return parser
 
 
