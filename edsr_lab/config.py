@@ -78,9 +78,7 @@ def cache_dir() -> Path:
 
 def checkpoint_dir() -> Path:
     """Where checkpoints are saved (``$EDSR_LAB_CHECKPOINTS`` or ``<repo>/checkpoints``)."""
-    return Path(
-        os.environ.get("EDSR_LAB_CHECKPOINTS", PROJECT_ROOT / "checkpoints")
-    ).expanduser()
+    return Path(os.environ.get("EDSR_LAB_CHECKPOINTS", PROJECT_ROOT / "checkpoints")).expanduser()
 
 
 def describe() -> dict[str, str]:

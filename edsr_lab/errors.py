@@ -39,3 +39,19 @@ class CheckpointError(EdsrLabError, ValueError):
 
 class ModelInputError(EdsrLabError, ValueError):
     """A tensor given to a model has the wrong shape, dtype, channel count or range."""
+
+
+class VizInputError(EdsrLabError, ValueError):
+    """An image or argument given to a plotting function cannot be drawn."""
+
+
+class DatasetExistsError(DatasetError, FileExistsError):
+    """A file that would be written already exists (pass ``overwrite=True`` to replace it)."""
+
+
+class SizeMismatchError(EdsrLabError, ValueError):
+    """An image does not have the shape or channel count the operation needs."""
+
+
+class CheckpointExistsError(EdsrLabError, FileExistsError):
+    """Training would overwrite a checkpoint that belongs to another run."""

@@ -30,7 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edsr_lab.errors import EdsrLabError
+from edsr_lab.errors import SizeMismatchError
 
 __all__ = [
     "EvalResult",
@@ -40,10 +40,6 @@ __all__ = [
     "evaluate",
     "super_resolve",
 ]
-
-
-class SizeMismatchError(EdsrLabError, ValueError):
-    """An image does not have the shape or channel count the operation needs."""
 
 
 # ----------------------------------------------------------------------------------------

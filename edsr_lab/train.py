@@ -46,7 +46,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edsr_lab.errors import CheckpointError, EdsrLabError
+from edsr_lab.errors import CheckpointError, CheckpointExistsError
 
 __all__ = [
     "CheckpointExistsError",
@@ -64,10 +64,6 @@ __all__ = [
 
 #: Format tag written into every training checkpoint (bump when the layout changes).
 CHECKPOINT_FORMAT = "edsr_lab.train/1"
-
-
-class CheckpointExistsError(EdsrLabError, FileExistsError):
-    """Training would overwrite a checkpoint that belongs to another run."""
 
 
 # ----------------------------------------------------------------------------------------

@@ -28,13 +28,9 @@ import torch.nn.functional as F
 from matplotlib.figure import Figure
 from matplotlib.patches import Rectangle
 
-from edsr_lab.errors import EdsrLabError
+from edsr_lab.errors import VizInputError
 
 __all__ = ["plot_history", "show_images"]
-
-
-class VizInputError(EdsrLabError, ValueError):
-    """An image or argument given to a plotting function cannot be drawn."""
 
 
 def _to_chw(img: Any, name: str) -> torch.Tensor:

@@ -45,7 +45,7 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from edsr_lab import config
-from edsr_lab.errors import DatasetError
+from edsr_lab.errors import DatasetError, DatasetExistsError
 
 #: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -85,10 +85,6 @@ MINI_VALID = ("natural_coffee", "texture_gravel")
 _MINI_VERSION = 1
 
 FIX_DOWNLOAD = "python -m edsr_lab download-div2k --root {root}"
-
-
-class DatasetExistsError(DatasetError, FileExistsError):
-    """A file that would be written already exists (pass ``overwrite=True`` to replace it)."""
 
 
 # ----------------------------------------------------------------------------- helpers
