@@ -1,0 +1,70 @@
+"""The command line: each command does its job, and bad input gives one clear line, exit 2."""
+
+from __future__ import annotations
+
+import torch
+
+from edsr_lab import cli
+from edsr_lab.data import find_pairs
+from edsr_lab.io import load_image
+from edsr_lab.models import EDSR, save_checkpoint
+
+
+def test_info_reports_environment_and_missing_div2k(capsys, tmp_path, monkeypatch):
+    monkeypatch.setenv("EDSR_LAB_DATA", str(tmp_path))
+    assert cli.main(["info"]) == 0
+    out = capsys.readouterr().out
+    assert "torch" in out and "quick mode" in out
+    assert "DIV2K train: not found" in out
+
+
+def test_make_dataset_builds_div2k_layout_and_refuses_to_overwrite(capsys, tmp_path):
+    src = tmp_path / "hr"
+    src.mkdir()
+    from edsr_lab.data import sample_path
+
+    for name in ("natural_chelsea", "gray_camera"):
+        (src / f"{name}.png").write_bytes(sample_path(name).read_bytes())
+    dst = tmp_path / "set"
+    assert cli.main(["make-dataset", str(src), str(dst), "--scales", "2", "4"]) == 0
+    assert len(find_pairs(dst, split="train", scale=4)) == 2
+    assert cli.main(["make-dataset", str(src), str(dst), "--scales", "2"]) == 2
+    assert "overwrite" in capsys.readouterr().err
+
+
+def test_upscale_writes_sr_images_and_never_overwrites(capsys, tmp_path):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(EDSR(n_resblocks=1, n_feats=8, scale=3), tmp_path / "tiny.pt")
+    from edsr_lab.data import sample_path
+
+    image = sample_path("rgba_coffee")
+    out = tmp_path / "out"
+    args = ["upscale", str(image), "--checkpoint", str(ckpt), "--out", str(out), "--tile", "64"]
+    assert cli.main(args) == 0
+    sr = load_image(out / "rgba_coffee_x3.png")
+    lr = load_image(image)
+    assert sr.shape == (3, 3 * lr.shape[1], 3 * lr.shape[2])
+    before = (out / "rgba_coffee_x3.png").read_bytes()
+    assert cli.main(args) == 2
+    assert "--overwrite" in capsys.readouterr().err
+    assert (out / "rgba_coffee_x3.png").read_bytes() == before
+
+
+def test_bad_inputs_give_one_line_and_exit_2(capsys, tmp_path):
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("hello")
+    ckpt = tmp_path / "page.pt"
+    ckpt.write_text("<html>404</html>")
+    assert cli.main(["upscale", str(not_image), "--checkpoint", str(ckpt)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and "page.pt" in err and "Traceback" not in err
+
+
+def test_course_lists_notebooks_in_order(tmp_path):
+    for name in ("10_x.ipynb", "02_b.ipynb", "00_a.ipynb", "notes.ipynb"):
+        (tmp_path / name).write_text("{}")
+    assert [p.name for p in cli.notebooks_in_order(tmp_path)] == [
+        "00_a.ipynb",
+        "02_b.ipynb",
+        "10_x.ipynb",
+    ]
