@@ -33,6 +33,25 @@ from edsr_lab.errors import VizInputError
 __all__ = ["plot_history", "show_images"]
 
 
+def _enable_notebook_display() -> None:
+    """Let Jupyter draw our Figures as PNG even if pyplot was never imported.
+
+    IPython registers its PNG formatter for ``Figure`` only once pyplot or ``%matplotlib``
+    set up the inline backend; without it a returned Figure shows as ``<Figure size ...>``.
+    """
+    try:
+        from IPython import get_ipython
+        from IPython.core.pylabtools import select_figure_formats
+    except ImportError:  # plain Python: nothing to register
+        return
+    shell = get_ipython()
+    if shell is not None and hasattr(shell, "display_formatter"):
+        select_figure_formats(shell, {"png"})
+
+
+_enable_notebook_display()
+
+
 def _to_chw(img: Any, name: str) -> torch.Tensor:
     if isinstance(img, np.ndarray):
         img = torch.from_numpy(img)
