@@ -894,18 +894,24 @@ def activation_memory(model: nn.Module, x: torch.Tensor) -> int:
 def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
     """Floating-point operations of the convolutions in one forward pass on ``x``.
 
-    Each ``nn.Conv2d`` costs 2 x MACs = 2 x out_elements x (in_channels / groups) x kh x kw
-    (bias and activations are negligible next to it). A training step costs about 3x this
+    Each ``nn.Conv2d`` costs 2 x MACs = 2 x out_elements x (in_channels / groups) x kh x kw;
+    each ``nn.ConvTranspose2d`` (every input pixel scatters a kh x kw kernel to every output
+    channel) 2 x in_elements x (out_channels / groups) x kh x kw. Bias and activations are
+    negligible next to it. A training step costs about 3x this
     (forward, plus backward for inputs and for weights). Used for TFLOP/s estimates.
     """
     total = 0
 
-    def hook(module: nn.Conv2d, _inp: Any, out: torch.Tensor) -> None:
+    def hook(module: nn.Conv2d | nn.ConvTranspose2d, inp: Any, out: torch.Tensor) -> None:
         nonlocal total
         kh, kw = module.kernel_size
-        total += 2 * out.numel() * (module.in_channels // module.groups) * kh * kw
+        if isinstance(module, nn.ConvTranspose2d):
+            total += 2 * inp[0].numel() * (module.out_channels // module.groups) * kh * kw
+        else:
+            total += 2 * out.numel() * (module.in_channels // module.groups) * kh * kw
 
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, nn.Conv2d)]
+    convs = (nn.Conv2d, nn.ConvTranspose2d)
+    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, convs)]
     try:
         with torch.no_grad():
             model(x)

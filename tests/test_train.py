@@ -345,3 +345,22 @@ def test_diverged_weights_are_never_checkpointed(tmp_path):
     ckpt = load_training_checkpoint(path)
     assert ckpt["step"] == h.diverged_step - 1
     assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_conv_flops_counts_transposed_convolutions_too():
+    from edsr_lab.train import conv_flops
+
+    x = torch.empty(2, 4, 5, 7, device="meta")
+    deconv = torch.nn.ConvTranspose2d(4, 6, kernel_size=3, stride=2).to("meta")
+    # every input pixel scatters a 3x3 kernel into each of the 6 output channels
+    assert conv_flops(deconv, x) == 2 * (2 * 4 * 5 * 7) * 6 * 3 * 3
+    conv = torch.nn.Conv2d(4, 6, kernel_size=3, padding=1).to("meta")
+    assert conv_flops(conv, x) == 2 * (2 * 6 * 5 * 7) * 4 * 3 * 3
+
+
+def test_conv_flops_of_a_model_in_eval_mode_on_meta():
+    from edsr_lab.models import edsr_baseline
+    from edsr_lab.train import conv_flops
+
+    model = edsr_baseline(2).eval().to("meta")
+    assert conv_flops(model, torch.empty(1, 3, 48, 48, device="meta")) > 0
