@@ -74,7 +74,8 @@ def _is_multiscale(model: nn.Module) -> bool:
     return isinstance(scales, (list, tuple)) and len(scales) > 0
 
 
-def _expected_channels(model: nn.Module) -> int | None:
+def input_channels(model: nn.Module) -> int | None:
+    """Channels ``model`` expects: its ``n_colors``, else its first conv's; None if unknown."""
     n = getattr(model, "n_colors", None)
     if n is not None:
         return int(n)
@@ -188,7 +189,7 @@ def super_resolve(
     single = lr.dim() == 3
     x = lr.unsqueeze(0) if single else lr
 
-    expected = _expected_channels(model)
+    expected = input_channels(model)
     if expected is not None and x.shape[1] != expected:
         hint = (
             "drop or composite the alpha channel: edsr_lab.io.load_image(path, channels=3)"

@@ -75,6 +75,10 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
         (..., 1, H, W): ``(16 + 65.481 R + 128.553 G + 24.966 B) / 255``, in
         [16/255, 235/255]; a 1-channel input is returned unchanged. Not rounded (MATLAB
         returns double Y for double input).
+
+    Note: a grey image stored as 3 equal channels gets Y = 16/255 + (219/255) * grey, a
+    contrast of 219/255, so its Y-channel PSNR is 20 log10(255/219) = 1.32 dB higher than
+    the same image scored as 1 channel. Compare grey results only within one convention.
     """
     _check_float(x, "rgb_to_y: x")
     if x.dim() < 3 or x.shape[-3] not in (1, 3):

@@ -47,6 +47,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError
+from edsr_lab.evaluate import input_channels
 
 __all__ = [
     "CheckpointExistsError",
@@ -760,16 +761,6 @@ def _model_scale(model: nn.Module) -> int | None:
     return int(scale) if scale is not None else None
 
 
-def _n_colors(model: nn.Module) -> int:
-    n = getattr(model, "n_colors", None)
-    if n is not None:
-        return int(n)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    return 3
-
-
 def measure_step(
     model: nn.Module,
     batch: Any = None,
@@ -818,7 +809,7 @@ def measure_step(
         s = scale or _model_scale(model)
         if s is None:
             raise ValueError("measure_step: pass scale= (the model has no .scale attribute)")
-        c = _n_colors(model)
+        c = input_channels(model) or 3
         g = torch.Generator().manual_seed(0)
         lr = torch.rand(batch_size, c, patch_size, patch_size, generator=g)
         hr = torch.rand(batch_size, c, patch_size * s, patch_size * s, generator=g)
