@@ -171,3 +171,19 @@ def test_cuda_matches_cpu():
     lr_g, hr_g = gpu.sample()
     assert lr_g.is_cuda and hr_g.is_cuda
     assert torch.equal(lr_g.cpu(), lr_c) and torch.equal(hr_g.cpu(), hr_c)
+
+
+def test_center_crop_pair_is_aligned_and_checks_sizes():
+    from edsr_lab.data import center_crop_pair
+
+    lr = torch.arange(2 * 7 * 9, dtype=torch.float32).reshape(2, 7, 9)
+    hr = lr.repeat_interleave(3, dim=-2).repeat_interleave(3, dim=-1)
+    hr_c, lr_c = center_crop_pair(hr, lr, 3, 3)
+    assert lr_c.shape == (2, 3, 3) and hr_c.shape == (2, 9, 9)
+    assert torch.equal(lr_c, lr[:, 2:5, 3:6])
+    assert torch.equal(hr_c, lr_c.repeat_interleave(3, dim=-2).repeat_interleave(3, dim=-1))
+    assert center_crop_pair(hr, lr, None, 3) == (hr, lr)
+    with pytest.raises(ValueError, match="modcrop"):
+        center_crop_pair(hr[:, :-1], lr, 3, 3)
+    with pytest.raises(ValueError, match="crop size 8"):
+        center_crop_pair(hr, lr, 8, 3)

@@ -18,7 +18,7 @@ from edsr_lab.data.div2k import (
     mini_div2k,
     safe_extract,
 )
-from edsr_lab.data.patches import PatchSampler, dihedral, inverse_dihedral
+from edsr_lab.data.patches import PatchSampler, center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.data.samples import list_samples, load_sample, sample_names, sample_path
 
 __all__ = [
@@ -27,6 +27,7 @@ __all__ = [
     "DIV2K_URL",
     "DatasetExistsError",
     "PatchSampler",
+    "center_crop_pair",
     "dihedral",
     "download_div2k",
     "find_pairs",

@@ -50,6 +50,38 @@ def inverse_dihedral(x: torch.Tensor, k: int) -> torch.Tensor:
     return x
 
 
+def center_crop_pair(
+    hr: torch.Tensor, lr: torch.Tensor, size: int | None, scale: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """The central ``size`` x ``size`` LR crop and the HR region it was made from.
+
+    Scoring crops instead of whole images keeps quick-mode evaluation fast; the crops stay
+    aligned (LR pixel (y, x) covers HR pixels (s*y .. s*y+s-1, s*x .. s*x+s-1)).
+
+    Args:
+        hr: (..., C, s*h, s*w) tensor, any dtype.
+        lr: (..., C, h, w) tensor of the same image.
+        size: LR crop side in pixels; None returns (hr, lr) unchanged.
+        scale: the integer scale s.
+
+    Returns:
+        (hr_crop (..., C, s*size, s*size), lr_crop (..., C, size, size)), views of the inputs.
+    """
+    h, w = lr.shape[-2:]
+    if tuple(hr.shape[-2:]) != (h * scale, w * scale):
+        raise ValueError(
+            f"HR {tuple(hr.shape)} is not {scale}x LR {tuple(lr.shape)}; crop HR with "
+            "edsr_lab.resize.modcrop first"
+        )
+    if size is None:
+        return hr, lr
+    if not 0 < size <= min(h, w):
+        raise ValueError(f"crop size {size} must be in 1..{min(h, w)} for LR {tuple(lr.shape)}")
+    y, x = (h - size) // 2, (w - size) // 2
+    hr_crop = hr[..., scale * y : scale * (y + size), scale * x : scale * (x + size)]
+    return hr_crop, lr[..., y : y + size, x : x + size]
+
+
 def _as_uint8(img: object, what: str) -> torch.Tensor:
     """Check one image: a (C, H, W) tensor, uint8 or float in [0, 1] (converted)."""
     if not isinstance(img, torch.Tensor):
