@@ -17,7 +17,7 @@ edsr_lab.train's own (make_train_step), so this measures what train() runs.
     python benchmarks/bench_train.py --device cuda    # paper-size models, batch 16x48^2
     python benchmarks/bench_train.py --device cuda --compile --steps 100
 
-Results measured on an H200 are in design/performance.md; CPU numbers only show that the
+Results go in benchmarks/RESULTS.md (card, date, table); CPU numbers only show that the
 script works (bf16 and fused Adam are GPU features, so the ratio is ~1 there).
 """
 
