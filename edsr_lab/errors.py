@@ -45,7 +45,7 @@ class VizInputError(EdsrLabError, ValueError):
     """An image or argument given to a plotting function cannot be drawn."""
 
 
-class DatasetExistsError(DatasetError, FileExistsError):
+class DatasetExistsError(EdsrLabError, FileExistsError):
     """A file that would be written already exists (pass ``overwrite=True`` to replace it)."""
 
 

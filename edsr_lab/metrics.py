@@ -126,6 +126,7 @@ def _prepare(
     protocol: str,
     crop: int | None,
     fname: str,
+    quantize: bool = True,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate, quantize, pick channels and crop; return float64 (N, C, H', W') on 0..255."""
     if protocol not in PROTOCOLS:
@@ -164,9 +165,11 @@ def _prepare(
     if sr.dim() == 3:
         sr, hr = sr.unsqueeze(0), hr.unsqueeze(0)
     hr = hr.to(sr.device)
-    # Output is clamped and rounded to 8 bits before scoring, as the paper does.
-    sr8 = torch.floor(sr.double().clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
-    hr8 = torch.floor(hr.double().clamp(0.0, 1.0) * 255.0 + 0.5) / 255.0
+    # Output is clamped and rounded to 8 bits before scoring, as the paper does; without
+    # rounding (quantize=False) finer levels, e.g. of 16-bit images, count too.
+    sr8, hr8 = sr.double().clamp(0.0, 1.0), hr.double().clamp(0.0, 1.0)
+    if quantize:
+        sr8, hr8 = torch.floor(sr8 * 255.0 + 0.5) / 255.0, torch.floor(hr8 * 255.0 + 0.5) / 255.0
     if use_y:
         if sr8.shape[1] not in (1, 3):
             raise ValueError(
@@ -186,6 +189,7 @@ def psnr_per_image(
     protocol: str = "benchmark",
     *,
     crop: int | None = None,
+    quantize: bool = True,
 ) -> list[float]:
     """PSNR in dB of each image, on the 0..255 scale with peak 255.
 
@@ -196,6 +200,9 @@ def psnr_per_image(
         protocol: "benchmark" (Y, crop scale), "div2k" (RGB, crop 6 + scale) or
             "rgb" (RGB, no crop).
         crop: override the protocol's border crop, in pixels.
+        quantize: round both images to 8-bit levels first, as the paper does (default).
+            False scores the float values, e.g. for 16-bit images; such numbers are not
+            comparable with the paper's.
 
     Returns:
         One float per image; ``inf`` where the 8-bit images are identical.
@@ -204,7 +211,7 @@ def psnr_per_image(
         ValueError: shapes differ (message names both), crop too large, unknown protocol,
             NaN/inf values, or hr not in [0, 1].
     """
-    a, b = _prepare(sr, hr, scale, protocol, crop, "psnr")
+    a, b = _prepare(sr, hr, scale, protocol, crop, "psnr", quantize)
     mse = ((a - b) ** 2).flatten(1).mean(dim=1)
     out = []
     for m in mse.tolist():
@@ -219,13 +226,14 @@ def psnr(
     protocol: str = "benchmark",
     *,
     crop: int | None = None,
+    quantize: bool = True,
 ) -> float:
     """PSNR in dB; for a batch, the mean of the per-image dB values (as in the paper).
 
     See :func:`psnr_per_image` for the arguments. A batch containing an identical pair
     gives ``inf``.
     """
-    values = psnr_per_image(sr, hr, scale, protocol, crop=crop)
+    values = psnr_per_image(sr, hr, scale, protocol, crop=crop, quantize=quantize)
     return math.fsum(values) / len(values) if math.inf not in values else math.inf
 
 
@@ -250,6 +258,7 @@ def ssim_per_image(
     protocol: str = "benchmark",
     *,
     crop: int | None = None,
+    quantize: bool = True,
 ) -> list[float]:
     """SSIM (Wang et al. 2004) of each image; same inputs and protocols as PSNR.
 
@@ -261,7 +270,7 @@ def ssim_per_image(
         ValueError: as :func:`psnr_per_image`, and when the cropped image is smaller than
             the 11x11 window.
     """
-    a, b = _prepare(sr, hr, scale, protocol, crop, "ssim")
+    a, b = _prepare(sr, hr, scale, protocol, crop, "ssim", quantize)
     n, c, h, w = a.shape
     if h < _SSIM_WINDOW or w < _SSIM_WINDOW:
         raise ValueError(
@@ -297,7 +306,8 @@ def ssim(
     protocol: str = "benchmark",
     *,
     crop: int | None = None,
+    quantize: bool = True,
 ) -> float:
     """SSIM; for a batch, the mean of the per-image values. See :func:`ssim_per_image`."""
-    values = ssim_per_image(sr, hr, scale, protocol, crop=crop)
+    values = ssim_per_image(sr, hr, scale, protocol, crop=crop, quantize=quantize)
     return math.fsum(values) / len(values)

@@ -256,3 +256,13 @@ def test_bad_inputs():
     assert math.isfinite(psnr(torch.rand(4, 20, 20), torch.rand(4, 20, 20), 2, "rgb"))
     with pytest.raises(ValueError, match=r"\(C, H, W\)"):
         psnr(torch.rand(20, 20), torch.rand(20, 20), 2)
+
+
+def test_quantize_false_scores_sub_8_bit_differences():
+    # 16-bit-like data: a difference of a quarter 8-bit level vanishes when rounded to 8 bits
+    hr = torch.full((1, 20, 20), 100.0 / 255, dtype=torch.float64)
+    sr = hr + 0.25 / 255
+    assert psnr(sr, hr, 2, "rgb") == math.inf
+    assert psnr(sr, hr, 2, "rgb", quantize=False) == pytest.approx(20 * math.log10(255 / 0.25))
+    assert ssim(sr, hr, 2, "rgb") == 1.0
+    assert ssim(sr, hr, 2, "rgb", quantize=False) < 1.0
