@@ -177,7 +177,8 @@ class History:
         grad_norm: global L2 norm of the gradient before clipping (nan if not tracked).
         evals: one dict per ``eval_fn`` call: ``{"step": s, **metrics}``.
         spikes: ``(step, loss)`` where the loss exceeded ``spike_factor`` x the median of
-            the previous 100 losses (a sign of instability; see notebook 06).
+            the previous (up to 100, at least 3) losses: a sign of instability, and early
+            in training is where wide unscaled models show it (see notebook 06).
         diverged: True when a loss became nan/inf; training stopped there.
         diverged_step: the first step with a non-finite loss, or None.
         stopped_early: True when ``callback`` asked to stop.
@@ -620,7 +621,7 @@ def train(
                 ok = False
                 break
             recent = history.loss[-101:-1]
-            if len(recent) >= 10 and loss > config.spike_factor * statistics.median(recent):
+            if len(recent) >= 3 and loss > config.spike_factor * statistics.median(recent):
                 history.spikes.append((step, loss))
         pending.clear()
         if not ok and progress:

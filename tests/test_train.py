@@ -158,6 +158,19 @@ def test_spikes_are_recorded():
     assert [s for s, _ in h.spikes] == [25]
 
 
+def test_early_spikes_are_recorded_too():
+    class EarlySpike(StubSampler):
+        calls = 0
+
+        def sample(self):
+            lr, hr = super().sample()
+            self.calls += 1
+            return lr, (hr + 50.0 if self.calls == 5 else hr)
+
+    h = train(_model(), EarlySpike(), _cfg(iters=8, lr=1e-4), progress=False, device="cpu")
+    assert [s for s, _ in h.spikes] == [5]
+
+
 def test_eval_fn_and_callback():
     seen_modes = []
 
