@@ -49,7 +49,7 @@ import struct
 import uuid
 import warnings
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -532,7 +532,7 @@ def save_image(
     else:
         data = _encode_8bit(np.floor(hwc * 255 + 0.5).astype(np.uint8), fmt, path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    _atomic_write(path, data)
+    atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path
 
 
@@ -636,16 +636,25 @@ def _encode_png16(u16: np.ndarray) -> bytes:
     return _PNG_SIGNATURE + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
+def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
+    """Write a file so that it is never seen half-written: ``write(tmp)`` fills a temporary
+    file next to ``path``, which is then flushed to disk and renamed over ``path``.
+
+    A crash, a full disk or an exception inside ``write`` leaves any previous ``path``
+    untouched and no temporary file behind. Used for images and every checkpoint.
+
+    Args:
+        path: the final file; its folder must exist.
+        write: called with the temporary file's name; must create and fill it.
+    """
+    path = Path(path)
+    # A fresh name in the same folder (same file system, so the rename is atomic); the
+    # writer creates it, so permissions follow the umask like a normal open(path, "wb").
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    # os.open with 0o666 lets the umask decide permissions, like a normal open(path, "wb").
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     done = False
     try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
+        write(str(tmp))
+        with open(tmp, "rb+") as f:
             os.fsync(f.fileno())
         os.replace(tmp, path)
         done = True
@@ -653,3 +662,4 @@ def _atomic_write(path: Path, data: bytes) -> None:
         if not done:
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
+    return path

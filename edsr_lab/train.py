@@ -33,9 +33,7 @@ import contextlib
 import copy
 import dataclasses
 import math
-import os
 import statistics
-import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -48,6 +46,7 @@ from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError
 from edsr_lab.evaluate import input_channels
+from edsr_lab.io import atomic_write
 
 __all__ = [
     "CheckpointExistsError",
@@ -363,22 +362,9 @@ def make_train_step(
 
 
 def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save to a temporary file next to ``path``, then rename it into place.
-
-    A crash (or a full disk) mid-write leaves the previous checkpoint intact.
-    """
+    """torch.save via a temporary file: a crash mid-write leaves the previous checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write(path, lambda tmp: torch.save(obj, tmp))
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -388,16 +374,10 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     history`` (and ``sampler``/``rng`` when saved). ``ckpt["model"]`` is a plain
     state_dict: ``model.load_state_dict(ckpt["model"])`` restores the weights.
     """
+    from edsr_lab.models.checkpoints import _torch_load  # one safe reader for every .pt
+
     path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any unpickling failure means a bad file
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} could not be read ({type(exc).__name__}: {exc}); "
-            "is it a file written by edsr_lab.train.train?"
-        ) from exc
+    ckpt = _torch_load(path, map_location="cpu")
     if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
         raise CheckpointError(
             f"{str(path)!r} is not an edsr_lab training checkpoint (no format "

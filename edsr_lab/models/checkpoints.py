@@ -21,10 +21,9 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from collections import OrderedDict
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ import torch
 from torch import nn
 
 from edsr_lab.errors import CheckpointError
+from edsr_lab.io import atomic_write
 from edsr_lab.models.common import count_parameters
 from edsr_lab.models.edsr import EDSR, dataset_mean
 from edsr_lab.models.mdsr import MDSR
@@ -478,20 +478,6 @@ def _check_primitive(obj: Any, where: str) -> None:
     )
 
 
-def _atomic_write(path: Path, write: Callable[[str], None]) -> None:
-    """Write via a temporary file in the same folder, then rename: never a half file."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        write(tmp)
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def save_checkpoint(
     model: nn.Module,
     path: str | os.PathLike,
@@ -555,7 +541,7 @@ def save_checkpoint(
             "extra": extra_json,
         }
         # safetensors refuses tensors sharing memory; state_dict entries never do here.
-        _atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
+        atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
     else:
         payload = {
             "format": FORMAT,
@@ -565,7 +551,7 @@ def save_checkpoint(
             "state_dict": state,
             "extra": extra,
         }
-        _atomic_write(path, lambda tmp: torch.save(payload, tmp))
+        atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
 
