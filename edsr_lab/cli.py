@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -45,6 +46,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
     try:
         import nbformat
         from nbclient import NotebookClient
+        from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     except ImportError as err:
         raise EdsrLabError(
             f"running notebooks needs nbclient and nbformat ({err}); "
@@ -75,8 +77,9 @@ def _cmd_course(args: argparse.Namespace) -> int:
         status = "ok"
         try:
             client.execute()
-        except Exception as err:  # noqa: BLE001 - report any cell failure, keep going
-            status = f"FAILED: {type(err).__name__}: {str(err).strip().splitlines()[-1][:120]}"
+        except (CellExecutionError, CellTimeoutError, DeadKernelError) as err:  # keep going
+            last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[-1]
+            status = f"FAILED: {type(err).__name__}: {last_line[:120]}"
             failed.append(book.name)
         nbformat.write(nb, out / book.name)
         print(f"  {book.name:<40} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
