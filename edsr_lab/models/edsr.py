@@ -1,4 +1,4 @@
-"""EDSR: Enhanced Deep Super-Resolution network (Lim et al., CVPR Workshops 2017, sections 3.1-3.2).
+"""EDSR: Enhanced Deep Super-Resolution network (Lim et al., CVPRW 2017, sections 3.1-3.2).
 
 Structure (module names are the official EDSR-PyTorch ones, so its checkpoints load)::
 

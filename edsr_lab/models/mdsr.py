@@ -1,4 +1,4 @@
-"""MDSR: the multi-scale model of Lim et al. (CVPR Workshops 2017, section 3.2).
+"""MDSR: the multi-scale model of Lim et al. (CVPR Workshops 2017, section 3.3).
 
 One network for x2, x3 and x4: scale-specific pre-processing (two residual blocks with
 5x5 convolutions per scale) and scale-specific upsamplers around one shared body::
