@@ -30,6 +30,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edsr_lab.data.patches import dihedral, inverse_dihedral
 from edsr_lab.errors import SizeMismatchError
 
 __all__ = [
@@ -43,23 +44,12 @@ __all__ = [
 
 
 # ----------------------------------------------------------------------------------------
-# Dihedral transforms (the 8 flips/rotations of the self-ensemble)
-# ----------------------------------------------------------------------------------------
-
-
-def _dihedral_ops() -> tuple[Callable, Callable]:
-    """The data module's dihedral/inverse_dihedral, so augmentation and ensemble agree."""
-    from edsr_lab.data.patches import dihedral, inverse_dihedral
-
-    return dihedral, inverse_dihedral
-
-
-# ----------------------------------------------------------------------------------------
 # super_resolve
 # ----------------------------------------------------------------------------------------
 
 
-def _infer_scale(model: nn.Module) -> int | None:
+def model_scale(model: nn.Module) -> int | None:
+    """The model's single upscaling factor (``model.scale`` or its config); None if unknown."""
     scale = getattr(model, "scale", None)
     if scale is None and isinstance(getattr(model, "config", None), Mapping):
         scale = model.config.get("scale")
@@ -203,7 +193,7 @@ def super_resolve(
 
     multiscale = _is_multiscale(model)
     if scale is None:
-        scale = _infer_scale(model)
+        scale = model_scale(model)
         if scale is None:
             raise ValueError(
                 "super_resolve: pass scale= (the model has no single .scale attribute"
@@ -245,7 +235,6 @@ def super_resolve(
         with torch.inference_mode(), autocast:
             xd = x.to(device, torch.float32)
             if self_ensemble:
-                dihedral, inverse_dihedral = _dihedral_ops()
                 acc = torch.zeros(n, c, h * scale, w * scale, device=device)
                 for k in range(8):
                     acc += inverse_dihedral(run_maybe_tiled(dihedral(xd, k)), k)

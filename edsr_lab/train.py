@@ -45,7 +45,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError
-from edsr_lab.evaluate import input_channels
+from edsr_lab.evaluate import input_channels, model_scale
 from edsr_lab.io import atomic_write
 
 __all__ = [
@@ -735,13 +735,6 @@ def time_steps(
     return times
 
 
-def _model_scale(model: nn.Module) -> int | None:
-    scale = getattr(model, "scale", None)
-    if isinstance(scale, (list, tuple)):
-        scale = scale[0] if len(scale) == 1 else None
-    return int(scale) if scale is not None else None
-
-
 def measure_step(
     model: nn.Module,
     batch: Any = None,
@@ -787,7 +780,7 @@ def measure_step(
     if channels_last:
         net.to(memory_format=torch.channels_last)
     if batch is None:
-        s = scale or _model_scale(model)
+        s = scale or model_scale(model)
         if s is None:
             raise ValueError("measure_step: pass scale= (the model has no .scale attribute)")
         c = input_channels(model) or 3
