@@ -7,6 +7,18 @@
     upscale         super-resolve your own image(s) with a saved or official checkpoint
 
 Each command prints what it did and exits non-zero with a one-line reason on bad input.
+
+Start-up: ``--help`` and argument errors must answer at once, so this module imports only
+the standard library and torch-free parts of the package (``errors``, ``config``). Torch,
+NumPy and Pillow take seconds to import; each handler imports what it needs *inside*
+itself. To add a subcommand:
+
+1. define its parser in :func:`build_parser` (``p = sub.add_parser(...)``, its options,
+   ``p.set_defaults(func=_cmd_name)``), using only plain values for defaults/choices;
+2. write ``_cmd_name(args) -> int`` that imports its implementation module lazily and
+   calls it; put the implementation in that module, not here.
+
+``tests/test_cli.py`` checks that ``--help`` of every subcommand imports no torch.
 """
 
 from __future__ import annotations
@@ -18,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-from edsr_lab import config
+from edsr_lab import config  # torch-free: imports torch only inside its functions
 from edsr_lab.errors import EdsrLabError
 
 
@@ -93,7 +105,13 @@ def _cmd_course(args: argparse.Namespace) -> int:
 def _cmd_download_div2k(args: argparse.Namespace) -> int:
     from edsr_lab.data import div2k
 
-    root = div2k.download_div2k(args.root, parts=args.parts, base_url=args.base_url)
+    parts = args.parts or list(div2k.DEFAULT_PARTS)
+    unknown = [p for p in parts if p not in div2k.DIV2K_PARTS]
+    if unknown:  # checked here, not by argparse choices, so the parser needs no torch import
+        raise EdsrLabError(
+            f"unknown DIV2K part(s) {' '.join(unknown)}; choose from: {' '.join(div2k.DIV2K_PARTS)}"
+        )
+    root = div2k.download_div2k(args.root, parts=parts, base_url=args.base_url or div2k.DIV2K_URL)
     pairs = div2k.find_pairs(root, split="train", scale=2)
     print(f"DIV2K ready in {root} ({len(pairs)} training pairs at x2)")
     return 0
@@ -143,6 +161,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The argument parser. Keep it import-free: plain defaults and choices only."""
     parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -156,19 +175,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--timeout", type=int, default=3600, help="seconds per cell (default 3600)")
     p.set_defaults(func=_cmd_course)
 
-    from edsr_lab.data import div2k
-
     p = sub.add_parser("download-div2k", help="download and extract DIV2K (default ~7 GB)")
     p.add_argument("--root", default=None, help="destination (default: data/DIV2K)")
     p.add_argument(
         "--parts",
         nargs="+",
-        default=list(div2k.DEFAULT_PARTS),
-        choices=div2k.DIV2K_PARTS,
+        default=None,
         metavar="PART",
-        help=f"which zips (default: {' '.join(div2k.DEFAULT_PARTS)})",
+        help="which zips, e.g. train_HR valid_HR train_LR_bicubic_X2 (default: HR and bicubic"
+        " LR x2/x3/x4 of train and valid; an unknown name lists them all)",
     )
-    p.add_argument("--base-url", default=div2k.DIV2K_URL, help="a mirror serving the same zips")
+    p.add_argument("--base-url", default=None, help="a mirror serving the same zips (http/https)")
     p.set_defaults(func=_cmd_download_div2k)
 
     p = sub.add_parser("make-dataset", help="any folder of HR images -> the DIV2K layout")

@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import torch
+if TYPE_CHECKING:  # torch is imported inside the functions that need it, so that
+    import torch  # ``python -m edsr_lab --help`` answers without loading it (~2-4 s)
 
 #: The repository root: the folder that holds ``edsr_lab/``, ``data/`` and ``notebooks/``.
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,8 @@ def is_quick() -> bool:
         raise ValueError(
             f"EDSR_LAB_QUICK={value!r} is not understood; use 1 (quick mode) or 0 (full mode)"
         )
+    import torch
+
     return not torch.cuda.is_available()
 
 
@@ -58,6 +62,8 @@ def default_device() -> torch.device:
     (Apple's MPS is not chosen automatically: some operators the course uses are
     missing or slow there; pass ``device="mps"`` explicitly to try it.)
     """
+    import torch
+
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -84,6 +90,8 @@ def checkpoint_dir() -> Path:
 def describe() -> dict[str, str]:
     """A small report of the environment, for notebook 00 and ``python -m edsr_lab info``."""
     import platform
+
+    import torch
 
     cuda = torch.cuda.is_available()
     return {

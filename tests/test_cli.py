@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
 import torch
 
 from edsr_lab import cli
@@ -68,3 +75,62 @@ def test_course_lists_notebooks_in_order(tmp_path):
         "02_b.ipynb",
         "10_x.ipynb",
     ]
+
+
+# Runs ``python -m edsr_lab ARGS`` in a fresh interpreter exactly as the shell would (via
+# runpy), then reports which heavy libraries ended up imported. Checks imports, not time:
+# timing tests are flaky on a shared CI machine.
+_IMPORT_PROBE = """
+import json, runpy, sys
+sys.argv = ["edsr_lab"] + json.loads(sys.argv[1])
+code = 0
+try:
+    runpy.run_module("edsr_lab", run_name="__main__", alter_sys=True)
+except SystemExit as exit:
+    code = exit.code
+heavy = sorted(m for m in ("torch", "numpy", "PIL") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+def _probe(args: list[str]) -> dict:
+    repo = Path(__file__).resolve().parent.parent
+    env = dict(os.environ, PYTHONPATH=str(repo))
+    run = subprocess.run(
+        [sys.executable, "-c", _IMPORT_PROBE, json.dumps(args)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=repo,
+        timeout=60,
+    )
+    return json.loads(run.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.parametrize(
+    "args, code",
+    [
+        (["--help"], 0),
+        ([], 2),  # no command: usage error
+        (["no-such-command"], 2),
+        (["upscale"], 2),  # missing required arguments
+        (["upscale", "x.png", "--checkpoint", "c.pt", "--tile", "many"], 2),
+    ],
+)
+def test_help_and_argument_errors_do_not_import_torch(args, code):
+    result = _probe(args)
+    assert result == {"code": code, "heavy": []}
+
+
+def test_every_subcommand_help_is_torch_free():
+    commands = cli.build_parser()._subparsers._group_actions[0].choices
+    assert {"info", "course", "download-div2k", "make-dataset", "upscale"} <= set(commands)
+    for name in commands:
+        assert _probe([name, "--help"]) == {"code": 0, "heavy": []}, name
+
+
+def test_download_div2k_rejects_unknown_part_in_one_line(capsys, tmp_path):
+    assert cli.main(["download-div2k", "--root", str(tmp_path / "d"), "--parts", "bogus"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "bogus" in err and "train_HR" in err
+    assert not (tmp_path / "d").exists()
