@@ -16,8 +16,9 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from edsr_lab.errors import VizInputError  # noqa: E402
 from edsr_lab.train import History  # noqa: E402
-from edsr_lab.viz import VizInputError, plot_history, show_images  # noqa: E402
+from edsr_lab.viz import plot_history, show_images  # noqa: E402
 
 
 def _images():
