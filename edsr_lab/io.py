@@ -30,6 +30,8 @@ How each kind of file is read (``load_image`` and ``to_tensor`` share these rule
   a 0-255 scale, NaN or inf) raises ``ImageReadError`` saying what was found.
 * EXIF orientation (phone photos) is applied, so the tensor is upright as a viewer shows it.
 * Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame only.
+* A PNG whose pixel data ends cleanly but too early (Pillow would read the missing rows as
+  black, after allocating the size the header claims) is refused; see :mod:`edsr_lab.png`.
 * Grayscale to ``channels=3`` repeats the channel; colour to ``channels=1`` uses ITU-R 601
   luma ``0.299 R + 0.587 G + 0.114 B`` (what Pillow's ``convert("L")`` does) computed in
   float, so 16-bit inputs keep their precision.
@@ -67,6 +69,7 @@ from edsr_lab.errors import (
     OutputExistsError,
     OutputPathError,
 )
+from edsr_lab.png import check_png, encode_png16
 from edsr_lab.validate import check_finite
 
 __all__ = [
@@ -90,7 +93,6 @@ ALPHA_MODES = ("white", "black", "drop")
 _CHANNELS = (1, 3)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
 _FLOAT_TOLERANCE = 1e-6  # float pixels this far outside [0, 1] are rounding noise: clipped
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Extra options for lossy formats: a super-resolution result saved at Pillow's defaults
 # (JPEG quality 75, halved chroma; lossy WebP) would lose the very detail it is about.
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
@@ -157,6 +159,13 @@ def load_image(
                     f"larger limit, e.g. load_image(path, max_pixels={width * height}), "
                     "or max_pixels=None to disable the check.",
                 )
+            if img.format == "PNG":
+                # Pillow reads a stream that ends early but cleanly as black rows, after
+                # allocating the full claimed size: check the stream's length first.
+                with open(path, "rb") as f:
+                    reason = check_png(f, max_pixels)
+                if reason is not None:
+                    raise ImageReadError(path, reason)
             # Decode before reading EXIF: PNG keeps EXIF after the pixels, so getexif() would
             # decode the file itself and spoil the 16-bit PNG path.
             array = _png16_color(path, img)
@@ -518,8 +527,8 @@ def save_image(
             Any format Pillow writes works for 8 bits (.png, .bmp, .tif, .jpg, .webp); JPEG is
             written at quality 95 without chroma subsampling and WebP losslessly.
         bits: 8, or 16 for a 16-bit PNG (gray, RGB or RGBA; read back exactly by
-            ``load_image``). 16-bit files are encoded by this module, since Pillow cannot
-            write 16-bit colour.
+            ``load_image``). 16-bit files are encoded by :mod:`edsr_lab.png`, since Pillow
+            cannot write 16-bit colour.
         overwrite: if False and ``path`` exists, raise OutputExistsError instead of replacing.
 
     Returns:
@@ -552,7 +561,7 @@ def save_image(
             "overwrite=True to replace it"
         )
     if bits == 16:
-        data = _encode_png16(np.floor(hwc * 65535 + 0.5).astype(np.uint16))
+        data = encode_png16(np.floor(hwc * 65535 + 0.5).astype(np.uint16))
     else:
         data = _encode_8bit(np.floor(hwc * 255 + 0.5).astype(np.uint8), fmt, path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -627,30 +636,6 @@ def _encode_8bit(u8: np.ndarray, fmt: str, path: Path) -> bytes:
             f"({exc}); save it as .png, or drop the alpha channel with x[:3]"
         ) from None
     return buffer.getvalue()
-
-
-def _encode_png16(u16: np.ndarray) -> bytes:
-    """Encode (H, W, C) uint16, C in {1, 3, 4}, as a 16-bit PNG (gray, RGB or RGBA).
-
-    PNG stores samples big-endian, each row prefixed by a filter byte; filter 0 ("none")
-    keeps this simple, at the cost of somewhat larger files than adaptive filtering.
-    """
-    height, width, channels = u16.shape
-    color_type = {1: 0, 3: 2, 4: 6}[channels]
-    rows = np.zeros((height, 1 + width * channels * 2), dtype=np.uint8)
-    rows[:, 1:] = np.ascontiguousarray(u16, dtype=">u2").view(np.uint8).reshape(height, -1)
-    compressed = zlib.compress(rows.tobytes(), 6)
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    step = 1 << 20  # several IDAT chunks: a chunk's length must stay below 2**31
-    idat = b"".join(
-        chunk(b"IDAT", compressed[i : i + step]) for i in range(0, len(compressed), step)
-    )
-    return _PNG_SIGNATURE + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

@@ -123,3 +123,33 @@ def test_plot_history_into_existing_axes():
     assert plot_history(_history(), ax=ax) is fig
     with pytest.raises(VizInputError):
         plot_history(42)
+
+
+def test_importing_viz_leaves_ipython_display_settings_alone():
+    """No side effect at import; figures still draw in Jupyter through their _repr_png_."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "png = shell.display_formatter.formatters['image/png']\n"
+        "before = dict(png.type_printers), dict(png.deferred_printers)\n"
+        "import edsr_lab.viz\n"
+        "assert (dict(png.type_printers), dict(png.deferred_printers)) == before\n"
+        "import sys; assert 'matplotlib.pyplot' not in sys.modules\n"
+        "import torch\n"
+        "fig = edsr_lab.viz.show_images({'a': torch.rand(3, 8, 8)}, crop=None)\n"
+        "data, _ = shell.display_formatter.format(fig)\n"
+        "assert data['image/png'][:4] == b'\\x89PNG', data.keys()\n"
+        "print('ok')\n"
+    )
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": repo, "MPLBACKEND": "Agg"}
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.stdout.strip() == "ok", run.stderr[-2000:]
