@@ -6,24 +6,13 @@ values in [0, 1]. The models do the paper's [0, 255] scaling and mean shift insi
 
 Modules: ``io`` (read/write images), ``resize`` (MATLAB-compatible bicubic), ``metrics``
 (the paper's PSNR/SSIM protocols), ``models`` (SRResNet, EDSR, MDSR, official weights),
-``data`` (samples, DIV2K, patches), ``train``, ``evaluate``, ``viz``, ``config``.
+``data`` (samples, DIV2K, patches), ``train``, ``evaluate``, ``viz``, ``config``,
+``errors`` (every exception type), ``validate`` (the shared checks of image tensors).
 """
 
-from edsr_lab.errors import (
-    CheckpointError,
-    DatasetError,
-    EdsrLabError,
-    ImageReadError,
-    ModelInputError,
-)
+# Deliberately light: importing the package loads neither torch nor Pillow, so the command
+# line starts at once. Exception types live in (and are imported from) edsr_lab.errors.
 
 __version__ = "0.1.0"
 
-__all__ = [
-    "CheckpointError",
-    "DatasetError",
-    "EdsrLabError",
-    "ImageReadError",
-    "ModelInputError",
-    "__version__",
-]
+__all__ = ["__version__"]

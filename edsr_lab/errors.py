@@ -3,7 +3,26 @@
 Every error raised on bad *user input* (a file, a folder, a checkpoint, an argument) is an
 :class:`EdsrLabError`, so a notebook or script can catch one type. Each subclass also
 derives from the closest built-in type, so ``except ValueError`` keeps working.
-Messages say what was wrong and what to do about it.
+Messages say what was wrong and what to do about it. This is the only module that defines
+or exports them (import them from here). It imports nothing heavy, so the command line can
+use it before torch is loaded.
+
+    EdsrLabError
+    ├── ImageReadError (ValueError)        an image *file* cannot be read
+    ├── DatasetError (FileNotFoundError)   a dataset folder is missing or malformed
+    ├── DatasetExistsError (FileExistsError)
+    ├── CheckpointError (ValueError)       a checkpoint file is missing, damaged, foreign
+    ├── CheckpointExistsError (FileExistsError)
+    ├── OutputExistsError (FileExistsError) an output file exists, replacing not asked for
+    ├── OutputPathError (OSError)          an output cannot be written there
+    └── BadArgumentError (ValueError)      an argument value the function cannot use
+        ├── BadArgumentTypeError (TypeError)
+        └── ImageInputError                an image *tensor/array* argument is unusable
+            ├── ImageTypeError (TypeError) not a tensor, or an integer dtype
+            ├── NonFiniteImageError        NaN or infinite values
+            ├── ModelInputError            not what a model takes (batch, channels, range)
+            ├── SizeMismatchError          shapes that do not fit together
+            └── VizInputError              cannot be drawn
 """
 
 from __future__ import annotations
@@ -37,11 +56,35 @@ class CheckpointError(EdsrLabError, ValueError):
     """A checkpoint file is missing, damaged, or not of the expected format."""
 
 
-class ModelInputError(EdsrLabError, ValueError):
+class BadArgumentError(EdsrLabError, ValueError):
+    """An argument (a scale, a protocol, a size, a channel count...) has a value the
+    function cannot use. Subclasses say which kind of argument."""
+
+
+class BadArgumentTypeError(BadArgumentError, TypeError):
+    """An argument has the wrong type (e.g. a string where a whole number is needed)."""
+
+
+class ImageInputError(BadArgumentError):
+    """An image tensor or array given to a function has the wrong shape, channel count,
+    range or values. Raised the same way by every module (:mod:`edsr_lab.validate`)."""
+
+
+class ImageTypeError(ImageInputError, TypeError):
+    """An image argument is not a tensor (or array) at all, or has an integer dtype where
+    float values in [0, 1] are expected. Also a ``TypeError``."""
+
+
+class NonFiniteImageError(ImageInputError):
+    """An image holds NaN or infinite values (e.g. from a diverged model or a division by
+    zero): every result computed from it would be NaN or meaningless."""
+
+
+class ModelInputError(ImageInputError):
     """A tensor given to a model has the wrong shape, dtype, channel count or range."""
 
 
-class VizInputError(EdsrLabError, ValueError):
+class VizInputError(ImageInputError):
     """An image or argument given to a plotting function cannot be drawn."""
 
 
@@ -49,9 +92,19 @@ class DatasetExistsError(EdsrLabError, FileExistsError):
     """A file that would be written already exists (pass ``overwrite=True`` to replace it)."""
 
 
-class SizeMismatchError(EdsrLabError, ValueError):
+class SizeMismatchError(ImageInputError):
     """An image does not have the shape or channel count the operation needs."""
 
 
 class CheckpointExistsError(EdsrLabError, FileExistsError):
     """Training would overwrite a checkpoint that belongs to another run."""
+
+
+class OutputExistsError(EdsrLabError, FileExistsError):
+    """A file that would be written (an image, a checkpoint) already exists, and replacing
+    it was not asked for."""
+
+
+class OutputPathError(EdsrLabError, OSError):
+    """An output cannot be written there: the path is a folder, lies under a regular file,
+    or its folder is not writable."""

@@ -32,11 +32,11 @@ from torch import nn
 
 from edsr_lab.data.patches import dihedral, inverse_dihedral
 from edsr_lab.errors import SizeMismatchError
+from edsr_lab.validate import check_image
 
 __all__ = [
     "EvalResult",
     "EvalRow",
-    "SizeMismatchError",
     "bicubic_upscale",
     "evaluate",
     "super_resolve",
@@ -162,16 +162,8 @@ def super_resolve(
     The model runs in eval mode under ``torch.inference_mode``; its previous mode
     (train/eval) is restored afterwards.
     """
-    if not isinstance(lr, torch.Tensor):
-        raise TypeError(
-            f"super_resolve: lr must be a torch.Tensor (C, H, W) or (N, C, H, W), got "
-            f"{type(lr).__name__}; load images with edsr_lab.io.load_image"
-        )
-    if lr.dim() not in (3, 4) or not lr.is_floating_point():
-        raise SizeMismatchError(
-            f"super_resolve: lr must be a float tensor (C, H, W) or (N, C, H, W) in [0, 1], "
-            f"got shape {tuple(lr.shape)} dtype {lr.dtype}"
-        )
+    # Type, dtype, dimensions (the model checks NaN/inf and the value range in eval mode).
+    check_image(lr, "super_resolve: lr", finite=False)
     if tile is not None and tile < 1:
         raise ValueError(f"super_resolve: tile={tile} must be >= 1 or None")
     if tile_overlap < 0:

@@ -30,13 +30,18 @@ How each kind of file is read (``load_image`` and ``to_tensor`` share these rule
   a 0-255 scale, NaN or inf) raises ``ImageReadError`` saying what was found.
 * EXIF orientation (phone photos) is applied, so the tensor is upright as a viewer shows it.
 * Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame only.
+* A PNG whose pixel data ends cleanly but too early (Pillow would read the missing rows as
+  black, after allocating the size the header claims) is refused; see :mod:`edsr_lab.png`.
 * Grayscale to ``channels=3`` repeats the channel; colour to ``channels=1`` uses ITU-R 601
   luma ``0.299 R + 0.587 G + 0.114 B`` (what Pillow's ``convert("L")`` does) computed in
   float, so 16-bit inputs keep their precision.
 
 Bad files raise :class:`edsr_lab.errors.ImageReadError` (a ``ValueError``) naming the file and
 what to do: missing file, folder, empty file, truncated or damaged data, not an image, or more
-pixels than ``max_pixels``. Bad *arguments* raise ``ValueError``/``TypeError``.
+pixels than ``max_pixels``. Bad image *arguments* raise the shared
+:mod:`edsr_lab.validate` errors (``ImageTypeError``, ``ImageInputError``,
+``NonFiniteImageError``), other bad arguments ``BadArgumentError``; all are
+:class:`edsr_lab.errors.EdsrLabError` and ``ValueError`` (``ImageTypeError`` also ``TypeError``).
 """
 
 from __future__ import annotations
@@ -56,7 +61,16 @@ import numpy as np
 import torch
 from PIL import ExifTags, Image, ImageFile, UnidentifiedImageError
 
-from edsr_lab.errors import ImageReadError
+from edsr_lab.errors import (
+    BadArgumentError,
+    ImageInputError,
+    ImageReadError,
+    ImageTypeError,
+    OutputExistsError,
+    OutputPathError,
+)
+from edsr_lab.png import check_png, encode_png16
+from edsr_lab.validate import check_finite
 
 __all__ = [
     "ALPHA_MODES",
@@ -79,7 +93,6 @@ ALPHA_MODES = ("white", "black", "drop")
 _CHANNELS = (1, 3)
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)  # ITU-R 601-2, as Pillow's "L"
 _FLOAT_TOLERANCE = 1e-6  # float pixels this far outside [0, 1] are rounding noise: clipped
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 # Extra options for lossy formats: a super-resolution result saved at Pillow's defaults
 # (JPEG quality 75, halved chroma; lossy WebP) would lose the very detail it is about.
 _SAVE_OPTIONS = {"JPEG": {"quality": 95, "subsampling": 0}, "WEBP": {"lossless": True}}
@@ -118,14 +131,14 @@ def load_image(
     Raises:
         ImageReadError: the file is missing, a folder, empty, truncated or damaged, not an
             image, larger than ``max_pixels``, or holds values with no mapping to [0, 1].
-        ValueError: ``channels``, ``alpha`` or ``max_pixels`` is not a valid value.
+        BadArgumentError: ``channels``, ``alpha`` or ``max_pixels`` is not a valid value.
     """
     _check_channels(channels)
     _check_alpha(alpha)
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
     ):
-        raise ValueError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
+        raise BadArgumentError(f"max_pixels must be a positive int or None, got {max_pixels!r}")
     path = Path(path).expanduser()
     _check_is_readable_file(path)
 
@@ -146,6 +159,13 @@ def load_image(
                     f"larger limit, e.g. load_image(path, max_pixels={width * height}), "
                     "or max_pixels=None to disable the check.",
                 )
+            if img.format == "PNG":
+                # Pillow reads a stream that ends early but cleanly as black rows, after
+                # allocating the full claimed size: check the stream's length first.
+                with open(path, "rb") as f:
+                    reason = check_png(f, max_pixels)
+                if reason is not None:
+                    raise ImageReadError(path, reason)
             # Decode before reading EXIF: PNG keeps EXIF after the pixels, so getexif() would
             # decode the file itself and spoil the 16-bit PNG path.
             array = _png16_color(path, img)
@@ -174,8 +194,10 @@ def to_tensor(
         ``x`` rounded to 8-bit levels.
 
     Raises:
-        ValueError: bad shape, dtype or values (e.g. float values outside [0, 1], NaN).
-        TypeError: ``image`` is neither a PIL image nor a numpy array.
+        ImageInputError: bad shape or values (float values outside [0, 1]; NaN or inf give
+            its subclass NonFiniteImageError).
+        ImageTypeError: ``image`` is neither a PIL image nor a numpy array, or has an
+            unsupported dtype.
     """
     _check_channels(channels)
     _check_alpha(alpha)
@@ -184,7 +206,7 @@ def to_tensor(
     elif isinstance(image, np.ndarray):
         array = _ndarray_to_float(image)
     else:
-        raise TypeError(
+        raise ImageTypeError(
             f"to_tensor expects a PIL.Image.Image or a numpy array, got {type(image).__name__}"
         )
     return _finish(array, channels, alpha)
@@ -192,12 +214,14 @@ def to_tensor(
 
 def _check_channels(channels: object) -> None:
     if isinstance(channels, bool) or channels not in _CHANNELS:
-        raise ValueError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
+        raise BadArgumentError(f"channels must be 1 (grayscale) or 3 (RGB), got {channels!r}")
 
 
 def _check_alpha(alpha: object) -> None:
     if alpha not in ALPHA_MODES:
-        raise ValueError(f"alpha must be one of {', '.join(map(repr, ALPHA_MODES))}; got {alpha!r}")
+        raise BadArgumentError(
+            f"alpha must be one of {', '.join(map(repr, ALPHA_MODES))}; got {alpha!r}"
+        )
 
 
 def _check_is_readable_file(path: Path) -> None:
@@ -402,7 +426,12 @@ def _float_to_float(data: np.ndarray, what: str) -> np.ndarray:
     """Check float pixels are finite and in [0, 1] (tiny overshoot clipped)."""
     data = data.astype(np.float32, copy=False)
     if not np.isfinite(data).all():
-        raise _BadPixels(f"the {what} contains NaN or infinite values.")
+        n_nan, n_inf = int(np.isnan(data).sum()), int(np.isinf(data).sum())
+        raise _BadPixels(
+            f"the {what} holds non-finite values ({n_nan} NaN, {n_inf} infinite); pixels must "
+            "be finite numbers in [0, 1]. Fill the missing values (e.g. with "
+            "numpy.nan_to_num) and save the file again."
+        )
     lo, hi = float(data.min()), float(data.max())
     if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
         hint = " It looks like a 0-255 scale: divide by 255." if lo >= 0 and hi <= 255 else ""
@@ -418,7 +447,7 @@ def _ndarray_to_float(data: np.ndarray) -> np.ndarray:
     if data.ndim == 2:
         data = data[..., None]
     if data.ndim != 3 or data.shape[2] not in (1, 2, 3, 4) or 0 in data.shape:
-        raise ValueError(
+        raise ImageInputError(
             f"expected a numpy array (H, W) or (H, W, C) with C in 1..4 (HWC, as Pillow and "
             f"to_uint8 use), got shape {tuple(data.shape)}"
         )
@@ -429,11 +458,12 @@ def _ndarray_to_float(data: np.ndarray) -> np.ndarray:
     if data.dtype == np.bool_:
         return data.astype(np.float32)
     if data.dtype.kind == "f":
+        check_finite(data, "to_tensor: the array")
         try:
             return _float_to_float(data, "array")
         except _BadPixels as exc:
-            raise ValueError(str(exc)) from None
-    raise ValueError(
+            raise ImageInputError(str(exc)) from None
+    raise ImageTypeError(
         f"unsupported array dtype {data.dtype}: use uint8 (0-255), uint16 (0-65535) or float "
         "in [0, 1]"
     )
@@ -473,8 +503,8 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
         up (as MATLAB's im2uint8), never truncated (0.6/255 -> 1).
 
     Raises:
-        ValueError: wrong shape, a non-float dtype, or NaN/infinite values.
-        TypeError: not a tensor or array.
+        ImageTypeError: not a tensor or array, or a non-float dtype.
+        ImageInputError: wrong shape; NonFiniteImageError: NaN/infinite values.
     """
     hwc = _as_hwc(image)
     return np.floor(hwc * 255 + 0.5).astype(np.uint8)
@@ -497,38 +527,41 @@ def save_image(
             Any format Pillow writes works for 8 bits (.png, .bmp, .tif, .jpg, .webp); JPEG is
             written at quality 95 without chroma subsampling and WebP losslessly.
         bits: 8, or 16 for a 16-bit PNG (gray, RGB or RGBA; read back exactly by
-            ``load_image``). 16-bit files are encoded by this module, since Pillow cannot
-            write 16-bit colour.
-        overwrite: if False and ``path`` exists, raise FileExistsError instead of replacing.
+            ``load_image``). 16-bit files are encoded by :mod:`edsr_lab.png`, since Pillow
+            cannot write 16-bit colour.
+        overwrite: if False and ``path`` exists, raise OutputExistsError instead of replacing.
 
     Returns:
         The ``Path`` written. The file appears atomically (written to a temporary file in the
         same folder, then renamed), so a crash never leaves a half-written image.
 
     Raises:
-        ValueError: bad shape/dtype, NaN or infinite values, bits not 8/16, 16 bits for a
-            non-PNG suffix, an unknown suffix, or a format that cannot hold the channels.
-        FileExistsError: ``overwrite=False`` and the file exists.
+        ImageTypeError / ImageInputError / NonFiniteImageError: bad dtype, shape, or NaN or
+            infinite values (as :func:`to_uint8`).
+        BadArgumentError: bits not 8/16, 16 bits for a non-PNG suffix, an unknown suffix,
+            or a format that cannot hold the channels.
+        OutputPathError: ``path`` is a folder (an ``OSError``).
+        OutputExistsError: ``overwrite=False`` and the file exists (a ``FileExistsError``).
     """
     if bits not in (8, 16) or isinstance(bits, bool):
-        raise ValueError(f"bits must be 8 or 16, got {bits!r}")
+        raise BadArgumentError(f"bits must be 8 or 16, got {bits!r}")
     hwc = _as_hwc(image)
     path = Path(path).expanduser()
     fmt = _format_for(path)
     if bits == 16 and fmt != "PNG":
-        raise ValueError(
+        raise BadArgumentError(
             f"bits=16 is only supported for PNG files, but {str(path)!r} is {fmt}; "
             "use a .png suffix or bits=8"
         )
     if path.is_dir():
-        raise IsADirectoryError(f"cannot save image to {str(path)!r}: it is a folder")
+        raise OutputPathError(f"cannot save image to {str(path)!r}: it is a folder")
     if not overwrite and path.exists():
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{str(path)!r} already exists and overwrite=False; choose another name or pass "
             "overwrite=True to replace it"
         )
     if bits == 16:
-        data = _encode_png16(np.floor(hwc * 65535 + 0.5).astype(np.uint16))
+        data = encode_png16(np.floor(hwc * 65535 + 0.5).astype(np.uint16))
     else:
         data = _encode_8bit(np.floor(hwc * 255 + 0.5).astype(np.uint8), fmt, path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -540,7 +573,7 @@ def _as_hwc(image: object) -> np.ndarray:
     """Validate a float (C,H,W)/(1,C,H,W)/(H,W) image; return it (H, W, C) clamped to [0, 1]."""
     if isinstance(image, torch.Tensor):
         if not image.is_floating_point():
-            raise ValueError(
+            raise ImageTypeError(
                 f"expected a float tensor with values in [0, 1], got dtype {image.dtype}; "
                 "for 0-255 integers use x.float() / 255"
             )
@@ -549,18 +582,18 @@ def _as_hwc(image: object) -> np.ndarray:
         array = image.detach().cpu().numpy()
     elif isinstance(image, np.ndarray):
         if image.dtype.kind != "f":
-            raise ValueError(
+            raise ImageTypeError(
                 f"expected a float array with values in [0, 1], got dtype {image.dtype}; "
                 "for 0-255 integers use x.astype(np.float32) / 255"
             )
         array = image.astype(np.float32) if image.dtype == np.float16 else image
     else:
-        raise TypeError(f"expected a torch.Tensor or numpy array, got {type(image).__name__}")
+        raise ImageTypeError(f"expected a torch.Tensor or numpy array, got {type(image).__name__}")
 
     shape = tuple(array.shape)
     if array.ndim == 4:
         if shape[0] != 1:
-            raise ValueError(
+            raise ImageInputError(
                 f"expected one image, got a batch of shape {shape}; save x[i] for each i"
             )
         array = array[0]
@@ -570,20 +603,13 @@ def _as_hwc(image: object) -> np.ndarray:
         hint = ""
         if array.ndim == 3 and array.shape[2] in (1, 3, 4):
             hint = " It looks like (H, W, C): use x.permute(2, 0, 1) or x.transpose(2, 0, 1)."
-        raise ValueError(
+        raise ImageInputError(
             f"expected an image shaped (C, H, W) with C in {{1, 3, 4}}, (1, C, H, W) or "
             f"(H, W); got shape {shape}.{hint}"
         )
     if array.shape[1] == 0 or array.shape[2] == 0:
-        raise ValueError(f"the image is empty: shape {shape}")
-    finite = np.isfinite(array)
-    if not finite.all():
-        n_nan = int(np.isnan(array).sum())
-        n_inf = int(array.size - finite.sum()) - n_nan
-        raise ValueError(
-            f"the image contains {n_nan} NaN and {n_inf} infinite values; fix what produced "
-            "it (e.g. a diverged model or a division by zero) before converting or saving"
-        )
+        raise ImageInputError(f"the image is empty: shape {shape}")
+    check_finite(array, "the image")
     return np.clip(array, 0.0, 1.0).transpose(1, 2, 0)
 
 
@@ -591,7 +617,7 @@ def _format_for(path: Path) -> str:
     suffix = path.suffix.lower()
     fmt = Image.registered_extensions().get(suffix)
     if fmt is None or fmt not in Image.SAVE:
-        raise ValueError(
+        raise BadArgumentError(
             f"cannot tell which format to write for {str(path)!r} (suffix {suffix or 'none'!r}); "
             "use .png (lossless, recommended), .bmp, .tif, .webp or .jpg"
         )
@@ -605,35 +631,11 @@ def _encode_8bit(u8: np.ndarray, fmt: str, path: Path) -> bytes:
     try:
         img.save(buffer, format=fmt, **_SAVE_OPTIONS.get(fmt, {}))
     except (OSError, ValueError, KeyError) as exc:
-        raise ValueError(
+        raise BadArgumentError(
             f"Pillow cannot write a {channels}-channel 8-bit image as {fmt} for {str(path)!r} "
             f"({exc}); save it as .png, or drop the alpha channel with x[:3]"
         ) from None
     return buffer.getvalue()
-
-
-def _encode_png16(u16: np.ndarray) -> bytes:
-    """Encode (H, W, C) uint16, C in {1, 3, 4}, as a 16-bit PNG (gray, RGB or RGBA).
-
-    PNG stores samples big-endian, each row prefixed by a filter byte; filter 0 ("none")
-    keeps this simple, at the cost of somewhat larger files than adaptive filtering.
-    """
-    height, width, channels = u16.shape
-    color_type = {1: 0, 3: 2, 4: 6}[channels]
-    rows = np.zeros((height, 1 + width * channels * 2), dtype=np.uint8)
-    rows[:, 1:] = np.ascontiguousarray(u16, dtype=">u2").view(np.uint8).reshape(height, -1)
-    compressed = zlib.compress(rows.tobytes(), 6)
-
-    def chunk(kind: bytes, payload: bytes) -> bytes:
-        crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
-        return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
-
-    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
-    step = 1 << 20  # several IDAT chunks: a chunk's length must stay below 2**31
-    idat = b"".join(
-        chunk(b"IDAT", compressed[i : i + step]) for i in range(0, len(compressed), step)
-    )
-    return _PNG_SIGNATURE + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

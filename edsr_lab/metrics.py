@@ -27,6 +27,9 @@ import math
 import torch
 import torch.nn.functional as F
 
+from edsr_lab.errors import BadArgumentError, ImageInputError, SizeMismatchError
+from edsr_lab.validate import check_finite, check_image, check_tensor
+
 __all__ = [
     "PROTOCOLS",
     "crop_border",
@@ -82,7 +85,7 @@ def rgb_to_y(x: torch.Tensor) -> torch.Tensor:
     """
     _check_float(x, "rgb_to_y: x")
     if x.dim() < 3 or x.shape[-3] not in (1, 3):
-        raise ValueError(
+        raise ImageInputError(
             f"rgb_to_y: expected (..., 3, H, W) RGB or (..., 1, H, W), got {tuple(x.shape)}."
         )
     if x.shape[-3] == 1:
@@ -96,13 +99,14 @@ def crop_border(x: torch.Tensor, n: int) -> torch.Tensor:
     """Remove ``n`` pixels from each border of (..., H, W); n = 0 returns x.
 
     Raises:
-        ValueError: n negative, or nothing would be left of the image.
+        BadArgumentError: n negative; ImageInputError: nothing would be left of the image
+            (both ValueErrors).
     """
     if isinstance(n, bool) or not isinstance(n, int) or n < 0:
-        raise ValueError(f"crop_border: n must be a whole number >= 0, got {n!r}.")
+        raise BadArgumentError(f"crop_border: n must be a whole number >= 0, got {n!r}.")
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if 2 * n >= h or 2 * n >= w:
-        raise ValueError(
+        raise ImageInputError(
             f"crop_border: cannot crop {n} px from each border of a {h}x{w} image "
             "(nothing would be left); use a larger image or a smaller crop."
         )
@@ -110,13 +114,7 @@ def crop_border(x: torch.Tensor, n: int) -> torch.Tensor:
 
 
 def _check_float(x: object, name: str) -> None:
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    if not torch.is_floating_point(x):
-        raise TypeError(
-            f"{name} has dtype {x.dtype}; expected a float tensor in [0, 1] "
-            "(for 8-bit data use x.float() / 255)."
-        )
+    check_tensor(x, name, "(..., C, H, W)")
 
 
 def _prepare(
@@ -130,32 +128,26 @@ def _prepare(
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Validate, quantize, pick channels and crop; return float64 (N, C, H', W') on 0..255."""
     if protocol not in PROTOCOLS:
-        raise ValueError(
+        raise BadArgumentError(
             f"{fname}: unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}."
         )
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 0:
-        raise ValueError(f"{fname}: scale must be a whole number >= 0, got {scale!r}.")
-    _check_float(sr, f"{fname}: sr")
-    _check_float(hr, f"{fname}: hr")
-    if sr.dim() not in (3, 4):
-        raise ValueError(f"{fname}: sr must be (C, H, W) or (N, C, H, W), got {tuple(sr.shape)}.")
+        raise BadArgumentError(f"{fname}: scale must be a whole number >= 0, got {scale!r}.")
+    check_image(sr, f"{fname}: sr", finite=False)
+    check_tensor(hr, f"{fname}: hr")
     if sr.shape != hr.shape:
-        raise ValueError(
+        raise SizeMismatchError(
             f"{fname}: sr has shape {tuple(sr.shape)} but hr has shape {tuple(hr.shape)}; "
             "they must match. If the HR is a few pixels larger, crop it with "
             "edsr_lab.resize.modcrop(hr, scale) to a multiple of the scale."
         )
-    if sr.numel() == 0:
-        raise ValueError(f"{fname}: empty images (shape {tuple(sr.shape)}).")
-    if not torch.isfinite(sr).all():
-        raise ValueError(f"{fname}: sr contains NaN or infinite values.")
-    if not torch.isfinite(hr).all():
-        raise ValueError(f"{fname}: hr contains NaN or infinite values.")
+    check_finite(sr, f"{fname}: sr")
+    check_finite(hr, f"{fname}: hr")
     hr_max, hr_min = float(hr.max()), float(hr.min())
     if hr_max > 1.5 or hr_min < -0.5:
         # A ground truth far outside [0, 1] is almost surely on the 0..255 scale; clamping
         # it would silently give meaningless numbers.
-        raise ValueError(
+        raise ImageInputError(
             f"{fname}: hr values span [{hr_min:g}, {hr_max:g}], expected [0, 1]. "
             "Divide 8-bit images by 255."
         )
@@ -172,7 +164,7 @@ def _prepare(
         sr8, hr8 = torch.floor(sr8 * 255.0 + 0.5) / 255.0, torch.floor(hr8 * 255.0 + 0.5) / 255.0
     if use_y:
         if sr8.shape[1] not in (1, 3):
-            raise ValueError(
+            raise ImageInputError(
                 f"{fname}: protocol {protocol!r} needs RGB (3 channels) or grey (1 channel) "
                 f"images, got {sr8.shape[1]} channels; use protocol='rgb' instead."
             )
@@ -208,8 +200,11 @@ def psnr_per_image(
         One float per image; ``inf`` where the 8-bit images are identical.
 
     Raises:
-        ValueError: shapes differ (message names both), crop too large, unknown protocol,
-            NaN/inf values, or hr not in [0, 1].
+        ImageTypeError: sr or hr is not a float tensor (also a TypeError).
+        SizeMismatchError: shapes differ (message names both).
+        NonFiniteImageError: NaN/inf values in sr or hr.
+        ImageInputError: crop too large, or hr not in [0, 1]; BadArgumentError: unknown
+            protocol or bad scale. (All of these are ValueErrors and EdsrLabErrors.)
     """
     a, b = _prepare(sr, hr, scale, protocol, crop, "psnr", quantize)
     mse = ((a - b) ** 2).flatten(1).mean(dim=1)
@@ -267,13 +262,13 @@ def ssim_per_image(
     Identical 8-bit images give exactly 1.0.
 
     Raises:
-        ValueError: as :func:`psnr_per_image`, and when the cropped image is smaller than
+        ImageInputError etc.: as :func:`psnr_per_image`, and when the cropped image is smaller than
             the 11x11 window.
     """
     a, b = _prepare(sr, hr, scale, protocol, crop, "ssim", quantize)
     n, c, h, w = a.shape
     if h < _SSIM_WINDOW or w < _SSIM_WINDOW:
-        raise ValueError(
+        raise ImageInputError(
             f"ssim: after cropping the images are {h}x{w}, smaller than the "
             f"{_SSIM_WINDOW}x{_SSIM_WINDOW} SSIM window."
         )

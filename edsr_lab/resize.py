@@ -33,6 +33,9 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
+from edsr_lab.errors import BadArgumentError, ImageInputError, ImageTypeError
+from edsr_lab.validate import check_image
+
 __all__ = ["cubic", "degrade", "imresize", "modcrop", "resize_weights"]
 
 # Outputs are produced in blocks of this many: each block only reads a short window of
@@ -99,26 +102,8 @@ def resize_weights(
 
 
 def _check_float_tensor(x: object, name: str) -> torch.Tensor:
-    if isinstance(x, np.ndarray):
-        raise TypeError(
-            f"{name} must be a torch.Tensor shaped (..., C, H, W) or (H, W), got a numpy "
-            "array. Convert it with torch.from_numpy(a) (for an H x W x C image also "
-            ".permute(2, 0, 1)), so that the last two axes are height and width."
-        )
-    if not isinstance(x, torch.Tensor):
-        raise TypeError(f"{name} must be a torch.Tensor, got {type(x).__name__}.")
-    if not torch.is_floating_point(x):
-        raise TypeError(
-            f"{name} has dtype {x.dtype}; a float tensor with values in [0, 1] is expected. "
-            "Convert it first, e.g. x.float() / 255 for 8-bit images."
-        )
-    if x.dim() < 2:
-        raise ValueError(
-            f"{name} must have at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}."
-        )
-    if x.shape[-1] == 0 or x.shape[-2] == 0:
-        raise ValueError(f"{name} is an empty image (shape {tuple(x.shape)}).")
-    return x
+    # NaN/inf are refused too: one would spread over every output pixel its taps reach.
+    return check_image(x, name, ndims=None, layout="(..., C, H, W) or (H, W)")
 
 
 def _as_pair(value: float | Sequence[float], name: str) -> tuple[float, float]:
@@ -126,7 +111,7 @@ def _as_pair(value: float | Sequence[float], name: str) -> tuple[float, float]:
         return float(value), float(value)
     if isinstance(value, Sequence) and not isinstance(value, str) and len(value) == 2:
         return float(value[0]), float(value[1])
-    raise ValueError(f"{name} must be a number or a pair (rows, cols), got {value!r}.")
+    raise BadArgumentError(f"{name} must be a number or a pair (rows, cols), got {value!r}.")
 
 
 def _output_geometry(
@@ -136,25 +121,25 @@ def _output_geometry(
 ) -> tuple[tuple[int, int], tuple[float, float]]:
     """Return ((out_h, out_w), (scale_h, scale_w)) the way MATLAB derives them."""
     if (scale is None) == (size is None):
-        raise ValueError("imresize: give exactly one of `scale` or `size=(out_h, out_w)`.")
+        raise BadArgumentError("imresize: give exactly one of `scale` or `size=(out_h, out_w)`.")
     if scale is not None:
         scales = _as_pair(scale, "scale")
         for s in scales:
             if not math.isfinite(s) or s <= 0:
-                raise ValueError(f"imresize: scale must be finite and > 0, got {scale!r}.")
+                raise BadArgumentError(f"imresize: scale must be finite and > 0, got {scale!r}.")
         # MATLAB: outputSize = ceil(scale * inputSize). With scale = 1/s and a modcropped
         # input this is exactly H/s.
         # (ceil of a positive length is always >= 1.)
         out = tuple(int(math.ceil(n * s)) for n, s in zip(in_hw, scales, strict=True))
         return (out[0], out[1]), scales
     if not (isinstance(size, Sequence) and len(size) == 2):
-        raise ValueError(f"imresize: size must be a pair (out_h, out_w), got {size!r}.")
+        raise BadArgumentError(f"imresize: size must be a pair (out_h, out_w), got {size!r}.")
     out_hw: list[int] = []
     for v in size:
         if isinstance(v, bool) or not float(v).is_integer():
-            raise ValueError(f"imresize: size must hold whole numbers, got {size!r}.")
+            raise BadArgumentError(f"imresize: size must hold whole numbers, got {size!r}.")
         if int(v) < 1:
-            raise ValueError(f"imresize: size must be >= 1 in both dimensions, got {size!r}.")
+            raise BadArgumentError(f"imresize: size must be >= 1 in both dimensions, got {size!r}.")
         out_hw.append(int(v))
     return (out_hw[0], out_hw[1]), (out_hw[0] / in_hw[0], out_hw[1] / in_hw[1])
 
@@ -239,9 +224,11 @@ def imresize(
         float32 and cast back (``uint8=True``: computed in float64, cast back).
 
     Raises:
-        TypeError: x is not a floating-point torch tensor.
-        ValueError: empty image, non-positive or non-finite scale, a size that would be
-            0 pixels, or both/neither of ``scale`` and ``size``.
+        ImageTypeError: x is not a floating-point torch tensor (also a TypeError).
+        ImageInputError: fewer than 2 dimensions or an empty image; NonFiniteImageError
+            (a subclass) if x holds NaN or inf.
+        BadArgumentError: non-positive or non-finite scale, a size that would be 0
+            pixels, or both/neither of ``scale`` and ``size`` (all ValueErrors).
     """
     x = _check_float_tensor(x, "imresize: x")
     in_hw = (int(x.shape[-2]), int(x.shape[-1]))
@@ -278,10 +265,10 @@ def _check_scale_int(scale: object, name: str) -> int:
         if isinstance(scale, float) and scale.is_integer():
             scale = int(scale)
         else:
-            raise ValueError(f"{name}: scale must be a positive whole number, got {scale!r}.")
+            raise BadArgumentError(f"{name}: scale must be a positive whole number, got {scale!r}.")
     scale = int(scale)
     if scale < 1:
-        raise ValueError(f"{name}: scale must be >= 1, got {scale}.")
+        raise BadArgumentError(f"{name}: scale must be >= 1, got {scale}.")
     return scale
 
 
@@ -292,17 +279,18 @@ def modcrop(x: torch.Tensor, scale: int) -> torch.Tensor:
     ``H mod scale`` rows and ``W mod scale`` columns. Returns a view (no copy).
 
     Raises:
-        TypeError: x is not a tensor.
-        ValueError: scale not a whole number >= 1, or the image is smaller than scale.
+        ImageTypeError: x is not a tensor (also a TypeError).
+        ImageInputError: the image is smaller than scale; BadArgumentError: scale not a
+            whole number >= 1 (both ValueErrors).
     """
     s = _check_scale_int(scale, "modcrop")
     if not isinstance(x, torch.Tensor):
-        raise TypeError(f"modcrop: x must be a torch.Tensor, got {type(x).__name__}.")
+        raise ImageTypeError(f"modcrop: x must be a torch.Tensor, got {type(x).__name__}.")
     if x.dim() < 2:
-        raise ValueError(f"modcrop: x must be shaped (..., H, W), got {tuple(x.shape)}.")
+        raise ImageInputError(f"modcrop: x must be shaped (..., H, W), got {tuple(x.shape)}.")
     h, w = int(x.shape[-2]), int(x.shape[-1])
     if h < s or w < s:
-        raise ValueError(f"modcrop: image {h}x{w} is smaller than the scale {s}.")
+        raise ImageInputError(f"modcrop: image {h}x{w} is smaller than the scale {s}.")
     return x[..., : h - h % s, : w - w % s]
 
 

@@ -49,7 +49,6 @@ from edsr_lab.evaluate import input_channels, model_scale
 from edsr_lab.io import atomic_write
 
 __all__ = [
-    "CheckpointExistsError",
     "History",
     "TrainConfig",
     "activation_memory",

@@ -7,10 +7,11 @@ pixel repetition, so pixel grids and crops line up), a rectangle marks the crop,
 second row (or an inset) shows the crop enlarged. :func:`plot_history` draws the curves of
 :class:`edsr_lab.train.History` objects.
 
-Both return a ``matplotlib.figure.Figure`` that is *not* registered with pyplot: nothing is
-shown or kept alive behind your back, and it works with any backend, Agg included. In a
-notebook, make the call the last line of a cell (or ``display(fig)``) to see it; in a
-script, ``fig.savefig("out.png")``.
+Both return a ``matplotlib.figure.Figure`` (a small subclass that Jupyter draws as PNG by
+itself) that is *not* registered with pyplot: nothing is shown or kept alive behind your
+back, and it works with any backend, Agg included. Importing this module changes no global
+state (no pyplot, no IPython display settings). In a notebook, make the call the last line
+of a cell (or ``display(fig)``) to see it; in a script, ``fig.savefig("out.png")``.
 
 Images are float tensors (C, H, W) (or (1, C, H, W), or (H, W)) with 1 or 3 channels and
 values in [0, 1].
@@ -18,6 +19,7 @@ values in [0, 1].
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -25,7 +27,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
+from matplotlib.figure import Figure as _MplFigure
 from matplotlib.patches import Rectangle
 
 from edsr_lab.errors import VizInputError
@@ -33,23 +35,20 @@ from edsr_lab.errors import VizInputError
 __all__ = ["plot_history", "show_images"]
 
 
-def _enable_notebook_display() -> None:
-    """Let Jupyter draw our Figures as PNG even if pyplot was never imported.
+class Figure(_MplFigure):
+    """A matplotlib ``Figure`` that Jupyter draws as PNG by itself (``_repr_png_``).
 
-    IPython registers its PNG formatter for ``Figure`` only once pyplot or ``%matplotlib``
-    set up the inline backend; without it a returned Figure shows as ``<Figure size ...>``.
+    Our figures are not registered with pyplot, and IPython only knows how to draw a bare
+    ``Figure`` once pyplot or ``%matplotlib inline`` set up its formatter; without one a
+    returned figure shows as ``<Figure size ...>``. Giving the figure its own
+    ``_repr_png_`` avoids changing IPython's display settings as a side effect of
+    importing this module (an earlier version registered the formatter at import).
     """
-    try:
-        from IPython import get_ipython
-        from IPython.core.pylabtools import select_figure_formats
-    except ImportError:  # plain Python: nothing to register
-        return
-    shell = get_ipython()
-    if shell is not None and hasattr(shell, "display_formatter"):
-        select_figure_formats(shell, {"png"})
 
-
-_enable_notebook_display()
+    def _repr_png_(self) -> bytes:
+        buffer = io.BytesIO()
+        self.savefig(buffer, format="png", bbox_inches="tight")
+        return buffer.getvalue()
 
 
 def _to_chw(img: Any, name: str) -> torch.Tensor:

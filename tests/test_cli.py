@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 
@@ -134,3 +135,23 @@ def test_download_div2k_rejects_unknown_part_in_one_line(capsys, tmp_path):
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "bogus" in err and "train_HR" in err
     assert not (tmp_path / "d").exists()
+
+
+def test_upscale_writes_the_models_output_not_bicubic(tmp_path):
+    """The saved file is the model's output rounded to 8 bits, checked pixel for pixel."""
+    from edsr_lab.evaluate import bicubic_upscale, super_resolve
+    from edsr_lab.io import save_image, to_uint8
+
+    torch.manual_seed(0)
+    model = EDSR(n_resblocks=1, n_feats=8, scale=2).eval()
+    ckpt = save_checkpoint(model, tmp_path / "tiny.pt")
+    lr = torch.rand(3, 12, 10, generator=torch.Generator().manual_seed(3))
+    image = save_image(lr, tmp_path / "in.png")
+    lr = load_image(image)  # the 8-bit input as the CLI reads it
+    out = tmp_path / "out"
+    assert cli.main(["upscale", str(image), "--checkpoint", str(ckpt), "--out", str(out)]) == 0
+    written = load_image(out / "in_x2.png")
+    expected = to_uint8(super_resolve(model, lr))
+    bicubic = to_uint8(bicubic_upscale(lr, 2))
+    assert (expected != bicubic).mean() > 0.5  # the two are told apart by this check
+    assert np.array_equal(to_uint8(written), expected)

@@ -17,7 +17,6 @@ from PIL import Image
 from edsr_lab import config
 from edsr_lab.data import div2k
 from edsr_lab.data.div2k import (
-    DatasetExistsError,
     download_div2k,
     find_pairs,
     load_pairs,
@@ -25,7 +24,7 @@ from edsr_lab.data.div2k import (
     mini_div2k,
     safe_extract,
 )
-from edsr_lab.errors import DatasetError
+from edsr_lab.errors import DatasetError, DatasetExistsError
 from edsr_lab.io import load_image
 from edsr_lab.resize import degrade
 

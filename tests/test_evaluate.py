@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from edsr_lab.errors import ImageTypeError, SizeMismatchError
 from edsr_lab.evaluate import (
     EvalResult,
-    SizeMismatchError,
     bicubic_upscale,
     evaluate,
     super_resolve,
@@ -90,9 +90,9 @@ def test_super_resolve_bad_inputs_are_clear():
     model = ConvShuffle(2)
     with pytest.raises(SizeMismatchError, match="4 channels.*expects 3.*channels=3"):
         super_resolve(model, torch.rand(4, 8, 8))
-    with pytest.raises(SizeMismatchError, match="float tensor"):
+    with pytest.raises(ImageTypeError, match="float tensor"):
         super_resolve(model, torch.zeros(3, 8, 8, dtype=torch.uint8))
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(ImageTypeError, match="torch.Tensor"):
         super_resolve(model, [[0.0]])
     with pytest.raises(SizeMismatchError, match="expected"):
         super_resolve(model, torch.rand(3, 8, 8), scale=3)  # a x2 model asked for x3

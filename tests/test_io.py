@@ -455,3 +455,101 @@ def test_png16_low_level_writer_is_valid_png(tmp_path):
         kinds.append(kind)
         pos += 12 + length
     assert kinds == [b"IHDR", b"IDAT", b"IEND"]
+
+
+# --------------------------------------------------------------------------------------------
+# PNG pixel streams: too short, absurd headers, interlacing (edsr_lab.png)
+# --------------------------------------------------------------------------------------------
+def _chunk(kind: bytes, payload: bytes) -> bytes:
+    crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
+    return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
+
+
+def _png(width: int, height: int, raw: bytes, color_type: int = 2, interlace: int = 0) -> bytes:
+    header = struct.pack(">IIBBBBB", width, height, 8, color_type, 0, 0, interlace)
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + _chunk(b"IHDR", header)
+        + _chunk(b"IDAT", zlib.compress(raw))
+        + _chunk(b"IEND", b"")
+    )
+
+
+def test_png_with_complete_but_short_pixel_stream_is_refused(tmp_path):
+    rows = RNG.integers(0, 256, size=(10, 300), dtype=np.uint8)
+    raw = b"".join(b"\x00" + row.tobytes() for row in rows)  # 10 rows of a 100x100 image
+    path = tmp_path / "short.png"
+    path.write_bytes(_png(100, 100, raw))
+    with Image.open(path) as img:  # what we guard against: Pillow fills the rest with black
+        img.load()
+        assert np.asarray(img)[10:].max() == 0
+    with pytest.raises(ImageReadError, match=r"too short.*10 of 100 rows") as info:
+        load_image(path)
+    assert "short.png" in str(info.value)
+
+
+def test_tiny_png_claiming_80_million_pixels_is_refused_without_decoding(tmp_path):
+    import subprocess
+    import sys
+
+    path = tmp_path / "tall.png"
+    path.write_bytes(_png(1, 80_000_000, b"\x00\x00\x00\x00"))
+    assert len(path.read_bytes()) < 100
+    probe = (
+        "import resource, sys\n"
+        "from edsr_lab.io import load_image\n"
+        "from edsr_lab.errors import ImageReadError\n"
+        "try:\n"
+        "    load_image(sys.argv[1])\n"
+        "except ImageReadError as err:\n"
+        "    print('refused:', err)\n"
+        "print('peak MiB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)\n"
+    )
+    repo = str(Path(__file__).resolve().parent.parent)
+    run = subprocess.run(
+        [sys.executable, "-c", probe, str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": repo},
+    )
+    lines = run.stdout.strip().splitlines()
+    assert lines[0].startswith("refused:") and "too short" in lines[0], run.stdout + run.stderr
+    # Decoding would take 2.9 GB (Pillow's 320 MB buffer, then float32 RGB); torch, NumPy
+    # and Pillow themselves take a few hundred MB.
+    assert int(lines[-1].split()[-1]) < 1024
+
+
+def _adam7(arr: np.ndarray) -> bytes:
+    """Interlaced (Adam7) scanlines, filter 0, of an (H, W, 3) uint8 array."""
+    passes = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), (1, 0, 2, 2))
+    passes += ((0, 1, 1, 2),)
+    out = b""
+    for x0, y0, dx, dy in passes:
+        sub = arr[y0::dy, x0::dx]
+        if sub.size:
+            out += b"".join(b"\x00" + row.tobytes() for row in sub)
+    return out
+
+
+@pytest.mark.parametrize("shape", [(13, 7), (1, 1), (3, 9)])
+def test_valid_interlaced_png_still_loads(tmp_path, shape):
+    arr = RNG.integers(0, 256, size=(*shape, 3), dtype=np.uint8)
+    path = tmp_path / "adam7.png"
+    path.write_bytes(_png(shape[1], shape[0], _adam7(arr), interlace=1))
+    expected = torch.from_numpy(arr.transpose(2, 0, 1).astype(np.float32) / 255)
+    assert torch.equal(load_image(path), expected)
+    short = _adam7(arr)[:-1]
+    path.write_bytes(_png(shape[1], shape[0], short, interlace=1))
+    with pytest.raises(ImageReadError, match="too short"):
+        load_image(path)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_float_tiff_with_non_finite_pixels_says_so(tmp_path, bad):
+    a = np.full((4, 5), 0.5, dtype=np.float32)
+    a[2, 3] = bad
+    path = _save(Image.fromarray(a, mode="F"), tmp_path / "f.tif")
+    with pytest.raises(ImageReadError, match="non-finite values") as info:
+        load_image(path)
+    assert "255" not in str(info.value)

@@ -8,12 +8,12 @@ import torch.nn.functional as F
 from torch import nn
 
 from edsr_lab.config import DIV2K_MEAN
+from edsr_lab.errors import ImageTypeError, ModelInputError
 from edsr_lab.models import (
     EDSR,
     GRAY_MEAN,
     MDSR,
     MeanShift,
-    ModelInputError,
     ResBlock,
     SRResNet,
     Upsampler,
@@ -309,7 +309,8 @@ def test_other_input_mistakes():
         model(torch.rand(3, 6, 6))
     with pytest.raises(ModelInputError, match="4-D"):
         model(torch.rand(1, 1, 3, 6, 6))
-    with pytest.raises(ModelInputError, match=r"dtype torch.uint8.*x.float\(\) / 255"):
+    # integer pixels: the same ImageTypeError (a TypeError) as in resize, metrics and io
+    with pytest.raises(ImageTypeError, match=r"dtype torch.uint8.*x.float\(\) / 255"):
         model(torch.zeros(1, 3, 6, 6, dtype=torch.uint8))
     with pytest.raises(ModelInputError, match="grey image"):
         model(torch.rand(1, 1, 6, 6))
@@ -317,7 +318,7 @@ def test_other_input_mistakes():
         model(torch.rand(1, 6, 6, 3))
     with pytest.raises(ModelInputError, match="channels=1"):
         EDSR(1, 8, 2, n_colors=1)(torch.rand(1, 3, 6, 6))
-    with pytest.raises(TypeError, match="torch.Tensor"):
+    with pytest.raises(ImageTypeError, match="torch.Tensor"):
         model([[0.0]])
     with pytest.raises(ModelInputError, match="empty"):
         model(torch.rand(1, 3, 0, 6))

@@ -9,9 +9,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edsr_lab.errors import CheckpointError
+from edsr_lab.errors import CheckpointError, CheckpointExistsError
 from edsr_lab.train import (
-    CheckpointExistsError,
     History,
     TrainConfig,
     activation_memory,

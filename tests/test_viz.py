@@ -16,8 +16,9 @@ import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from PIL import Image  # noqa: E402
 
+from edsr_lab.errors import VizInputError  # noqa: E402
 from edsr_lab.train import History  # noqa: E402
-from edsr_lab.viz import VizInputError, plot_history, show_images  # noqa: E402
+from edsr_lab.viz import plot_history, show_images  # noqa: E402
 
 
 def _images():
@@ -122,3 +123,60 @@ def test_plot_history_into_existing_axes():
     assert plot_history(_history(), ax=ax) is fig
     with pytest.raises(VizInputError):
         plot_history(42)
+
+
+def test_importing_viz_leaves_ipython_display_settings_alone():
+    """No side effect at import; figures still draw in Jupyter through their _repr_png_."""
+    import os
+    import subprocess
+    import sys
+
+    probe = (
+        "from IPython.core.interactiveshell import InteractiveShell\n"
+        "shell = InteractiveShell.instance()\n"
+        "png = shell.display_formatter.formatters['image/png']\n"
+        "before = dict(png.type_printers), dict(png.deferred_printers)\n"
+        "import edsr_lab.viz\n"
+        "assert (dict(png.type_printers), dict(png.deferred_printers)) == before\n"
+        "import sys; assert 'matplotlib.pyplot' not in sys.modules\n"
+        "import torch\n"
+        "fig = edsr_lab.viz.show_images({'a': torch.rand(3, 8, 8)}, crop=None)\n"
+        "data, _ = shell.display_formatter.format(fig)\n"
+        "assert data['image/png'][:4] == b'\\x89PNG', data.keys()\n"
+        "print('ok')\n"
+    )
+    from pathlib import Path
+
+    repo = str(Path(__file__).resolve().parent.parent)
+    env = {**os.environ, "PYTHONPATH": repo, "MPLBACKEND": "Agg"}
+    run = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert run.stdout.strip() == "ok", run.stderr[-2000:]
+
+
+def _psnr_by_hand(sr: torch.Tensor, hr: torch.Tensor, crop: int, luma: bool) -> float:
+    """The paper's PSNR written out in NumPy, independently of edsr_lab.metrics."""
+    a = np.floor(sr.double().numpy().clip(0, 1) * 255 + 0.5)
+    b = np.floor(hr.double().numpy().clip(0, 1) * 255 + 0.5)
+    if luma:  # BT.601 Y as MATLAB's rgb2ycbcr, on the 0..255 scale
+        w = np.array([65.481, 128.553, 24.966])[:, None, None] / 255
+        a, b = 16 + (a * w).sum(0), 16 + (b * w).sum(0)
+    if crop:
+        a, b = a[..., crop:-crop, crop:-crop], b[..., crop:-crop, crop:-crop]
+    return 10 * math.log10(255**2 / np.mean((a - b) ** 2))
+
+
+@pytest.mark.parametrize(
+    "protocol, crop, luma",
+    [("benchmark", 3, True), ("div2k", 9, False), ("rgb", 0, False)],
+)
+def test_show_images_titles_use_the_requested_protocol(protocol, crop, luma):
+    g = torch.Generator().manual_seed(1)
+    hr = torch.rand(3, 30, 33, generator=g)
+    sr = (hr + 0.1 * torch.randn(3, 30, 33, generator=g)).clamp(0, 1)
+    fig = show_images({"SR": sr, "HR": hr}, reference="HR", scale=3, protocol=protocol)
+    expected = _psnr_by_hand(sr, hr, crop, luma)
+    others = [_psnr_by_hand(sr, hr, c, y) for c, y in ((3, True), (9, False), (0, False))]
+    assert sum(abs(expected - v) < 0.01 for v in others) == 1  # the protocols differ here
+    assert fig.axes[0].get_title() == f"SR\n{expected:.2f} dB"

@@ -18,6 +18,14 @@ from pathlib import Path
 
 import torch
 
+from edsr_lab.errors import (
+    BadArgumentError,
+    ImageInputError,
+    ImageTypeError,
+    SizeMismatchError,
+)
+from edsr_lab.validate import check_finite
+
 #: ``dihedral(x, k)`` for k = 0..7: ``k % 4`` quarter turns, after a left-right flip when
 #: ``k >= 4``. k = 0 is the identity.
 N_DIHEDRAL = 8
@@ -25,7 +33,7 @@ N_DIHEDRAL = 8
 
 def _check_k(k: int) -> int:
     if isinstance(k, bool) or not isinstance(k, int) or not 0 <= k < N_DIHEDRAL:
-        raise ValueError(f"k must be a whole number in 0..7, got {k!r}")
+        raise BadArgumentError(f"k must be a whole number in 0..7, got {k!r}")
     return k
 
 
@@ -69,14 +77,16 @@ def center_crop_pair(
     """
     h, w = lr.shape[-2:]
     if tuple(hr.shape[-2:]) != (h * scale, w * scale):
-        raise ValueError(
+        raise SizeMismatchError(
             f"HR {tuple(hr.shape)} is not {scale}x LR {tuple(lr.shape)}; crop HR with "
             "edsr_lab.resize.modcrop first"
         )
     if size is None:
         return hr, lr
     if not 0 < size <= min(h, w):
-        raise ValueError(f"crop size {size} must be in 1..{min(h, w)} for LR {tuple(lr.shape)}")
+        raise BadArgumentError(
+            f"crop size {size} must be in 1..{min(h, w)} for LR {tuple(lr.shape)}"
+        )
     y, x = (h - size) // 2, (w - size) // 2
     hr_crop = hr[..., scale * y : scale * (y + size), scale * x : scale * (x + size)]
     return hr_crop, lr[..., y : y + size, x : x + size]
@@ -85,17 +95,20 @@ def center_crop_pair(
 def _as_uint8(img: object, what: str) -> torch.Tensor:
     """Check one image: a (C, H, W) tensor, uint8 or float in [0, 1] (converted)."""
     if not isinstance(img, torch.Tensor):
-        raise TypeError(f"{what} must be a torch.Tensor, got {type(img).__name__}")
+        raise ImageTypeError(f"{what} must be a torch.Tensor, got {type(img).__name__}")
     if img.dim() != 3:
-        raise ValueError(f"{what} must be shaped (C, H, W), got {tuple(img.shape)}")
+        raise ImageInputError(f"{what} must be shaped (C, H, W), got {tuple(img.shape)}")
     if img.dtype == torch.uint8:
         return img
     if img.is_floating_point():
+        check_finite(img, what)
         lo, hi = float(img.min()), float(img.max())
         if lo < 0.0 or hi > 1.0:
-            raise ValueError(f"{what} is float with values in [{lo:.3g}, {hi:.3g}]; need [0, 1]")
+            raise ImageInputError(
+                f"{what} is float with values in [{lo:.3g}, {hi:.3g}]; need [0, 1]"
+            )
         return torch.round(img * 255.0).to(torch.uint8)
-    raise TypeError(f"{what} has dtype {img.dtype}; give uint8 (0..255) or float in [0, 1]")
+    raise ImageTypeError(f"{what} has dtype {img.dtype}; give uint8 (0..255) or float in [0, 1]")
 
 
 class PatchSampler:
@@ -138,11 +151,11 @@ class PatchSampler:
     ):
         for name, v in (("scale", scale), ("patch_size", patch_size), ("batch_size", batch_size)):
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-                raise ValueError(f"{name} must be a whole number >= 1, got {v!r}")
+                raise BadArgumentError(f"{name} must be a whole number >= 1, got {v!r}")
         if len(hr_images) != len(lr_images):
-            raise ValueError(f"got {len(hr_images)} HR images but {len(lr_images)} LR images")
+            raise BadArgumentError(f"got {len(hr_images)} HR images but {len(lr_images)} LR images")
         if len(hr_images) == 0:
-            raise ValueError("no images given; PatchSampler needs at least one (HR, LR) pair")
+            raise BadArgumentError("no images given; PatchSampler needs at least one (HR, LR) pair")
         self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
         self.augment = bool(augment)
         self.device = torch.device(device) if device is not None else torch.device("cpu")
@@ -153,18 +166,18 @@ class PatchSampler:
         channels = hrs[0].shape[0]
         for i, (h, x) in enumerate(zip(hrs, lrs, strict=True)):
             if h.shape[0] != channels or x.shape[0] != channels:
-                raise ValueError(
+                raise SizeMismatchError(
                     f"image {i} has {h.shape[0]} (HR) / {x.shape[0]} (LR) channels; "
                     f"image 0 has {channels}: load all images with the same channels="
                 )
             (hh, hw), (lh, lw) = h.shape[1:], x.shape[1:]
             if (hh, hw) != (s * lh, s * lw):
-                raise ValueError(
+                raise SizeMismatchError(
                     f"image {i}: HR is {hh}x{hw} but LR is {lh}x{lw}; at x{s} the HR must be "
                     f"exactly {s * lh}x{s * lw} (remake it with div2k.make_div2k_layout)"
                 )
             if lh < p or lw < p:
-                raise ValueError(
+                raise ImageInputError(
                     f"image {i}: LR is {lh}x{lw}, smaller than patch_size {p} (needs LR of at "
                     f"least {p}x{p}, i.e. HR {p * s}x{p * s} at x{s}); use a smaller "
                     "patch_size or drop this image"

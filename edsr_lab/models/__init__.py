@@ -26,7 +26,6 @@ from edsr_lab.models.checkpoints import (
 from edsr_lab.models.common import (
     GRAY_MEAN,
     MeanShift,
-    ModelInputError,
     ResBlock,
     SRModel,
     Upsampler,
@@ -44,7 +43,6 @@ __all__ = [
     "GRAY_MEAN",
     "MDSR",
     "MeanShift",
-    "ModelInputError",
     "ResBlock",
     "SRModel",
     "SRResNet",

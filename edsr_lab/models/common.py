@@ -23,7 +23,8 @@ import torch
 from torch import nn
 
 from edsr_lab.config import DIV2K_MEAN
-from edsr_lab.errors import ModelInputError
+from edsr_lab.errors import BadArgumentError, BadArgumentTypeError, ModelInputError
+from edsr_lab.validate import check_finite, check_tensor
 
 #: Grey-level mean used by 1-channel models: the BT.601 luma of :data:`DIV2K_MEAN`
 #: (0.299 R + 0.587 G + 0.114 B, without the 16/255 offset), which is what Pillow's
@@ -71,13 +72,17 @@ def make_act(act: ActSpec, n_feats: int) -> nn.Module | None:
             return nn.PReLU(n_feats)
         if name in ("leaky_relu", "lrelu"):
             return nn.LeakyReLU(0.2, inplace=True)
-        raise ValueError(f"act={act!r} is not known; use one of {ACTIVATIONS} or an nn.Module")
+        raise BadArgumentError(
+            f"act={act!r} is not known; use one of {ACTIVATIONS} or an nn.Module"
+        )
     if callable(act):
         module = act()
         if not isinstance(module, nn.Module):
-            raise TypeError(f"the act factory returned {type(module).__name__}, not an nn.Module")
+            raise BadArgumentTypeError(
+                f"the act factory returned {type(module).__name__}, not an nn.Module"
+            )
         return module
-    raise TypeError(f"act must be a name, an nn.Module, a factory or None, not {act!r}")
+    raise BadArgumentTypeError(f"act must be a name, an nn.Module, a factory or None, not {act!r}")
 
 
 class MeanShift(nn.Conv2d):
@@ -103,12 +108,12 @@ class MeanShift(nn.Conv2d):
         sign: int = -1,
     ):
         if sign not in (-1, 1):
-            raise ValueError(f"sign must be -1 (subtract) or +1 (add), got {sign!r}")
+            raise BadArgumentError(f"sign must be -1 (subtract) or +1 (add), got {sign!r}")
         n = len(rgb_mean)
         if rgb_std is None:
             rgb_std = (1.0,) * n
         if len(rgb_std) != n:
-            raise ValueError(f"rgb_mean has {n} values but rgb_std has {len(rgb_std)}")
+            raise BadArgumentError(f"rgb_mean has {n} values but rgb_std has {len(rgb_std)}")
         super().__init__(n, n, kernel_size=1)
         std = torch.tensor(rgb_std, dtype=torch.float32)
         mean = torch.tensor(rgb_mean, dtype=torch.float32)
@@ -198,11 +203,13 @@ class Upsampler(nn.Sequential):
         bias: bool = True,
     ):
         if mode not in UPSAMPLER_MODES:
-            raise ValueError(f"upsampler mode {mode!r} is not known; use one of {UPSAMPLER_MODES}")
+            raise BadArgumentError(
+                f"upsampler mode {mode!r} is not known; use one of {UPSAMPLER_MODES}"
+            )
         if isinstance(scale, float) and scale.is_integer():
             scale = int(scale)
         if not isinstance(scale, int) or isinstance(scale, bool) or scale < 2:
-            raise ValueError(
+            raise BadArgumentError(
                 f"scale={scale!r} is not supported by the {mode} upsampler; "
                 f"supported scales: {SUPPORTED_SCALES}"
             )
@@ -211,7 +218,7 @@ class Upsampler(nn.Sequential):
         elif scale == 3:
             factors = [3]
         else:
-            raise ValueError(
+            raise BadArgumentError(
                 f"scale={scale} is not supported by the {mode} upsampler; "
                 f"supported scales: {SUPPORTED_SCALES}"
             )
@@ -246,16 +253,13 @@ def check_input(x: object, n_colors: int, model_name: str = "the model") -> None
     channels``. (To see that raw error, call a layer directly, e.g. ``model.head(x)``.)
 
     Raises:
-        TypeError: ``x`` is not a tensor.
-        ModelInputError: wrong number of dimensions, integer dtype, wrong channel count,
-            or an empty image.
+        ImageTypeError: ``x`` is not a tensor, or has an integer dtype (the shared check of
+            :mod:`edsr_lab.validate`; also a ``TypeError``).
+        ModelInputError: wrong number of dimensions, wrong channel count, or an empty image.
     """
+    layout = f"(N, {n_colors}, H, W) with values in [0, 1]"
     if not isinstance(x, torch.Tensor):
-        raise TypeError(
-            f"{model_name} expects a torch.Tensor of shape (N, {n_colors}, H, W) with values "
-            f"in [0, 1], got {type(x).__name__}; load images with "
-            f"edsr_lab.io.load_image(path, channels={n_colors}) and add .unsqueeze(0)"
-        )
+        check_tensor(x, f"{model_name} input", layout)  # raises ImageTypeError
     shape = tuple(x.shape)
     if x.ndim == 3:
         raise ModelInputError(
@@ -266,11 +270,7 @@ def check_input(x: object, n_colors: int, model_name: str = "the model") -> None
         raise ModelInputError(
             f"{model_name} expects a 4-D tensor (N, {n_colors}, H, W) but got shape {shape}"
         )
-    if not x.is_floating_point():
-        raise ModelInputError(
-            f"{model_name} expects float values in [0, 1] but got dtype {x.dtype}; "
-            f"convert with x.float() / 255 (8-bit) or x.float() / 65535 (16-bit)"
-        )
+    check_tensor(x, f"{model_name} input", layout)  # float dtype
     c = shape[1]
     if c != n_colors:
         got = f"({shape[0]}, {c}, {shape[2]}, {shape[3]})"
@@ -299,14 +299,25 @@ def check_input(x: object, n_colors: int, model_name: str = "the model") -> None
 
 
 def check_value_range(x: torch.Tensor, model_name: str = "the model") -> None:
-    """Raise :class:`ModelInputError` when ``x`` looks like [0, 255] pixels.
+    """Raise a clear error when ``x`` holds NaN/inf or looks like [0, 255] pixels.
 
-    The models call it in eval mode only (it reads a value back from the device, which
-    would slow a training step down); set ``model.check_range = False`` to skip it.
+    One NaN pixel would otherwise make the whole output NaN (every layer mixes
+    neighbours) without any error. The models call this in eval mode only (it reads values
+    back from the device, which would slow a training step down); set
+    ``model.check_range = False`` to skip it.
+
+    Raises:
+        NonFiniteImageError: NaN or infinite values (checked first, so an ``inf`` is not
+            mistaken for [0, 255] pixels).
+        ModelInputError: values above 2, i.e. [0, 255] pixels.
     """
     if x.device.type == "meta":  # shape-only runs (e.g. FLOP counting) have no values
         return
-    top = float(x.detach().amax())
+    x = x.detach()
+    # One read-back for both checks: (all finite?, max).
+    finite, top = torch.stack((torch.isfinite(x).all().to(x.dtype), x.amax())).tolist()
+    if not finite:
+        check_finite(x, f"{model_name} input")
     if top > 2.0:
         raise ModelInputError(
             f"{model_name} expects values in [0, 1] but the input reaches {top:g}: it looks "
@@ -353,13 +364,13 @@ class SRModel(nn.Module):
         if scale is None:
             if len(self.scales) == 1:
                 return self.scales[0]
-            raise ValueError(
+            raise BadArgumentError(
                 f"{name} was built for scales {self.scales}; say which one: model(x, scale=2)"
             )
         if isinstance(scale, float) and scale.is_integer():
             scale = int(scale)
         if scale not in self.scales:
-            raise ValueError(
+            raise BadArgumentError(
                 f"{name} was built for scale(s) {self.scales} but was asked for x{scale}; "
                 f"build (or load) a model for x{scale}"
             )

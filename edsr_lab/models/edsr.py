@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from edsr_lab.config import DIV2K_MEAN, RGB_RANGE
+from edsr_lab.errors import BadArgumentError
 from edsr_lab.models.common import (
     ACTIVATIONS,
     GRAY_MEAN,
@@ -33,7 +34,7 @@ def dataset_mean(n_colors: int) -> tuple[float, ...]:
         return tuple(DIV2K_MEAN)
     if n_colors == 1:
         return (GRAY_MEAN,)
-    raise ValueError(
+    raise BadArgumentError(
         f"n_colors must be 3 (RGB) or 1 (grey), got {n_colors!r}; convert other images with "
         f"edsr_lab.io.load_image(path, channels=3 or 1)"
     )
@@ -83,9 +84,11 @@ class EDSR(SRModel):
         super().__init__()
         if not isinstance(act, str) or act not in ACTIVATIONS:
             # A name, not a module, so the config stays saveable.
-            raise ValueError(f"act={act!r} is not known; use one of {ACTIVATIONS}")
+            raise BadArgumentError(f"act={act!r} is not known; use one of {ACTIVATIONS}")
         if int(n_resblocks) < 0 or int(n_feats) < 1:
-            raise ValueError(f"need n_resblocks >= 0 and n_feats >= 1: {n_resblocks}, {n_feats}")
+            raise BadArgumentError(
+                f"need n_resblocks >= 0 and n_feats >= 1: {n_resblocks}, {n_feats}"
+            )
         mean = dataset_mean(n_colors)
         self.n_colors = int(n_colors)
         self.rgb_range = float(rgb_range)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from edsr_lab.config import RGB_RANGE
+from edsr_lab.errors import BadArgumentError
 from edsr_lab.models.common import MeanShift, ResBlock, SRModel, Upsampler, default_conv
 from edsr_lab.models.edsr import dataset_mean
 
@@ -50,7 +51,7 @@ class MDSR(SRModel):
         super().__init__()
         scales = tuple(scales)
         if not scales or len(set(scales)) != len(scales):
-            raise ValueError(f"scales must be distinct and not empty, got {scales}")
+            raise BadArgumentError(f"scales must be distinct and not empty, got {scales}")
         mean = dataset_mean(n_colors)
         self.n_colors = int(n_colors)
         self.rgb_range = float(rgb_range)
