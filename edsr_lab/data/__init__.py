@@ -4,6 +4,8 @@
 - :mod:`~edsr_lab.data.div2k`: find, check, download or build DIV2K-layout folders.
 - :mod:`~edsr_lab.data.patches`: random aligned LR/HR patches with the 8 dihedral
   augmentations, made on the device from uint8 images held in memory.
+- :mod:`~edsr_lab.data.pairs`: :func:`training_pairs`, the one call notebooks use to get
+  their data (DIV2K if present, else the mini-DIV2K made from the samples).
 """
 
 from edsr_lab.data.div2k import (
@@ -17,6 +19,7 @@ from edsr_lab.data.div2k import (
     mini_div2k,
     safe_extract,
 )
+from edsr_lab.data.pairs import div2k_available, training_pairs
 from edsr_lab.data.patches import PatchSampler, center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.data.samples import list_samples, load_sample, sample_names, sample_path
 
@@ -27,6 +30,7 @@ __all__ = [
     "PatchSampler",
     "center_crop_pair",
     "dihedral",
+    "div2k_available",
     "download_div2k",
     "find_pairs",
     "inverse_dihedral",
@@ -38,4 +42,5 @@ __all__ = [
     "safe_extract",
     "sample_names",
     "sample_path",
+    "training_pairs",
 ]
