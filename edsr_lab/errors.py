@@ -55,3 +55,17 @@ class SizeMismatchError(EdsrLabError, ValueError):
 
 class CheckpointExistsError(EdsrLabError, FileExistsError):
     """Training would overwrite a checkpoint that belongs to another run."""
+
+
+class DownloadError(EdsrLabError, OSError):
+    """A download failed, broke off, or fetched a file that is not the expected one
+    (wrong size or SHA-256). The message says whether running the command again resumes it."""
+
+
+class ArchiveError(EdsrLabError, ValueError):
+    """A zip/tar archive is damaged, unsafe to extract (escaping paths, links, a bomb), uses a
+    feature Python cannot unpack (Deflate64, encryption), or does not hold the expected files."""
+
+
+class DeviceError(EdsrLabError, ValueError):
+    """The requested device (e.g. ``cuda``) is not available on this machine."""
