@@ -108,3 +108,16 @@ class OutputExistsError(EdsrLabError, FileExistsError):
 class OutputPathError(EdsrLabError, OSError):
     """An output cannot be written there: the path is a folder, lies under a regular file,
     or its folder is not writable."""
+
+class DownloadError(EdsrLabError, OSError):
+    """A download failed, broke off, or fetched a file that is not the expected one
+    (wrong size or SHA-256). The message says whether running the command again resumes it."""
+
+
+class ArchiveError(EdsrLabError, ValueError):
+    """A zip/tar archive is damaged, unsafe to extract (escaping paths, links, a bomb), uses a
+    feature Python cannot unpack (Deflate64, encryption), or does not hold the expected files."""
+
+
+class DeviceError(EdsrLabError, ValueError):
+    """The requested device (e.g. ``cuda``) is not available on this machine."""

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from edsr_lab.data.patches import dihedral, inverse_dihedral
-from edsr_lab.errors import SizeMismatchError
+from edsr_lab.errors import DeviceError, SizeMismatchError
 from edsr_lab.validate import check_image
 
 __all__ = [
@@ -119,6 +120,41 @@ def _run_tiled(
     return out
 
 
+#: Smallest LR tile the out-of-memory fall-back tries before giving up.
+MIN_TILE = 16
+
+
+def _free_cuda_memory() -> None:
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def _resolve_device(device: str | torch.device | None, model: nn.Module) -> torch.device:
+    """The device to run on; DeviceError (one line) when it does not exist on this machine."""
+    if device is None:
+        return _model_device(model)
+    try:
+        device = torch.device(device)
+    except RuntimeError as err:
+        raise DeviceError(
+            f"super_resolve: {str(device)!r} is not a device name; use cpu, cuda or cuda:1"
+        ) from err
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"super_resolve: device {str(device)!r} was asked for but this machine has no "
+                "CUDA GPU (or PyTorch was installed without CUDA); use device='cpu'"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise DeviceError(
+                f"super_resolve: device {str(device)!r} does not exist; this machine has "
+                f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)"
+            )
+    elif device.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError("super_resolve: device 'mps' is not available on this machine")
+    return device
+
+
 def super_resolve(
     model: nn.Module,
     lr: torch.Tensor,
@@ -129,6 +165,7 @@ def super_resolve(
     tile_overlap: int = 16,
     device: str | torch.device | None = None,
     amp: bool = False,
+    ensemble_batch: bool = True,
 ) -> torch.Tensor:
     """Upscale ``lr`` with ``model``: SR = model(LR), clamped to [0, 1].
 
@@ -150,9 +187,17 @@ def super_resolve(
             near tile seams (far-away pixels barely influence the output); measure them
             for your model, as notebook 08 does, or raise the overlap for exactness.
         device: where to compute; default: where the model's parameters are. If given, the
-            model is moved there.
+            model is moved there. A device this machine does not have raises DeviceError.
         amp: run under bf16 autocast (CUDA only): ~1.5x faster, differences of about
-            1e-2 in pixel values.
+            1e-2 in pixel values (notebook 08 measures the PSNR cost).
+        ensemble_batch: with ``self_ensemble``, run the transforms as one batch of 8 (square
+            inputs) or two batches of 4 (the transforms that keep H x W, then those that swap
+            them), which keeps a GPU busy; on out-of-memory it falls back to one at a time.
+
+    Out of memory: if CUDA runs out of memory (``torch.cuda.OutOfMemoryError``), the input
+    is processed again in tiles half as large (the whole image first counts as one tile),
+    halving until it fits or tiles would be smaller than ``MIN_TILE``; each fall-back is
+    printed on stderr.
 
     Returns:
         float32 tensor shaped like ``lr`` but ``scale`` times larger in H and W, clamped to
@@ -195,13 +240,10 @@ def super_resolve(
     if multiscale and scale not in tuple(model.scales):
         raise ValueError(f"super_resolve: scale {scale} not in the model's {model.scales}")
 
-    if device is not None:
-        device = torch.device(device)
-        model.to(device)
-    else:
-        device = _model_device(model)
+    device = _resolve_device(device, model)
     if amp and device.type != "cuda":
-        raise ValueError(f"super_resolve: amp=True needs a CUDA device, not {device}")
+        raise DeviceError(f"super_resolve: amp=True (bf16) needs a CUDA device, not {device}")
+    model.to(device)
 
     n, c, h, w = x.shape
 
@@ -215,10 +257,52 @@ def super_resolve(
             )
         return y.float()
 
-    def run_maybe_tiled(t: torch.Tensor) -> torch.Tensor:
-        if tile is None or (t.shape[2] <= tile and t.shape[3] <= tile):
+    current_tile = [tile]  # shrinks when CUDA runs out of memory
+
+    def run_tiled(t: torch.Tensor) -> torch.Tensor:
+        size = current_tile[0]
+        if size is None or (t.shape[2] <= size and t.shape[3] <= size):
             return run(t)
-        return _run_tiled(run, t, scale, tile, tile_overlap)
+        return _run_tiled(run, t, scale, size, tile_overlap)
+
+    def run_safe(t: torch.Tensor) -> torch.Tensor:
+        while True:
+            try:
+                return run_tiled(t)
+            except torch.cuda.OutOfMemoryError as err:
+                _free_cuda_memory()
+                size = current_tile[0] or max(t.shape[2], t.shape[3])
+                smaller = size // 2
+                if smaller < MIN_TILE:
+                    raise DeviceError(
+                        f"super_resolve: out of GPU memory even in {size}x{size} tiles; free "
+                        "GPU memory (other processes?) or use device='cpu'"
+                    ) from err
+                print(
+                    f"super_resolve: out of GPU memory on a {t.shape[2]}x{t.shape[3]} input "
+                    f"(tile {current_tile[0] or 'none'}); retrying in tiles of "
+                    f"{smaller}x{smaller} LR pixels (pass tile= to start there)",
+                    file=sys.stderr,
+                )
+                current_tile[0] = smaller
+
+    def ensemble(xd: torch.Tensor) -> torch.Tensor:
+        acc = torch.zeros(n, c, h * scale, w * scale, device=device)
+        # Transforms 0, 2, 4, 6 keep H x W; 1, 3, 5, 7 swap them (dihedral's docstring).
+        groups = [list(range(8))] if h == w else [[0, 2, 4, 6], [1, 3, 5, 7]]
+        for group in groups:
+            if ensemble_batch and current_tile[0] is None:
+                try:
+                    ys = run(torch.cat([dihedral(xd, k) for k in group])).split(n)
+                except torch.cuda.OutOfMemoryError:
+                    _free_cuda_memory()  # fall back to one transform at a time below
+                else:
+                    for k, yk in zip(group, ys, strict=True):
+                        acc += inverse_dihedral(yk, k)
+                    continue
+            for k in group:
+                acc += inverse_dihedral(run_safe(dihedral(xd, k)), k)
+        return acc / 8
 
     was_training = model.training
     model.eval()
@@ -226,13 +310,7 @@ def super_resolve(
     try:
         with torch.inference_mode(), autocast:
             xd = x.to(device, torch.float32)
-            if self_ensemble:
-                acc = torch.zeros(n, c, h * scale, w * scale, device=device)
-                for k in range(8):
-                    acc += inverse_dihedral(run_maybe_tiled(dihedral(xd, k)), k)
-                y = acc / 8
-            else:
-                y = run_maybe_tiled(xd)
+            y = ensemble(xd) if self_ensemble else run_safe(xd)
             y = y.clamp_(0, 1).to(lr.device)
     finally:
         model.train(was_training)

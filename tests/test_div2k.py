@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import http.server
 import shutil
 import socket
 import threading
@@ -12,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from _http import Server as _Server
 from PIL import Image
 
 from edsr_lab import config
@@ -24,7 +24,7 @@ from edsr_lab.data.div2k import (
     mini_div2k,
     safe_extract,
 )
-from edsr_lab.errors import DatasetError, DatasetExistsError
+from edsr_lab.errors import ArchiveError, DatasetError, DatasetExistsError, DownloadError
 from edsr_lab.io import load_image
 from edsr_lab.resize import degrade
 
@@ -291,49 +291,6 @@ def fixture_zips(tmp_path):
     return zips, tree
 
 
-class _Server:
-    """A threaded HTTP server on 127.0.0.1 serving in-memory files, honouring Range."""
-
-    def __init__(self, files: dict[str, bytes], *, truncate: int = 0):
-        self.files, self.truncate, self.requests = files, truncate, []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                outer.requests.append((self.path, self.headers.get("Range")))
-                data = outer.files.get(self.path.lstrip("/"))
-                if data is None:
-                    self.send_error(404)
-                    return
-                start, status = 0, 200
-                rng = self.headers.get("Range")
-                if rng:
-                    start, status = int(rng.split("=")[1].split("-")[0]), 206
-                body = data[start:]
-                self.send_response(status)
-                self.send_header("Content-Length", str(len(body)))
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.end_headers()
-                # truncate > 0: announce the full length but send less, then hang up
-                self.wfile.write(body[: len(body) - outer.truncate] if outer.truncate else body)
-
-            def log_message(self, *args):
-                pass
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 def test_download_and_extract(tmp_path, fixture_zips):
     zips, tree = fixture_zips
     root = tmp_path / "data" / "DIV2K"
@@ -375,7 +332,7 @@ def test_download_broken_off_then_resumed(tmp_path, fixture_zips):
     zips, _ = fixture_zips
     root = tmp_path / "DIV2K"
     with _Server(zips, truncate=50) as server:
-        with pytest.raises(DatasetError, match="run the same command again"):
+        with pytest.raises(DownloadError, match="run the same command again"):
             download_div2k(root, parts=("train_HR",), base_url=server.url, progress=None)
     partial = root / "DIV2K_train_HR.zip.part"
     assert partial.stat().st_size == len(zips["DIV2K_train_HR.zip"]) - 50
@@ -387,19 +344,19 @@ def test_download_broken_off_then_resumed(tmp_path, fixture_zips):
 def test_download_errors(tmp_path):
     with _Server({}) as server:
         with pytest.raises(
-            DatasetError, match="HTTP 404.*DIV2K_valid_HR.zip|DIV2K_valid_HR.zip.*404"
+            DownloadError, match="HTTP 404.*DIV2K_valid_HR.zip|DIV2K_valid_HR.zip.*404"
         ):
             download_div2k(tmp_path, parts=("valid_HR",), base_url=server.url, progress=None)
     with socket.socket() as s:  # a port with nobody listening
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    with pytest.raises(DatasetError, match="cannot download"):
+    with pytest.raises(DownloadError, match="cannot download"):
         download_div2k(
             tmp_path, parts=("valid_HR",), base_url=f"http://127.0.0.1:{port}", progress=None
         )
     with pytest.raises(ValueError, match="unknown DIV2K part"):
         download_div2k(tmp_path, parts=("train_HR_X9",), progress=None)
-    with pytest.raises(ValueError, match="http"):
+    with pytest.raises(DownloadError, match="http"):
         download_div2k(tmp_path, parts=("train_HR",), base_url="file:///etc/", progress=None)
 
 
@@ -426,7 +383,7 @@ def _evil_zip(path: Path, name: str, *, symlink: bool = False) -> Path:
 def test_safe_extract_refuses_escaping_members(tmp_path, name, symlink, reason):
     dest = tmp_path / "dest"
     z = _evil_zip(tmp_path / "evil.zip", name, symlink=symlink)
-    with pytest.raises(DatasetError, match=reason):
+    with pytest.raises(ArchiveError, match=reason):
         safe_extract(z, dest)
     assert not (tmp_path / "evil.txt").exists()
     assert not list(dest.rglob("*.*"))  # nothing at all was written
@@ -446,7 +403,44 @@ def test_safe_extract_good_and_damaged(tmp_path):
     assert (tmp_path / "out/DIV2K_valid_HR/0801.png").read_bytes() == b"a"
     bad = tmp_path / "bad.zip"
     bad.write_bytes(b"PK\x03\x04 not really a zip")
-    with pytest.raises(DatasetError, match="not a readable zip"):
+    with pytest.raises(ArchiveError, match="not a readable zip"):
         safe_extract(bad, tmp_path / "out")
-    with pytest.raises(DatasetError, match="not found"):
+    with pytest.raises(ArchiveError, match="not found"):
         safe_extract(tmp_path / "missing.zip", tmp_path / "out")
+
+
+def test_wrong_zip_content_is_not_marked_done(tmp_path, fixture_zips):
+    """A DIV2K_train_HR.zip holding only hello.txt: refused, kept aside, nothing extracted."""
+    zips, _ = fixture_zips
+    with zipfile.ZipFile(tmp_path / "wrong.zip", "w") as zf:
+        zf.writestr("hello.txt", b"hello")
+    root = tmp_path / "DIV2K"
+    with _Server({"DIV2K_train_HR.zip": (tmp_path / "wrong.zip").read_bytes()}) as server:
+        with pytest.raises(ArchiveError, match=r"DIV2K_train_HR/\*\.png.*hello\.txt"):
+            download_div2k(root, parts=("train_HR",), base_url=server.url, progress=None)
+    assert not (root / ".DIV2K_train_HR.done").exists()
+    assert not (root / "hello.txt").exists() and not (root / "DIV2K_train_HR").exists()
+    assert (root / "DIV2K_train_HR.zip.corrupt").is_file()
+    # The rerun fetches the zip again (the bad one is not reused) and succeeds.
+    with _Server(zips) as server:
+        download_div2k(root, parts=("train_HR",), base_url=server.url, progress=None)
+    assert (root / ".DIV2K_train_HR.done").exists()
+    assert len(list((root / "DIV2K_train_HR").glob("*.png"))) == 2
+
+
+def test_done_marker_without_images_is_redone(tmp_path, fixture_zips):
+    zips, _ = fixture_zips
+    root = tmp_path / "DIV2K"
+    with _Server(zips) as server:
+        download_div2k(root, parts=("train_HR",), base_url=server.url, progress=None)
+        shutil.rmtree(root / "DIV2K_train_HR")  # deleted by hand; the marker stays
+        download_div2k(root, parts=("train_HR",), base_url=server.url, progress=None)
+    assert len(list((root / "DIV2K_train_HR").glob("*.png"))) == 2
+
+
+def test_failed_download_leaves_no_empty_folder(tmp_path):
+    root = tmp_path / "new" / "data" / "DIV2K"
+    with _Server({}) as server:
+        with pytest.raises(DownloadError, match="404"):
+            download_div2k(root, parts=("valid_HR",), base_url=server.url, progress=None)
+    assert not (tmp_path / "new").exists()

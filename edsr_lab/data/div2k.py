@@ -15,7 +15,8 @@ The LR images are MATLAB ``imresize(HR, 1/s, 'bicubic')`` rounded to 8 bits
 
 Three ways to get such a folder:
 
-* :func:`download_div2k` fetches the official zips (about 7 GB for HR + bicubic x2/x3/x4);
+* :func:`download_div2k` fetches the official zips (about 7 GB for HR + bicubic x2/x3/x4)
+  through :mod:`edsr_lab.download` (resume, checks, safe extraction);
   command line: ``python -m edsr_lab download-div2k --root data/DIV2K``.
 * :func:`make_div2k_layout` turns any folder of HR images (yours) into the layout.
 * :func:`mini_div2k` builds (once, cached) a tiny one from the bundled sample images, so
@@ -28,24 +29,18 @@ them into uint8 tensors for :class:`edsr_lab.data.patches.PatchSampler`.
 from __future__ import annotations
 
 import hashlib
-import http.client
 import json
 import math
 import os
 import shutil
-import stat
-import sys
-import urllib.error
-import urllib.request
 import uuid
-import zipfile
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 import torch
 
-from edsr_lab import config
-from edsr_lab.errors import DatasetError, DatasetExistsError
+from edsr_lab import config, download
+from edsr_lab.errors import ArchiveError, DatasetError, DatasetExistsError
 
 #: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -524,72 +519,21 @@ def _remove_stale_minis(parent: Path, keep: Path) -> None:
 # ---------------------------------------------------------------------- download_div2k
 
 
-_progress_marks: dict[str, int] = {}
+def part_folder(part: str) -> str:
+    """Where a part's images land: ``train_HR`` -> ``DIV2K_train_HR``,
+    ``valid_LR_bicubic_X2`` -> ``DIV2K_valid_LR_bicubic/X2`` (POSIX separators)."""
+    if part not in DIV2K_PARTS:
+        raise ValueError(f"unknown DIV2K part {part!r}; known: {', '.join(DIV2K_PARTS)}")
+    if part.endswith("_HR"):
+        return f"DIV2K_{part}"
+    head, scale = part.rsplit("_", 1)
+    return f"DIV2K_{head}/{scale}"
 
 
-def print_progress(part: str, done: int, total: int | None) -> None:
-    """Default download progress: one line per ~10% (or per 100 MB without a known size)."""
-    step = max(total // 10 if total else 100 * 2**20, 1)
-    bucket = done // step
-    if _progress_marks.get(part) != bucket:
-        _progress_marks[part] = bucket
-        size = f"{done / 2**20:,.0f} MB" + (f" of {total / 2**20:,.0f} MB" if total else "")
-        print(f"  DIV2K_{part}.zip: {size}", file=sys.stderr, flush=True)
-
-
-def _download(
-    url: str,
-    dest: Path,
-    part: str,
-    progress: Callable[[str, int, int | None], None] | None,
-    timeout: float,
-) -> None:
-    """Stream url to dest via dest.part (resumed with an HTTP Range request if present)."""
-    partial = dest.with_name(dest.name + ".part")
-    done = partial.stat().st_size if partial.exists() else 0
-    request = urllib.request.Request(url)
-    if done:
-        request.add_header("Range", f"bytes={done}-")
-    try:
-        response = urllib.request.urlopen(request, timeout=timeout)  # http(s) only, checked
-    except urllib.error.HTTPError as err:
-        if err.code == 416 and done:  # our .part is already full length (or bogus): restart
-            partial.unlink()
-            return _download(url, dest, part, progress, timeout)
-        raise DatasetError(
-            f"downloading {url} failed: HTTP {err.code} {err.reason}. If the server moved, "
-            f"download the zip by hand into {str(dest.parent)!r} and run again."
-        ) from err
-    except (urllib.error.URLError, OSError) as err:
-        raise DatasetError(
-            f"cannot download {url}: {err}. Check your internet connection, or download the "
-            f"zip by hand into {str(dest.parent)!r} and run again (it is then extracted)."
-        ) from err
-    with response:
-        if done and response.status == 206:
-            mode = "ab"
-        else:  # the server ignored the Range header: start over
-            mode, done = "wb", 0
-        length = response.headers.get("Content-Length")
-        total = done + int(length) if length is not None else None
-        try:
-            with open(partial, mode) as f:
-                while chunk := response.read(1 << 20):
-                    f.write(chunk)
-                    done += len(chunk)
-                    if progress is not None:
-                        progress(part, done, total)
-        except (OSError, http.client.HTTPException) as err:
-            raise DatasetError(
-                f"the download of {url} broke off after {done} bytes ({err}); run the same "
-                "command again to resume it"
-            ) from err
-    if total is not None and done != total:
-        raise DatasetError(
-            f"the download of {url} is incomplete ({done} of {total} bytes); run the same "
-            "command again to resume it"
-        )
-    os.replace(partial, dest)
+def _part_done(root: Path, part: str) -> bool:
+    """A part counts as done when its marker exists *and* its folder still holds PNGs."""
+    folder = root / part_folder(part)
+    return (root / f".DIV2K_{part}.done").is_file() and any(folder.glob("*.png"))
 
 
 def download_div2k(
@@ -597,114 +541,72 @@ def download_div2k(
     parts: Iterable[str] = DEFAULT_PARTS,
     *,
     base_url: str = DIV2K_URL,
-    progress: Callable[[str, int, int | None], None] | None = print_progress,
+    progress: download.Progress = True,
     keep_zips: bool = False,
     timeout: float = 60.0,
 ) -> Path:
     """Download and extract DIV2K zips into ``root`` (default ``config.data_dir()/DIV2K``).
 
     For each part (e.g. ``"train_HR"``) fetches ``{base_url}DIV2K_{part}.zip`` into
-    ``root``, streaming to a ``.part`` file that a rerun resumes (HTTP Range), renames it
-    when complete, extracts it with :func:`safe_extract` and deletes the zip (unless
-    ``keep_zips``). A part already extracted (marker file ``root/.DIV2K_{part}.done``) is
-    skipped; a zip already in ``root`` (e.g. downloaded by hand) is extracted without
-    downloading. The zips are large: train_HR is about 3.5 GB, all of DEFAULT_PARTS about
-    7 GB. No checksums are published by the host, so none are checked beyond the size.
+    ``root`` with :func:`edsr_lab.download.fetch` (a ``.part`` file that a rerun resumes,
+    the length the server announced checked), checks that the zip holds the part's
+    images (``DIV2K_train_HR/*.png`` ...) and is safe to extract, extracts it with
+    :func:`edsr_lab.download.safe_extract` and deletes it (unless ``keep_zips``). Only
+    then is the part marked done (``root/.DIV2K_{part}.done``); a done part whose folder
+    still holds PNGs is skipped. A zip already in ``root`` (e.g. downloaded by hand) is
+    extracted without downloading; a zip with the wrong content is renamed
+    ``*.zip.corrupt`` (kept, never extracted) so a rerun downloads it again. The host
+    publishes no checksums. The zips are large: train_HR is about 3.5 GB, all of
+    DEFAULT_PARTS about 7 GB. If the first download fails, no empty folder is left behind.
 
     Args:
         root: destination; ends up holding ``DIV2K_train_HR/`` etc.
         parts: names from ``DIV2K_PARTS``.
-        base_url: the folder URL serving the zips.
-        progress: ``progress(part, bytes_done, bytes_total_or_None)``; None for silence.
+        base_url: the folder URL serving the zips (http or https).
+        progress: True for tqdm bars, ``progress(part, bytes_done, bytes_total_or_None)``,
+            or None for silence.
         keep_zips: keep the zip files after extraction.
         timeout: seconds to wait for the server on each connection.
 
     Returns:
         ``root`` (pass it to :func:`find_pairs`).
+
+    Raises:
+        DownloadError: the server could not be reached, a transfer broke off (run again to
+            resume), or the URL is not http(s).
+        ArchiveError: a zip is damaged, unsafe, or does not hold the part's images.
     """
     root = Path(root).expanduser() if root is not None else config.data_dir() / "DIV2K"
     parts = list(parts)
     unknown = [p for p in parts if p not in DIV2K_PARTS]
     if unknown:
         raise ValueError(f"unknown DIV2K part(s) {unknown}; known: {', '.join(DIV2K_PARTS)}")
-    if not base_url.startswith(("http://", "https://")):
-        raise ValueError(f"base_url must be an http(s) URL, got {base_url!r}")
+    download.check_url(base_url, "base_url")
     base_url = base_url if base_url.endswith("/") else base_url + "/"
-    root.mkdir(parents=True, exist_ok=True)
-    for part in parts:
-        marker = root / f".DIV2K_{part}.done"
-        if marker.exists():
-            continue
-        zip_path = root / f"DIV2K_{part}.zip"
-        if not zip_path.exists():
-            _download(base_url + zip_path.name, zip_path, part, progress, timeout)
-        safe_extract(zip_path, root)
-        marker.write_text("extracted\n")
-        if not keep_zips:
-            zip_path.unlink()
+    fix = f"If the server moved, put the zip into {str(root)!r} by hand and run again."
+    with download.removing_new_dirs(root):
+        for part in parts:
+            if _part_done(root, part):
+                continue
+            zip_path = root / f"DIV2K_{part}.zip"
+            if not zip_path.exists():
+                download.fetch(
+                    base_url + zip_path.name, zip_path, progress=progress, label=part,
+                    timeout=timeout, fix=fix,
+                )  # fmt: skip
+            try:
+                download.safe_extract(
+                    zip_path, root, expect=[f"{part_folder(part)}/*.png"], what=zip_path.name
+                )
+            except ArchiveError as err:
+                download.move_aside(zip_path, "not a usable DIV2K zip")
+                raise ArchiveError(f"{err} (kept as {zip_path.name}.corrupt)") from err
+            (root / f".DIV2K_{part}.done").write_text("extracted\n")
+            if not keep_zips:
+                zip_path.unlink()
     return root
 
 
-def _member_problem(info: zipfile.ZipInfo) -> str | None:
-    """Why a zip member must not be extracted, or None when it is safe."""
-    name = info.filename.replace("\\", "/")
-    mode = info.external_attr >> 16
-    if stat.S_ISLNK(mode):
-        return "is a symbolic link"
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "has an absolute path"
-    if ".." in PurePosixPath(name).parts:
-        return "contains '..' (it would land outside the destination)"
-    return None
-
-
 def safe_extract(zip_path: str | Path, dest: str | Path) -> list[Path]:
-    """Extract a zip into dest, refusing members that would escape dest.
-
-    Every member is checked before anything is written: absolute paths, ``..``
-    components, drive letters and symbolic links raise DatasetError (naming the member),
-    as does a damaged zip. Files are written through a temporary name and renamed, so an
-    interrupted extraction leaves no half-written image behind.
-
-    Returns:
-        The extracted file paths.
-    """
-    zip_path, dest = Path(zip_path), Path(dest)
-    if not zip_path.is_file():
-        raise DatasetError(f"zip file {str(zip_path)!r} not found")
-    dest.mkdir(parents=True, exist_ok=True)
-    dest_real = dest.resolve()
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            members = zf.infolist()
-            for info in members:
-                problem = _member_problem(info)
-                target = (dest_real / info.filename.replace("\\", "/")).resolve()
-                if problem is None and not target.is_relative_to(dest_real):
-                    problem = "resolves outside the destination"
-                if problem:
-                    raise DatasetError(
-                        f"refusing to extract {str(zip_path)!r}: member {info.filename!r} "
-                        f"{problem}. The file is not a genuine DIV2K zip; delete it."
-                    )
-            written = []
-            for info in members:
-                target = dest_real / info.filename.replace("\\", "/")
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                tmp = target.with_name(f".{target.name}.{uuid.uuid4().hex[:8]}.part")
-                try:
-                    with zf.open(info) as src, open(tmp, "wb") as out:
-                        shutil.copyfileobj(src, out, 1 << 20)
-                    os.replace(tmp, target)
-                finally:
-                    if tmp.exists():
-                        tmp.unlink()
-                written.append(target)
-    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError) as err:
-        raise DatasetError(
-            f"{str(zip_path)!r} is not a readable zip ({err}); delete it and download again"
-        ) from err
-    return written
+    """Extract a zip into ``dest`` safely: :func:`edsr_lab.download.safe_extract`."""
+    return download.safe_extract(zip_path, dest)

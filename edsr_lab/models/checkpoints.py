@@ -341,7 +341,8 @@ def load_official(
     Args:
         path_or_state_dict: a ``.pt`` path (read with ``weights_only=True``) or a state
             dict; a dict that nests the weights under ``"state_dict"``/``"model"``, and
-            keys prefixed by ``module.`` (DataParallel), are accepted too.
+            keys prefixed by ``module.`` (DataParallel), are accepted too, as are BasicSR
+            EDSR files (``{"params": ...}``; see :mod:`edsr_lab.models.convert`).
         map_location: where tensors are loaded; a device string/object also moves the model.
         res_scale: residual scaling for EDSR, which the weights do not record; default 0.1
             for the paper's 32x256 EDSR, 1.0 otherwise (see :func:`infer_config`).
@@ -355,6 +356,10 @@ def load_official(
         CheckpointError: missing/unreadable file, unexpected keys or shapes, wrong scale.
     """
     sd, source = _read_state_dict(path_or_state_dict, map_location)
+    from edsr_lab.models import convert  # BasicSR's EDSR layout -> the official one
+
+    if convert.is_basicsr_edsr(sd):
+        sd = convert.from_basicsr_edsr(sd, source=source)
     cfg = infer_config(sd, source=source)
     arch = cfg.pop("arch")
     if scale is not None:

@@ -1,0 +1,238 @@
+"""Pretrained weights by name: the official EDSR-PyTorch files and the course's own.
+
+Official files (Lim et al. 2017; trained by the authors on DIV2K, served from the model
+zoo at ``https://cv.snu.ac.kr/research/EDSR/models/``) follow the torch.hub convention:
+the file name carries the first 8 hex digits of the file's SHA-256
+(``edsr_baseline_x2-1bc95232.pt``), which is checked after every download and before
+every load::
+
+    edsr_baseline_x2 / _x3 / _x4   EDSR baseline (16 blocks, 64 features), ~6 MB each
+    edsr_x2 / edsr_x3 / edsr_x4    EDSR (32 blocks, 256 features), ~160 MB each
+    mdsr_baseline                  MDSR baseline, scales 2, 3, 4
+    mdsr                           MDSR (80 blocks), scales 2, 3, 4
+
+Course weights (``course_*``) are small models trained by ``scripts/train_course_weights.py``
+and committed under ``data/course_weights/`` with a ``manifest.json`` that records each
+file's full SHA-256 and how it was trained; they need no download.
+
+Downloads go to a per-user cache, ``~/.cache/edsr_lab/weights`` (``$XDG_CACHE_HOME`` is
+honoured; ``EDSR_LAB_CACHE=DIR`` moves it to ``DIR/weights``). Once a file is there and
+passes its hash check, nothing is fetched again: loading works offline. A file that fails
+the check is moved aside (``<name>.corrupt``) and never loaded.
+
+    >>> model = load_pretrained("edsr_baseline_x2")          # doctest: +SKIP
+    $ python -m edsr_lab download-weights edsr_x4 [--base-url https://my.mirror/models/]
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from edsr_lab import config, download
+from edsr_lab.errors import CheckpointError
+
+#: The official model zoo (EDSR-PyTorch's ``src/model/edsr.py`` and ``mdsr.py`` URLs).
+OFFICIAL_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/models/"
+
+#: Where the course's committed weights and their manifest live.
+COURSE_DIR = config.PROJECT_ROOT / "data" / "course_weights"
+
+
+@dataclass(frozen=True)
+class WeightsInfo:
+    """One named set of weights.
+
+    Attributes:
+        name: the registry name (``edsr_baseline_x2``, ``course_edsr_baseline_x2``).
+        file: the file name (official: with the SHA-256 prefix).
+        sha256: the expected SHA-256: 8 hex digits (official) or all 64 (course).
+        arch: ``"EDSR"``, ``"MDSR"`` or ``"SRResNet"``.
+        scales: the scales the model upscales by.
+        paper: the paper's row name for these weights (see :mod:`edsr_lab.paper`), or None.
+        url: the download URL (None for course weights, which are local files).
+        info: extra manifest fields (course weights: steps, data, held-out PSNR ...).
+    """
+
+    name: str
+    file: str
+    sha256: str
+    arch: str
+    scales: tuple[int, ...]
+    paper: str | None = None
+    url: str | None = None
+    info: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def official(self) -> bool:
+        return self.url is not None
+
+
+def _official(name: str, sha: str, arch: str, scales: tuple[int, ...], paper: str) -> WeightsInfo:
+    file = f"{name}-{sha}.pt"
+    return WeightsInfo(name, file, sha, arch, scales, paper, OFFICIAL_BASE_URL + file)
+
+
+#: The official EDSR-PyTorch files, by name.
+OFFICIAL: dict[str, WeightsInfo] = {
+    w.name: w
+    for w in (
+        _official("edsr_baseline_x2", "1bc95232", "EDSR", (2,), "EDSR baseline"),
+        _official("edsr_baseline_x3", "abf2a44e", "EDSR", (3,), "EDSR baseline"),
+        _official("edsr_baseline_x4", "6b446fab", "EDSR", (4,), "EDSR baseline"),
+        _official("edsr_x2", "0edfb8a3", "EDSR", (2,), "EDSR"),
+        _official("edsr_x3", "ea3ef2c6", "EDSR", (3,), "EDSR"),
+        _official("edsr_x4", "4f62e9ef", "EDSR", (4,), "EDSR"),
+        _official("mdsr_baseline", "a00cab12", "MDSR", (2, 3, 4), "MDSR baseline"),
+        _official("mdsr", "4a78bedf", "MDSR", (2, 3, 4), "MDSR"),
+    )
+}
+
+_PAPER_ROWS = {"edsr_baseline": "EDSR baseline", "edsr": "EDSR", "mdsr_baseline": "MDSR baseline"}
+
+
+def cache_dir() -> Path:
+    """The per-user cache: ``$EDSR_LAB_CACHE``, else ``$XDG_CACHE_HOME/edsr_lab``, else
+    ``~/.cache/edsr_lab``. Weights go to its ``weights/`` folder."""
+    if os.environ.get("EDSR_LAB_CACHE"):
+        return Path(os.environ["EDSR_LAB_CACHE"]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base).expanduser() / "edsr_lab"
+
+
+def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
+    """The course weights listed in ``folder/manifest.json`` (default ``COURSE_DIR``).
+
+    Returns {} when there is no manifest. Raises CheckpointError for a manifest that is
+    not the expected JSON (``{"format": 1, "weights": {name: {"file", "sha256", ...}}}``).
+    """
+    folder = Path(folder) if folder is not None else COURSE_DIR
+    path = folder / "manifest.json"
+    if not path.is_file():
+        return {}
+    try:
+        manifest = json.loads(path.read_text())
+        entries = manifest["weights"]
+        out = {}
+        for name, e in entries.items():
+            scale = e.get("scale", 2)
+            scales = tuple(int(s) for s in (scale if isinstance(scale, list) else [scale]))
+            arch = {"edsr": "EDSR", "mdsr": "MDSR", "srresnet": "SRResNet"}.get(
+                str(e.get("arch", "edsr")).lower(), str(e.get("arch"))
+            )
+            out[name] = WeightsInfo(
+                name=name,
+                file=str(folder / e["file"]),
+                sha256=str(e["sha256"]).lower(),
+                arch=arch,
+                scales=scales,
+                paper=_PAPER_ROWS.get(str(e.get("preset")))
+                if e.get("loss", "l1") == "l1"
+                else None,
+                info=dict(e),
+            )
+    except (ValueError, KeyError, TypeError, AttributeError) as err:
+        raise CheckpointError(
+            f"the course weights manifest {str(path)!r} is not valid ({type(err).__name__}: "
+            f"{err}); restore it with: git checkout -- {path.parent.name}/manifest.json"
+        ) from err
+    return out
+
+
+def registry() -> dict[str, WeightsInfo]:
+    """Every known name: the official files, then the course weights."""
+    return {**OFFICIAL, **course_weights()}
+
+
+def get(name: str) -> WeightsInfo:
+    """The entry for ``name``; CheckpointError listing the known names otherwise."""
+    known = registry()
+    if name not in known:
+        raise CheckpointError(
+            f"no pretrained weights named {name!r}; known: {', '.join(known)} "
+            "(or pass a checkpoint file path instead)"
+        )
+    return known[name]
+
+
+def _mirror_url(info: WeightsInfo, base_url: str | None) -> str:
+    """The official URL, or the same file name under ``base_url`` (a mirror folder)."""
+    if base_url is None:
+        return info.url  # type: ignore[return-value]
+    download.check_url(base_url, "--base-url")
+    return base_url.rstrip("/") + "/" + info.file
+
+
+def download_weights(
+    name: str,
+    *,
+    base_url: str | None = None,
+    progress: download.Progress = True,
+    timeout: float = 60.0,
+) -> Path:
+    """Make the weights ``name`` available locally and checked; return their path.
+
+    Official files are fetched (resumably, with a progress bar) into
+    ``cache_dir()/weights`` unless already there; ``base_url`` replaces the folder part of
+    the URL (a mirror holding the same file names). Course weights are local files; their
+    full SHA-256 is checked.
+
+    Raises:
+        CheckpointError: unknown name, or a course file that does not match its manifest.
+        DownloadError: the download failed, or the file does not carry the SHA-256 its
+            name promises (it is then moved aside as ``.corrupt`` and never used).
+    """
+    info = get(name)
+    if not info.official:
+        path = Path(info.file)
+        if not path.is_file():
+            raise CheckpointError(
+                f"the course weights {name!r} are listed in the manifest but {str(path)!r} is "
+                "missing; restore it with: git checkout -- data/course_weights"
+            )
+        problem = download.verify(path, sha256=info.sha256)
+        if problem is not None:
+            raise CheckpointError(
+                f"the course weights file {str(path)!r} does not match its manifest: "
+                f"{problem}; it will not be loaded. Restore it with: git checkout -- "
+                "data/course_weights (or regenerate with scripts/train_course_weights.py)"
+            )
+        return path
+    url = _mirror_url(info, base_url)
+    folder = cache_dir() / "weights"
+    with download.removing_new_dirs(folder):
+        return download.fetch(
+            url, folder / info.file, sha256=info.sha256, progress=progress, label=info.file,
+            timeout=timeout,
+            fix=f"Or download {info.file} by hand (e.g. from {info.url}) into {str(folder)!r}.",
+        )  # fmt: skip
+
+
+def load_pretrained(
+    name: str,
+    *,
+    base_url: str | None = None,
+    map_location: Any = "cpu",
+    progress: download.Progress = True,
+) -> Any:
+    """The model ``name`` with its pretrained weights, float32, in eval mode.
+
+    Fetches the file first if needed (:func:`download_weights`); official files are built
+    by :func:`edsr_lab.models.load_official`, course files by
+    :func:`edsr_lab.models.load_checkpoint`. The model gets a ``weights_info`` attribute
+    (the :class:`WeightsInfo`), which ``evaluate`` uses to find the paper's numbers.
+    """
+    from edsr_lab.models import load_checkpoint, load_official
+
+    info = get(name)
+    path = download_weights(name, base_url=base_url, progress=progress)
+    if info.official:
+        model = load_official(path, map_location=map_location)
+    else:
+        model = load_checkpoint(path, map_location=map_location)
+    model = model.float().eval()
+    model.weights_info = info
+    return model
