@@ -55,3 +55,7 @@ class SizeMismatchError(EdsrLabError, ValueError):
 
 class CheckpointExistsError(EdsrLabError, FileExistsError):
     """Training would overwrite a checkpoint that belongs to another run."""
+
+
+class SamplerError(EdsrLabError, ValueError):
+    """Training samplers that do not fit together, or a saved sampler state that does not fit."""

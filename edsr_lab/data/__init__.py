@@ -4,6 +4,7 @@
 - :mod:`~edsr_lab.data.div2k`: find, check, download or build DIV2K-layout folders.
 - :mod:`~edsr_lab.data.patches`: random aligned LR/HR patches with the 8 dihedral
   augmentations, made on the device from uint8 images held in memory.
+- :mod:`~edsr_lab.data.multiscale`: MDSR's batches, each at one randomly drawn scale.
 """
 
 from edsr_lab.data.div2k import (
@@ -18,6 +19,7 @@ from edsr_lab.data.div2k import (
     mini_div2k,
     safe_extract,
 )
+from edsr_lab.data.multiscale import MultiScaleSampler
 from edsr_lab.data.patches import PatchSampler, center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.data.samples import list_samples, load_sample, sample_names, sample_path
 
@@ -26,6 +28,7 @@ __all__ = [
     "DIV2K_PARTS",
     "DIV2K_URL",
     "DatasetExistsError",
+    "MultiScaleSampler",
     "PatchSampler",
     "center_crop_pair",
     "dihedral",
