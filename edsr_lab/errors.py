@@ -109,6 +109,7 @@ class OutputPathError(EdsrLabError, OSError):
     """An output cannot be written there: the path is a folder, lies under a regular file,
     or its folder is not writable."""
 
+
 class DownloadError(EdsrLabError, OSError):
     """A download failed, broke off, or fetched a file that is not the expected one
     (wrong size or SHA-256). The message says whether running the command again resumes it."""
@@ -121,3 +122,7 @@ class ArchiveError(EdsrLabError, ValueError):
 
 class DeviceError(EdsrLabError, ValueError):
     """The requested device (e.g. ``cuda``) is not available on this machine."""
+
+
+class SamplerError(EdsrLabError, ValueError):
+    """Training samplers that do not fit together, or a saved sampler state that does not fit."""

@@ -6,6 +6,7 @@
   augmentations, made on the device from uint8 images held in memory.
 - :mod:`~edsr_lab.data.pairs`: :func:`training_pairs`, the one call notebooks use to get
   their data (DIV2K if present, else the mini-DIV2K made from the samples).
+- :mod:`~edsr_lab.data.multiscale`: MDSR's batches, each at one randomly drawn scale.
 """
 
 from edsr_lab.data.div2k import (
@@ -19,6 +20,7 @@ from edsr_lab.data.div2k import (
     mini_div2k,
     safe_extract,
 )
+from edsr_lab.data.multiscale import MultiScaleSampler
 from edsr_lab.data.pairs import div2k_available, training_pairs
 from edsr_lab.data.patches import PatchSampler, center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.data.samples import list_samples, load_sample, sample_names, sample_path
@@ -27,6 +29,7 @@ __all__ = [
     "DEFAULT_PARTS",
     "DIV2K_PARTS",
     "DIV2K_URL",
+    "MultiScaleSampler",
     "PatchSampler",
     "center_crop_pair",
     "dihedral",

@@ -1,0 +1,202 @@
+"""Multi-scale training batches for MDSR: one random scale per minibatch.
+
+MDSR (Lim et al. 2017, sections 3.3 and 4.2) is trained on x2, x3 and x4 at once: each
+minibatch is drawn at *one* scale picked uniformly at random among the model's scales, so
+that step runs (and updates) only that scale's pre-processing module and upsampler, plus
+the shared head, body and tail. :class:`MultiScaleSampler` does exactly that on top of
+one :class:`~edsr_lab.data.patches.PatchSampler` per scale::
+
+    sampler = MultiScaleSampler.from_folder("data/DIV2K", (2, 3, 4), seed=0)
+    lr, hr, scale = sampler.sample()   # (16, 3, 48, 48), (16, 3, 48*scale, 48*scale), 2|3|4
+    sr = model(lr, scale)
+
+Randomness comes from generators the sampler owns (never torch's global RNG): one picks
+the scales, and each PatchSampler keeps its own patch stream, which advances only when its
+scale is drawn. :meth:`MultiScaleSampler.state_dict` captures all of them, so a resumed
+training run sees the very batches an uninterrupted one would have seen.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from edsr_lab.data.patches import PatchSampler
+from edsr_lab.errors import SamplerError
+
+
+def child_seeds(seed: int, n: int) -> list[int]:
+    """``n`` seeds derived from ``seed``: the scale picker's, then one per scale.
+
+    Drawn from a generator seeded with ``seed`` rather than ``seed + i``, so that the
+    samplers of run ``seed=0`` do not replay those of run ``seed=1`` shifted by one scale.
+    """
+    g = torch.Generator().manual_seed(int(seed))
+    return [int(v) for v in torch.randint(0, 2**62, (n,), generator=g)]
+
+
+class MultiScaleSampler:
+    """Batches at a random scale each: ``sample() -> (lr, hr, scale)``.
+
+    Args:
+        samplers: one :class:`PatchSampler` per scale (scales distinct), all with the same
+            ``batch_size``, ``patch_size``, channel count and device. The order sets the
+            order of :attr:`scales` (use the model's, e.g. 2, 3, 4).
+        seed: seed of the generator that picks the scale of each batch (on the CPU, so
+            the same seed gives the same scale sequence on any device). The PatchSamplers
+            keep their own seeds.
+
+    ``sample()`` draws ``scale`` uniformly from :attr:`scales` (probability 1/len each,
+    independently per batch), then returns that scale's ``PatchSampler.sample()``:
+    ``lr`` float32 (B, C, p, p) and ``hr`` float32 (B, C, p*scale, p*scale), both in
+    [0, 1] on ``device``, and ``scale`` as a Python int.
+
+    Memory: each scale holds its own copy of the images (HR images differ per scale once
+    cropped to a multiple of it); DIV2K's 800 train images at x2, x3 and x4 take about
+    3 x 6.5 GB as uint8 -- build the samplers with ``device="cpu"`` if the GPU cannot
+    spare that.
+    """
+
+    def __init__(self, samplers: Sequence[PatchSampler], *, seed: int = 0):
+        samplers = list(samplers)
+        if not samplers:
+            raise SamplerError("MultiScaleSampler needs at least one PatchSampler (one per scale)")
+        for i, s in enumerate(samplers):
+            if not isinstance(s, PatchSampler):
+                raise SamplerError(
+                    f"samplers[{i}] is a {type(s).__name__}, not a PatchSampler; build one per "
+                    "scale, or use MultiScaleSampler.from_folder(root, scales)"
+                )
+        scales = [s.scale for s in samplers]
+        if len(set(scales)) != len(scales):
+            raise SamplerError(f"one PatchSampler per scale, but the scales are {scales}")
+        first = samplers[0]
+        for name in ("batch_size", "patch_size", "channels", "device"):
+            values = [getattr(s, name) for s in samplers]
+            if any(v != values[0] for v in values):
+                detail = ", ".join(f"x{sc}: {v}" for sc, v in zip(scales, values, strict=True))
+                raise SamplerError(
+                    f"the per-scale samplers disagree on {name} ({detail}); build them with "
+                    f"the same {name}, since one training step may come from any of them"
+                )
+        self.samplers = samplers
+        self.scales: tuple[int, ...] = tuple(scales)
+        self.batch_size, self.patch_size = first.batch_size, first.patch_size
+        self.channels, self.device = first.channels, first.device
+        self.generator = torch.Generator().manual_seed(int(seed))
+
+    # -- construction helpers
+
+    @classmethod
+    def from_pairs(
+        cls,
+        pairs: Mapping[int, Sequence[tuple[str | Path, str | Path]]],
+        *,
+        channels: int = 3,
+        seed: int = 0,
+        **kwargs: Any,
+    ) -> MultiScaleSampler:
+        """Build from ``{scale: [(hr_path, lr_path), ...]}`` (e.g. ``find_pairs`` per scale).
+
+        ``kwargs`` (``patch_size``, ``batch_size``, ``augment``, ``device``) go to every
+        PatchSampler. The picker and the per-scale samplers get seeds derived from
+        ``seed`` (:func:`child_seeds`).
+        """
+        if "seed" in kwargs or "scale" in kwargs:
+            raise SamplerError("give seed= once; the per-scale seeds are derived from it")
+        items = list(pairs.items())
+        if not items:
+            raise SamplerError("no scales given; pass {scale: pairs} for each scale, e.g. 2, 3, 4")
+        seeds = child_seeds(seed, len(items) + 1)
+        samplers = [
+            PatchSampler.from_pairs(p, scale, channels=channels, seed=seeds[i + 1], **kwargs)
+            for i, (scale, p) in enumerate(items)
+        ]
+        return cls(samplers, seed=seeds[0])
+
+    @classmethod
+    def from_folder(
+        cls,
+        root: str | Path,
+        scales: Iterable[int] = (2, 3, 4),
+        *,
+        split: str = "train",
+        indices: Iterable[int] | None = None,
+        **kwargs: Any,
+    ) -> MultiScaleSampler:
+        """Build from a DIV2K-layout folder holding LR images for every scale in ``scales``."""
+        from edsr_lab.data.div2k import find_pairs
+
+        index_list = None if indices is None else list(indices)
+        pairs = {s: find_pairs(root, split, s, indices=index_list) for s in scales}
+        return cls.from_pairs(pairs, **kwargs)
+
+    # -- sampling
+
+    def next_scale(self) -> int:
+        """Draw the scale of the next batch (advances the picker, not the patch streams)."""
+        i = int(torch.randint(len(self.scales), (1,), generator=self.generator))
+        return self.scales[i]
+
+    def sample(self) -> tuple[torch.Tensor, torch.Tensor, int]:
+        """One batch at a random scale: ``(lr, hr, scale)`` (see the class docstring)."""
+        scale = self.next_scale()
+        lr, hr = self.samplers[self.scales.index(scale)].sample()
+        return lr, hr, scale
+
+    def __iter__(self) -> Iterator[tuple[torch.Tensor, torch.Tensor, int]]:
+        while True:
+            yield self.sample()
+
+    def sampler(self, scale: int) -> PatchSampler:
+        """The PatchSampler of one scale (e.g. to draw validation-size batches at x3)."""
+        if scale not in self.scales:
+            raise SamplerError(f"this sampler serves scales {self.scales}, not x{scale}")
+        return self.samplers[self.scales.index(scale)]
+
+    # -- reproducibility (resume a training run with the same batch stream)
+
+    def state_dict(self) -> dict[str, Any]:
+        """All random state: ``{"scales": [...], "picker": tensor, "samplers": [tensor, ...]}``.
+
+        Only tensors, ints and lists, so it saves inside a ``weights_only`` checkpoint.
+        """
+        return {
+            "scales": list(self.scales),
+            "picker": self.generator.get_state(),
+            "samplers": [s.get_state() for s in self.samplers],
+        }
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        """Restore a :meth:`state_dict`; the scales must be the same, in the same order."""
+        if not isinstance(state, Mapping) or not {"scales", "picker", "samplers"} <= set(state):
+            raise SamplerError(
+                "not a MultiScaleSampler state (expected keys scales, picker, samplers); was "
+                "the checkpoint written with a single-scale sampler?"
+            )
+        if list(state["scales"]) != list(self.scales):
+            raise SamplerError(
+                f"the saved sampler state is for scales {list(state['scales'])}, this sampler "
+                f"serves {list(self.scales)}; resume with the same --scale list, in the same order"
+            )
+        self.generator.set_state(state["picker"])
+        for s, st in zip(self.samplers, state["samplers"], strict=True):
+            s.set_state(st)
+
+    # Same names as PatchSampler's, so code written for either works with both.
+    get_state = state_dict
+    set_state = load_state_dict
+
+    def memory_bytes(self) -> int:
+        """Bytes of image data held on ``device``, all scales together."""
+        return sum(s.memory_bytes() for s in self.samplers)
+
+    def __repr__(self) -> str:
+        per = ", ".join(f"x{s.scale}: {s.num_images} images" for s in self.samplers)
+        return (
+            f"MultiScaleSampler({per}; patch {self.patch_size}, batch {self.batch_size}, "
+            f"device={self.device}, {self.memory_bytes() / 2**20:.1f} MB uint8)"
+        )
