@@ -55,3 +55,11 @@ class SizeMismatchError(EdsrLabError, ValueError):
 
 class CheckpointExistsError(EdsrLabError, FileExistsError):
     """Training would overwrite a checkpoint that belongs to another run."""
+
+
+class MissingDependencyError(EdsrLabError, ImportError):
+    """An optional package is not installed; the message gives the command to install it."""
+
+
+class DicomError(EdsrLabError, ValueError):
+    """A DICOM file cannot be read, super-resolved or written (the message says why)."""
