@@ -46,6 +46,7 @@ def notebooks_in_order(folder: Path) -> list[Path]:
 def _cmd_course(args: argparse.Namespace) -> int:
     try:
         import nbformat
+        from jupyter_client.manager import KernelManager
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     except ImportError as err:
@@ -72,7 +73,9 @@ def _cmd_course(args: argparse.Namespace) -> int:
         client = NotebookClient(
             nb,
             timeout=args.timeout,
-            kernel_name="python3",
+            # CurveZMQ keys for the kernel's sockets: encrypted, and no "running over TCP
+            # without encryption" warning in the middle of the course's output.
+            km=KernelManager(kernel_name="python3", transport_encryption="auto"),
             resources={"metadata": {"path": folder}},
         )
         status = "ok"
