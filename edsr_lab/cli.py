@@ -5,6 +5,7 @@
     download-div2k  fetch DIV2K into data/DIV2K (about 7 GB for HR + bicubic x2/x3/x4)
     make-dataset    turn any folder of HR images into the DIV2K layout (LR via MATLAB bicubic)
     upscale         super-resolve your own image(s) with a saved or official checkpoint
+    upscale-dicom   super-resolve DICOM slices into derived DICOM (or 16-bit PNG) files
 
 Each command prints what it did and exits non-zero with a one-line reason on bad input.
 
@@ -57,6 +58,7 @@ def notebooks_in_order(folder: Path) -> list[Path]:
 def _cmd_course(args: argparse.Namespace) -> int:
     try:
         import nbformat
+        from jupyter_client.manager import KernelManager
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     except ImportError as err:
@@ -83,7 +85,9 @@ def _cmd_course(args: argparse.Namespace) -> int:
         client = NotebookClient(
             nb,
             timeout=args.timeout,
-            kernel_name="python3",
+            # CurveZMQ keys for the kernel's sockets: encrypted, and no "running over TCP
+            # without encryption" warning in the middle of the course's output.
+            km=KernelManager(kernel_name="python3", transport_encryption="auto"),
             resources={"metadata": {"path": folder}},
         )
         status = "ok"
@@ -160,6 +164,28 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_upscale_dicom(args: argparse.Namespace) -> int:
+    from edsr_lab import dicom
+    from edsr_lab.models import load_checkpoint
+
+    dicom._pydicom()  # one clear line, before loading the model, if the extra is missing
+    device = args.device or config.default_device()
+    model = load_checkpoint(args.checkpoint, map_location=device)
+    window_cw = tuple(args.window) if args.window else None
+    failed = dicom.upscale_files(
+        model,
+        args.files,
+        args.out,
+        fmt=args.format,
+        scale=args.scale,
+        window_cw=window_cw,
+        overwrite=args.overwrite,
+        tile=args.tile,
+        device=device,
+    )
+    return 1 if failed else 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser. Keep it import-free: plain defaults and choices only."""
     parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
@@ -207,6 +233,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_upscale)
+
+    p = sub.add_parser("upscale-dicom", help="super-resolve DICOM slices (needs .[dicom])")
+    p.add_argument("files", nargs="+", help="single-frame grey DICOM files (.dcm)")
+    p.add_argument("--checkpoint", required=True, help="our .pt/.safetensors or an official .pt")
+    p.add_argument("--out", default="upscaled", help="output folder (default: ./upscaled)")
+    p.add_argument("--format", default="dcm", choices=["dcm", "png"], help="dcm or 16-bit png")
+    p.add_argument(
+        "--window",
+        nargs=2,
+        type=float,
+        metavar=("CENTER", "WIDTH"),
+        help="display window for --format png (default: the file's)",
+    )
+    p.add_argument("--scale", type=int, default=None, help="needed for MDSR checkpoints")
+    p.add_argument("--tile", type=int, default=None, help="LR tile size, for large images")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    p.set_defaults(func=_cmd_upscale_dicom)
     return parser
 
 

@@ -126,3 +126,11 @@ class DeviceError(EdsrLabError, ValueError):
 
 class SamplerError(EdsrLabError, ValueError):
     """Training samplers that do not fit together, or a saved sampler state that does not fit."""
+
+
+class MissingDependencyError(EdsrLabError, ImportError):
+    """An optional package is not installed; the message gives the command to install it."""
+
+
+class DicomError(EdsrLabError, ValueError):
+    """A DICOM file cannot be read, super-resolved or written (the message says why)."""

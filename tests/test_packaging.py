@@ -18,7 +18,9 @@ def _name(requirement: str) -> str:
 
 def pyproject_requirements() -> dict[str, str]:
     meta = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    reqs = list(meta["dependencies"]) + list(meta["optional-dependencies"]["dev"])
+    reqs = list(meta["dependencies"])
+    for extra in meta["optional-dependencies"].values():
+        reqs += extra
     return {_name(r): r.replace(" ", "") for r in reqs}
 
 
@@ -37,13 +39,46 @@ def conda_requirements() -> dict[str, str]:
     return reqs
 
 
+def setup_torch_pin() -> str:
+    """The torch version scripts/setup.sh installs by default (EDSR_LAB_TORCH unset)."""
+    setup = (ROOT / "scripts" / "setup.sh").read_text()
+    match = re.search(r"EDSR_LAB_TORCH:-torch==([0-9][0-9.]*)\}", setup)
+    assert match, "scripts/setup.sh must default EDSR_LAB_TORCH to torch==X.Y.Z"
+    return match.group(1)
+
+
 def test_conda_and_pip_install_the_same_packages():
     pip, conda = pyproject_requirements(), conda_requirements()
+    # torch: pyproject states the range the code supports, environment.yml the tested pin
+    # (checked in test_conda_pins_the_torch_that_setup_installs).
+    pip.pop("torch"), conda.pop("torch")
     assert pip == conda, (
         "pyproject.toml and environment.yml list different dependencies: "
         f"only in pyproject {sorted(set(pip.items()) - set(conda.items()))}, "
         f"only in environment.yml {sorted(set(conda.items()) - set(pip.items()))}"
     )
+
+
+def test_conda_pins_the_torch_that_setup_installs():
+    pin = setup_torch_pin()
+    assert conda_requirements()["torch"] == f"torch=={pin}"
+    lower = re.fullmatch(r"torch>=([0-9.]+)", pyproject_requirements()["torch"]).group(1)
+    pinned, minimum = (tuple(map(int, v.split("."))) for v in (pin, lower))
+    assert pinned >= minimum, "the pinned torch must satisfy pyproject's range"
+    # the CPU-only commands in both files install the same pin
+    for name in ("environment.yml", "scripts/setup.sh"):
+        cpu_lines = [ln for ln in (ROOT / name).read_text().splitlines() if "whl/cpu" in ln]
+        assert cpu_lines, f"{name} must show the CPU-only torch command"
+        for line in cpu_lines:
+            assert f"torch=={pin} " in line, f"{name}: {line.strip()!r} does not pin torch {pin}"
+
+
+def test_dicom_extra_is_declared_and_in_dev():
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert [_name(r) for r in extras["dicom"]] == ["pydicom"]
+    assert set(extras["dicom"]) <= set(extras["dev"]), "CI (the dev extra) must run DICOM tests"
 
 
 def test_conda_env_is_named_and_installs_the_package():
