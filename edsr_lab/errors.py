@@ -55,3 +55,11 @@ class SizeMismatchError(EdsrLabError, ValueError):
 
 class CheckpointExistsError(EdsrLabError, FileExistsError):
     """Training would overwrite a checkpoint that belongs to another run."""
+
+
+class TrainOptionError(EdsrLabError, ValueError):
+    """An option of a training run (``python -m edsr_lab train``) cannot work."""
+
+
+class RunExistsError(EdsrLabError, FileExistsError):
+    """A training output folder already holds another run (use --resume or --overwrite)."""
