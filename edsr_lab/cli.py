@@ -7,6 +7,8 @@
     upscale         super-resolve your own image(s) with a saved or official checkpoint
     upscale-dicom   super-resolve DICOM slices into derived DICOM (or 16-bit PNG) files
 
+    train           train SRResNet/EDSR/MDSR on DIV2K or your own images (the paper's recipe)
+
 Each command prints what it did and exits non-zero with a one-line reason on bad input.
 
 Start-up: ``--help`` and argument errors must answer at once, so this module imports only
@@ -186,6 +188,32 @@ def _cmd_upscale_dicom(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
+def _cmd_train(args: argparse.Namespace) -> int:
+    from edsr_lab import run
+
+    return run.main(args)
+
+
+_TRAIN_MODELS = ("srresnet", "edsr_baseline", "edsr", "mdsr_baseline", "mdsr")
+
+_TRAIN_EPILOG = """\
+examples:
+  the paper's EDSR baseline x2 (Section 4.2: 16 x 48x48 patches, L1, Adam 1e-4 halved every
+  2e5 updates, 3e5 updates):
+    python -m edsr_lab train --model edsr_baseline --scale 2 --out runs/baseline_x2
+  x4 started from that x2 model (as the paper trains x3/x4):
+    python -m edsr_lab train --model edsr_baseline --scale 4 \\
+        --init runs/baseline_x2/best.pt --out runs/baseline_x4
+  MDSR on x2, x3 and x4 at once:
+    python -m edsr_lab train --model mdsr_baseline --scale 2 3 4 --out runs/mdsr
+  fine-tune on your own images (a folder of HR images; 10 % held out):
+    python -m edsr_lab train --init runs/baseline_x2/best.pt --data my_images \\
+        --iters 2000 --out runs/mine
+  continue after an interruption:      python -m edsr_lab train --out runs/baseline_x2 --resume
+  4 GPUs (global batch stays 16):      torchrun --nproc_per_node 4 -m edsr_lab train --out runs/x2
+"""
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser. Keep it import-free: plain defaults and choices only."""
     parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
@@ -251,6 +279,114 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_upscale_dicom)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model (the paper's recipe by default) into an output folder",
+        description="Train SRResNet/EDSR/MDSR. Everything goes into --out: last.pt, best.pt, "
+        "history.csv, config.json, curves.png, summary.json.",
+        epilog=_TRAIN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--model",
+        default=None,
+        choices=_TRAIN_MODELS,
+        help="architecture preset (paper Table 1; default edsr_baseline)",
+    )
+    p.add_argument(
+        "--scale",
+        dest="scales",
+        type=int,
+        nargs="+",
+        default=None,
+        metavar="S",
+        help="upscaling factor (default 2); MDSR takes several: --scale 2 3 4",
+    )
+    p.add_argument(
+        "--data",
+        default=None,
+        metavar="DIR",
+        help="a DIV2K-layout root (default data/DIV2K; in quick mode the mini-DIV2K "
+        "when DIV2K is absent) or any folder of HR images (LR made with the MATLAB "
+        "bicubic, a fixed --holdout share kept for validation)",
+    )
+    p.add_argument(
+        "--iters",
+        type=int,
+        default=None,
+        help="updates (default 300000, the paper's ablations; 1000000 for final models)",
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=None,
+        help="patches per update, the global batch over all GPUs (default 16)",
+    )
+    p.add_argument("--patch-size", type=int, default=None, help="LR patch side (default 48)")
+    p.add_argument("--loss", default=None, choices=("l1", "l2"), help="default l1 (the paper)")
+    p.add_argument(
+        "--lr",
+        type=float,
+        default=None,
+        help="initial learning rate (default 1e-4, halved every 2e5 updates)",
+    )
+    p.add_argument(
+        "--init",
+        default=None,
+        metavar="CHECKPOINT",
+        help="start from these weights: our checkpoint or an official EDSR-PyTorch "
+        "file (or a weights-registry name); another scale copies all but the "
+        "upsampler, as the paper starts x3/x4 from x2",
+    )
+    p.add_argument("--out", default=None, help="output folder (default runs/train)")
+    p.add_argument("--resume", action="store_true", help="continue the run in --out from last.pt")
+    p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace the run in --out (removes only the files a run writes)",
+    )
+    p.add_argument(
+        "--eval-every",
+        type=int,
+        default=None,
+        help="validation PSNR every N updates; best.pt keeps the best (default 1000)",
+    )
+    p.add_argument(
+        "--save-every", type=int, default=None, help="write last.pt every N updates (default 1000)"
+    )
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument(
+        "--amp",
+        nargs="?",
+        const="bf16",
+        default=None,
+        choices=("auto", "bf16", "off"),
+        help="bf16 autocast: auto (default: on for CUDA GPUs with bf16), bf16, off",
+    )
+    p.add_argument(
+        "--compile",
+        action="store_true",
+        default=None,
+        help="torch.compile the model (faster on a GPU after minutes of compiling)",
+    )
+    p.add_argument("--seed", type=int, default=None, help="random seed (default 0)")
+    p.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        help="share of a plain image folder held out for validation (default 0.1)",
+    )
+    p.add_argument(
+        "--storage",
+        default=None,
+        choices=("auto", "device", "pinned", "cpu"),
+        help="where training images live (default auto: on the GPU if they fit, "
+        "else pinned CPU memory)",
+    )
+    p.add_argument("--n-resblocks", type=int, default=None, help="resize the preset: blocks")
+    p.add_argument("--n-feats", type=int, default=None, help="resize the preset: features")
+    p.set_defaults(func=_cmd_train)
     return parser
 
 

@@ -134,3 +134,11 @@ class MissingDependencyError(EdsrLabError, ImportError):
 
 class DicomError(EdsrLabError, ValueError):
     """A DICOM file cannot be read, super-resolved or written (the message says why)."""
+
+
+class TrainOptionError(EdsrLabError, ValueError):
+    """An option of a training run (``python -m edsr_lab train``) cannot work."""
+
+
+class RunExistsError(EdsrLabError, FileExistsError):
+    """A training output folder already holds another run (use --resume or --overwrite)."""

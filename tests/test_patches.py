@@ -162,6 +162,75 @@ def test_from_folder(tmp_path):
     assert lr.shape == (4, 3, 8, 8) and hr.shape == (4, 3, 32, 32)
 
 
+def _stream(sampler, n=4):
+    return [sampler.sample() for _ in range(n)]
+
+
+def _same_streams(a, b):
+    return all(
+        torch.equal(la.cpu(), lb.cpu()) and torch.equal(ha.cpu(), hb.cpu())
+        for (la, ha), (lb, hb) in zip(a, b, strict=True)
+    )
+
+
+def test_cpu_storage_path_gives_the_same_batches_as_device_storage():
+    """The host path (images in CPU memory, batch cut there and copied to the device)
+    draws the same choices from the same generator, so batches are identical."""
+    hrs, lrs = _images([(30, 41), (25, 40), (19, 19)], 3)
+    kw = dict(patch_size=6, batch_size=5, seed=11)
+    dev = PatchSampler(hrs, lrs, 3, storage="device", **kw)
+    host = PatchSampler(hrs, lrs, 3, storage="cpu", **kw)
+    assert dev.storage == "device" and host.storage == "cpu"
+    assert _same_streams(_stream(dev), _stream(host))
+    # resuming the host path from a saved state continues the same stream
+    state = host.get_state()
+    nxt = _stream(host, 2)
+    host.set_state(state)
+    assert _same_streams(_stream(host, 2), nxt)
+    assert "storage=cpu" in repr(host)
+
+
+def test_auto_storage_on_cpu_and_pinned_without_cuda():
+    hrs, lrs = _images([(20, 20)], 2)
+    auto = PatchSampler(hrs, lrs, 2, patch_size=4, storage="auto")
+    assert auto.storage == "device" and "CPU memory" in auto.storage_reason
+    if not torch.cuda.is_available():
+        pinned = PatchSampler(hrs, lrs, 2, patch_size=4, storage="pinned")
+        assert pinned.storage == "cpu" and "needs CUDA" in pinned.storage_reason
+    with pytest.raises(ValueError, match="storage='disk'.*device, pinned, cpu"):
+        PatchSampler(hrs, lrs, 2, patch_size=4, storage="disk")
+
+
+def test_choose_storage_from_free_memory(monkeypatch):
+    from edsr_lab.data import patches
+
+    assert patches.choose_storage(10, "cpu")[0] == "device"
+    gib = 2**30
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (20 * gib, 80 * gib))
+    monkeypatch.setattr(patches, "_host_available_bytes", lambda: 100 * gib)
+    # 80 GB card with 20 GB free keeps 20 GB (25 %) for training: nothing fits
+    storage, why = patches.choose_storage(6 * gib, "cuda")
+    assert storage == "pinned" and "do not fit on the GPU" in why
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (70 * gib, 80 * gib))
+    storage, why = patches.choose_storage(6 * gib, "cuda")
+    assert storage == "device" and "kept on the GPU" in why
+    monkeypatch.setattr(torch.cuda, "mem_get_info", lambda device=None: (1 * gib, 8 * gib))
+    monkeypatch.setattr(patches, "_host_available_bytes", lambda: 8 * gib)
+    assert patches.choose_storage(6 * gib, "cuda")[0] == "cpu"  # pinning 6 of 8 GB: no
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_pinned_storage_matches_gpu_storage():
+    hrs, lrs = _images([(64, 80), (50, 50), (70, 49)], 2)
+    kw = dict(patch_size=48, batch_size=16, seed=5, device="cuda")
+    gpu = PatchSampler(hrs, lrs, 2, storage="device", **kw)
+    pinned = PatchSampler(hrs, lrs, 2, storage="pinned", **kw)
+    assert pinned.storage == "pinned" and pinned._hr.data.is_pinned()
+    a, b = _stream(gpu, 20), _stream(pinned, 20)
+    assert all(t.is_cuda for pair in b for t in pair)
+    assert _same_streams(a, b)
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 def test_cuda_matches_cpu():
     hrs, lrs = _images([(64, 80), (50, 50)], 2)

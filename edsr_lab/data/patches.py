@@ -4,8 +4,12 @@ EDSR trains on 16 random 48x48 LR patches per step with their (48s)x(48s) HR par
 each randomly flipped and rotated by multiples of 90 degrees (all 8 symmetries of the
 square; no colour augmentation). A fast GPU runs the baseline model at ~350 steps/s, i.e.
 ~5,700 patch pairs/s: reading PNGs per step cannot keep up. :class:`PatchSampler` holds the
-whole dataset in memory as uint8 (on the GPU when it fits: DIV2K's 800 HR images are about
-6 GB) and cuts, flips and rotates a whole batch with one gather per tensor on the device.
+whole dataset in memory as uint8 and cuts, flips and rotates a whole batch with one gather
+per tensor. Where the images are kept (``storage``) is chosen from free memory
+(:func:`choose_storage`): on the GPU when they fit (DIV2K's 800 HR images are about 6 GB),
+else in pinned (page-locked) CPU memory, from which each uint8 batch is cut on the CPU and
+copied to the GPU asynchronously. Both paths draw the same random choices from the same
+CPU generator, so they give identical batches for the same seed.
 
 :func:`dihedral` / :func:`inverse_dihedral` are the 8 transforms themselves; the geometric
 self-ensemble (EDSR+) reuses them.
@@ -25,6 +29,15 @@ from edsr_lab.errors import (
     SizeMismatchError,
 )
 from edsr_lab.validate import check_finite
+
+#: Where :class:`PatchSampler` may keep its images: on the training device, in pinned
+#: (page-locked) CPU memory (fast asynchronous copies to a CUDA GPU), or in plain CPU memory.
+STORAGES = ("device", "pinned", "cpu")
+
+#: GPU memory :func:`choose_storage` leaves free for the model, activations and optimizer:
+#: at least this many bytes, and at least ``RESERVE_FRACTION`` of the card.
+RESERVE_BYTES = 4 * 2**30
+RESERVE_FRACTION = 0.25
 
 #: ``dihedral(x, k)`` for k = 0..7: ``k % 4`` quarter turns, after a left-right flip when
 #: ``k >= 4``. k = 0 is the identity.
@@ -111,6 +124,51 @@ def _as_uint8(img: object, what: str) -> torch.Tensor:
     raise ImageTypeError(f"{what} has dtype {img.dtype}; give uint8 (0..255) or float in [0, 1]")
 
 
+def _host_available_bytes() -> int | None:
+    """MemAvailable from /proc/meminfo (Linux), or None where unknown."""
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def choose_storage(nbytes: int, device: str | torch.device | None) -> tuple[str, str]:
+    """Where to keep ``nbytes`` of uint8 training images for training on ``device``.
+
+    Returns ``(storage, reason)``: ``storage`` is one of :data:`STORAGES` and ``reason`` a
+    sentence saying why (print it: the user should know which path was taken).
+
+    * CPU (or MPS) training: ``"device"`` (the CPU *is* the device; nothing to copy).
+    * CUDA: ``"device"`` when ``nbytes`` fits in the free GPU memory while leaving
+      ``max(RESERVE_BYTES, RESERVE_FRACTION * total)`` for training itself; otherwise
+      ``"pinned"`` CPU memory when the host has room for it, else plain ``"cpu"`` memory.
+    """
+    device = torch.device(device) if device is not None else torch.device("cpu")
+    mb = nbytes / 2**20
+    if device.type != "cuda":
+        return "device", f"{mb:.0f} MB of images kept in {device.type.upper()} memory"
+    free, total = torch.cuda.mem_get_info(device)
+    reserve = max(RESERVE_BYTES, int(RESERVE_FRACTION * total))
+    if nbytes + reserve <= free:
+        return "device", (
+            f"{mb:.0f} MB of images kept on the GPU ({free / 2**30:.1f} GB free; "
+            f"{reserve / 2**30:.1f} GB left for training)"
+        )
+    host = _host_available_bytes()
+    why = (
+        f"{mb:.0f} MB of images do not fit on the GPU ({free / 2**30:.1f} GB free, "
+        f"{reserve / 2**30:.1f} GB kept for training)"
+    )
+    if host is not None and 2 * nbytes > host:
+        # Pinning locks pages in RAM; with little headroom plain memory is the safer choice.
+        return "cpu", f"{why}; kept in plain CPU memory ({host / 2**30:.1f} GB available)"
+    return "pinned", f"{why}; kept in pinned CPU memory, batches copied to the GPU"
+
+
 class PatchSampler:
     """Random aligned (LR, HR) patch batches with dihedral augmentation, all on one device.
 
@@ -122,11 +180,15 @@ class PatchSampler:
         patch_size: LR patch side p (48 in the paper); HR patches are p*s.
         batch_size: patches per batch (16 in the paper).
         augment: apply a random one of the 8 flips/rotations to each pair.
-        device: where the images are kept and patches are made (default CPU). The whole
-            dataset is copied there as uint8: DIV2K's 800 train HR images need ~6 GB, plus
-            ~0.7 GB LR at x2; pick the CPU if that does not fit.
+        device: where batches are delivered (the training device; default CPU).
+        storage: where the images are kept, as uint8 (DIV2K's 800 train HR images need
+            ~6 GB, plus ~0.7 GB LR at x2): ``"device"`` (patches cut on the device with
+            one gather), ``"pinned"`` (page-locked CPU memory; patches cut on the CPU, the
+            uint8 batch copied to ``device`` asynchronously; needs CUDA), ``"cpu"`` (the
+            same from plain memory), or ``"auto"`` (:func:`choose_storage` decides from
+            free memory). Default ``"device"``. ``storage_reason`` says why.
         seed: seed of the sampler's own ``torch.Generator`` (on the CPU, so the same seed
-            gives the same patches on any device).
+            gives the same patches on any device and with any storage).
 
     ``sample()`` returns ``(lr, hr)`` float32 in [0, 1] on ``device``, shaped
     (B, C, p, p) and (B, C, p*s, p*s). For each of the B pairs: a uniformly random image,
@@ -147,6 +209,7 @@ class PatchSampler:
         batch_size: int = 16,
         augment: bool = True,
         device: str | torch.device | None = None,
+        storage: str = "device",
         seed: int = 0,
     ):
         for name, v in (("scale", scale), ("patch_size", patch_size), ("batch_size", batch_size)):
@@ -184,15 +247,33 @@ class PatchSampler:
                 )
         self.channels = channels
         self.num_images = len(hrs)
+        self.storage, self.storage_reason = self._pick_storage(storage, hrs, lrs)
+        # Where the gather runs: next to the images.
+        home = self.device if self.storage == "device" else torch.device("cpu")
+        pin = self.storage == "pinned"
         # Each image set lives in one flat uint8 buffer, so one gather cuts a whole batch.
-        self._lr = _Flat(lrs, self.device)
-        self._hr = _Flat(hrs, self.device)
+        self._lr = _Flat(lrs, home, pin=pin)
+        self._hr = _Flat(hrs, home, pin=pin)
         # Per transform k: which source pixel (row, col) of the crop lands at each output
         # position. Made by transforming a grid of indices with dihedral() itself, so the
         # sampler agrees with dihedral() by construction.
-        self._lr_maps = _dihedral_maps(p, self.device)
-        self._hr_maps = _dihedral_maps(p * s, self.device)
+        self._lr_maps = _dihedral_maps(p, home)
+        self._hr_maps = _dihedral_maps(p * s, home)
+        self._home = home
         self.generator = torch.Generator().manual_seed(int(seed))
+
+    def _pick_storage(
+        self, storage: str, hrs: list[torch.Tensor], lrs: list[torch.Tensor]
+    ) -> tuple[str, str]:
+        if storage not in (*STORAGES, "auto"):
+            raise ValueError(f"storage={storage!r}: use one of {', '.join(STORAGES)} or 'auto'")
+        if storage == "auto":
+            nbytes = sum(t.numel() for t in hrs) + sum(t.numel() for t in lrs)
+            return choose_storage(nbytes, self.device)
+        if storage == "pinned" and not torch.cuda.is_available():
+            # Page-locking needs the CUDA driver; without it there is no GPU to copy to.
+            return "cpu", "storage='pinned' needs CUDA; images kept in plain CPU memory"
+        return storage, f"storage={storage!r} asked for"
 
     # -- construction helpers
 
@@ -259,10 +340,18 @@ class PatchSampler:
         ``hr[b]`` the same for the HR crop at (s*y, s*x) of size p*s.
         """
         params = torch.stack([torch.as_tensor(t, dtype=torch.long) for t in (image, y, x, k)])
-        image, y, x, k = params.to(self.device, non_blocking=True)  # one small copy
+        image, y, x, k = params.to(self._home, non_blocking=True)  # one small copy
         s = self.scale
         lr = self._lr.gather(image, y, x, self._lr_maps[0][k], self._lr_maps[1][k])
         hr = self._hr.gather(image, s * y, s * x, self._hr_maps[0][k], self._hr_maps[1][k])
+        if self.storage != "device":
+            # Copy uint8 (4x fewer bytes than float). From pinned memory the copy is
+            # asynchronous; pin_memory() uses PyTorch's caching host allocator, which keeps
+            # the buffer alive until the copy is done, so nothing is overwritten in flight.
+            pinned = self.storage == "pinned" and self.device.type == "cuda"
+            lr, hr = (t.pin_memory() if pinned else t for t in (lr, hr))
+            lr = lr.to(self.device, non_blocking=pinned)
+            hr = hr.to(self.device, non_blocking=pinned)
         return lr.float().div_(255.0), hr.float().div_(255.0)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -288,11 +377,11 @@ class PatchSampler:
         return (
             f"PatchSampler({self.num_images} images, x{self.scale}, patch {self.patch_size}, "
             f"batch {self.batch_size}, augment={self.augment}, device={self.device}, "
-            f"{self.memory_bytes() / 2**20:.1f} MB uint8)"
+            f"storage={self.storage}, {self.memory_bytes() / 2**20:.1f} MB uint8)"
         )
 
     def memory_bytes(self) -> int:
-        """Bytes of image data held on ``device``."""
+        """Bytes of image data held (on the device or in CPU memory, see ``storage``)."""
         return self._lr.data.numel() + self._hr.data.numel()
 
 
@@ -306,9 +395,9 @@ def _dihedral_maps(p: int, device: torch.device) -> tuple[torch.Tensor, torch.Te
 class _Flat:
     """Images (C, H_i, W_i) of any sizes, concatenated into one flat uint8 buffer."""
 
-    def __init__(self, images: Sequence[torch.Tensor], device: torch.device):
+    def __init__(self, images: Sequence[torch.Tensor], device: torch.device, pin: bool = False):
         sizes = [img.numel() for img in images]
-        self.data = torch.empty(sum(sizes), dtype=torch.uint8, device=device)
+        self.data = torch.empty(sum(sizes), dtype=torch.uint8, device=device, pin_memory=pin)
         offsets, start = [], 0
         for img, n in zip(images, sizes, strict=True):
             # Copy image by image, so the CPU never holds a second full copy.
