@@ -38,13 +38,12 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from edsr_lab.profile import conv_flops, time_steps  # noqa: E402
 from edsr_lab.train import (  # noqa: E402
     TrainConfig,
-    conv_flops,
     make_optimizer,
     make_train_step,
     resolve_amp,
-    time_steps,
 )
 
 #: name -> (scale, full-size builder args, tiny builder args): (n_resblocks, n_feats, res_scale)

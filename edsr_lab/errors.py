@@ -142,3 +142,12 @@ class TrainOptionError(EdsrLabError, ValueError):
 
 class RunExistsError(EdsrLabError, FileExistsError):
     """A training output folder already holds another run (use --resume or --overwrite)."""
+
+
+class FileWriteError(EdsrLabError, OSError):
+    """A file could not be written (e.g. the disk is full); the previous file is intact."""
+
+
+class ResumeConfigError(EdsrLabError, ValueError):
+    """Resuming with optimiser settings that differ from the checkpoint's, without saying
+    whether to apply them (``train(..., resume_changes="apply")``)."""

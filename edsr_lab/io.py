@@ -51,10 +51,9 @@ import difflib
 import io as _bytes_io
 import os
 import struct
-import uuid
 import warnings
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -69,6 +68,7 @@ from edsr_lab.errors import (
     OutputExistsError,
     OutputPathError,
 )
+from edsr_lab.files import atomic_write
 from edsr_lab.png import check_png, encode_png16
 from edsr_lab.validate import check_finite
 
@@ -636,32 +636,3 @@ def _encode_8bit(u8: np.ndarray, fmt: str, path: Path) -> bytes:
             f"({exc}); save it as .png, or drop the alpha channel with x[:3]"
         ) from None
     return buffer.getvalue()
-
-
-def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
-    """Write a file so that it is never seen half-written: ``write(tmp)`` fills a temporary
-    file next to ``path``, which is then flushed to disk and renamed over ``path``.
-
-    A crash, a full disk or an exception inside ``write`` leaves any previous ``path``
-    untouched and no temporary file behind. Used for images and every checkpoint.
-
-    Args:
-        path: the final file; its folder must exist.
-        write: called with the temporary file's name; must create and fill it.
-    """
-    path = Path(path)
-    # A fresh name in the same folder (same file system, so the rename is atomic); the
-    # writer creates it, so permissions follow the umask like a normal open(path, "wb").
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    done = False
-    try:
-        write(str(tmp))
-        with open(tmp, "rb+") as f:
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-        done = True
-    finally:
-        if not done:
-            with contextlib.suppress(FileNotFoundError):
-                tmp.unlink()
-    return path

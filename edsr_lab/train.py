@@ -14,15 +14,18 @@ scheduler step); what this module adds is what a long run needs:
 - divergence detection: a non-finite loss stops training and is reported in the history
   (``history.diverged``) instead of raising, so a notebook can show what instability looks
   like; loss spikes (more than 10x the running median) are recorded too;
-- atomic checkpoints that hold model, optimizer, scheduler, step and history, and an exact
-  resume (the official code's users report a wrong learning rate after resuming; here the
-  scheduler state is restored, and a test checks resumed == uninterrupted);
-- the speed options measured in ``performance.md``: bf16 autocast, channels_last, fused
-  Adam, ``torch.compile``.
+- atomic checkpoints: a model checkpoint (``edsr_lab.models.load_checkpoint`` reads it)
+  plus optimizer, scheduler, step, history, sampler and RNG state, written only from
+  weights that still give a finite loss; and an exact resume (the official code's users
+  report a wrong learning rate after resuming; here the scheduler state is restored, and
+  a test checks resumed == uninterrupted; a changed lr is refused or applied, never
+  silently ignored);
+- multi-scale batches ``(lr, hr, scale)`` for MDSR (paper, Section 3.3);
+- the official optimisation exactly (Adam's eps acts on losses in 0..255, see
+  :class:`TrainConfig`), and a progress bar (tqdm) with loss, lr, it/s and ETA;
+- the speed options: bf16 autocast, channels_last, fused Adam, ``torch.compile``.
 
-Helpers for notebook 03 (the cost of batch norm) and ``benchmarks/bench_train.py``:
-:func:`measure_step` (it/s and peak memory of one training step), :func:`activation_memory`
-(bytes saved for backward, deterministic on any device) and :func:`conv_flops`.
+Measuring speed, memory and FLOPs is in :mod:`edsr_lab.profile`.
 
 Every tensor is float32 (N, C, H, W) with values in [0, 1], as everywhere in ``edsr_lab``.
 """
@@ -30,7 +33,6 @@ Every tensor is float32 (N, C, H, W) with values in [0, 1], as everywhere in ``e
 from __future__ import annotations
 
 import contextlib
-import copy
 import dataclasses
 import math
 import statistics
@@ -44,25 +46,19 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edsr_lab.errors import CheckpointError, CheckpointExistsError
-from edsr_lab.evaluate import input_channels, model_scale
-from edsr_lab.io import atomic_write
+from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
 
 __all__ = [
     "History",
     "TrainConfig",
-    "activation_memory",
-    "conv_flops",
     "load_training_checkpoint",
     "make_optimizer",
+    "make_scheduler",
     "make_train_step",
-    "measure_step",
-    "time_steps",
+    "restore_training_state",
+    "save_training_checkpoint",
     "train",
 ]
-
-#: Format tag written into every training checkpoint (bump when the layout changes).
-CHECKPOINT_FORMAT = "edsr_lab.train/1"
 
 
 # ----------------------------------------------------------------------------------------
@@ -88,10 +84,15 @@ class TrainConfig:
     loss: str = "l1"  # paper: L1 beats L2 (MSE) in PSNR and convergence (Sec. 4.2)
     # --- optimizer: Adam exactly as the paper ---
     lr: float = 1e-4  # paper: initial learning rate 1e-4
-    lr_decay_every: int = 200_000  # paper: halved every 2e5 updates
+    # paper: halved every 2e5 updates (the official code's default --decay 200, in epochs
+    # of 1000 updates, halves only once: a 1e6-update official run ends at 5e-5)
+    lr_decay_every: int = 200_000
     lr_gamma: float = 0.5  # "halved"
     betas: tuple[float, float] = (0.9, 0.999)  # paper: beta1 0.9, beta2 0.999
     eps: float = 1e-8  # paper: epsilon 1e-8
+    # The official code takes the loss on 0..255 pixels (gradients x255 for L1, x255^2 for
+    # L2), where eps weighs 255x (255^2x) less: Adam gets eps / that factor (adam_eps).
+    rgb_range: float = 255.0
     grad_clip: float | None = None  # paper: none; residual scaling is its stabiliser
     # --- speed (see performance.md; none of these change the maths beyond rounding) ---
     amp: str = "auto"  # "auto": bf16 autocast on a CUDA GPU that has it; "bf16"; "off"
@@ -140,6 +141,9 @@ class TrainConfig:
         for name in ("eval_every", "checkpoint_every"):
             if int(getattr(self, name)) < 0:
                 raise ValueError(f"TrainConfig.{name} must be >= 0 (0 = only at the end)")
+        if not (self.lr > 0 and self.eps > 0 and self.rgb_range > 0):
+            bad = next(n for n in ("lr", "eps", "rgb_range") if not getattr(self, n) > 0)
+            raise ValueError(f"TrainConfig.{bad}={getattr(self, bad)!r} must be > 0")
         if not self.lr > 0:
             raise ValueError(f"TrainConfig.lr={self.lr!r} must be > 0")
         if self.grad_clip is not None and not self.grad_clip > 0:
@@ -149,6 +153,17 @@ class TrainConfig:
                 "TrainConfig.checkpoint_every is set but checkpoint_path is None: "
                 "say where to save, e.g. checkpoint_path='checkpoints/run.pt'"
             )
+
+    @property
+    def loss_scale(self) -> float:
+        """Factor from our loss (on [0, 1]) to the official one (on 0..rgb_range)."""
+        return self.rgb_range if self.loss == "l1" else self.rgb_range**2
+
+    @property
+    def adam_eps(self) -> float:
+        """The eps given to Adam: ``eps / loss_scale``, so that each update is the official
+        code's (Adam is invariant to the loss scale except for eps)."""
+        return self.eps / self.loss_scale
 
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (only primitives) for checkpoints and logs."""
@@ -168,7 +183,9 @@ class History:
 
     Attributes:
         step: step numbers, 1-based (step k used the k-th batch).
-        loss: training loss of that step (the batch's mean L1 or L2, on [0, 1] pixels).
+        loss: training loss of that step: the batch's mean L1 or L2 on [0, 1] pixels (our
+            convention). The official code logs it on 0..255 pixels: see
+            :meth:`official_loss` (x255 for L1, x255^2 for L2) to compare with its logs.
         lr: learning rate used by that step.
         time: wall-clock seconds since the run started when the step was issued (on a GPU
             steps are queued asynchronously, so only the times at log points are exact).
@@ -180,6 +197,10 @@ class History:
         diverged: True when a loss became nan/inf; training stopped there.
         diverged_step: the first step with a non-finite loss, or None.
         stopped_early: True when ``callback`` asked to stop.
+        skipped_checkpoints: steps whose checkpoint was not written because the weights
+            already gave a non-finite or exploding loss (the file kept the last good state).
+        changes: settings changed on resume (``resume_changes="apply"``): one dict per
+            resume, ``{"step": s, "<field>": [old, new], ...}``.
         config: the TrainConfig used, as a dict.
     """
 
@@ -193,6 +214,8 @@ class History:
     diverged: bool = False
     diverged_step: int | None = None
     stopped_early: bool = False
+    skipped_checkpoints: list[int] = field(default_factory=list)
+    changes: list[dict[str, Any]] = field(default_factory=list)
     config: dict[str, Any] = field(default_factory=dict)
 
     def __len__(self) -> int:
@@ -213,6 +236,15 @@ class History:
                 acc -= values[i - window]
             out.append(acc / min(i + 1, window))
         return out
+
+    def official_loss(self) -> list[float]:
+        """The losses in the official code's units (on 0..255 pixels), as its logs print.
+
+        A run before ``rgb_range`` was recorded counts as 255.
+        """
+        factor = float(self.config.get("rgb_range", 255.0))
+        factor = factor if self.config.get("loss", "l1") == "l1" else factor * factor
+        return [v * factor for v in self.loss]
 
     def eval_series(self, key: str) -> tuple[list[int], list[float]]:
         """(steps, values) of one metric returned by ``eval_fn``, e.g. ``"psnr"``."""
@@ -283,6 +315,9 @@ def make_optimizer(
 ) -> torch.optim.Adam:
     """Adam with the paper's hyper-parameters; ``fused=None`` means fused on CUDA.
 
+    Its eps is ``config.adam_eps`` (see :class:`TrainConfig`): with it, each update equals
+    the official code's, whose loss is on 0..255 pixels.
+
     The fused kernel updates every parameter in one launch instead of several per tensor,
     which matters for small models where launch overhead dominates.
     """
@@ -295,8 +330,15 @@ def make_optimizer(
         params,
         lr=config.lr,
         betas=tuple(config.betas),
-        eps=config.eps,
+        eps=config.adam_eps,
         fused=True if fused else None,
+    )
+
+
+def make_scheduler(optimizer: torch.optim.Optimizer, config: TrainConfig) -> Any:
+    """The paper's step schedule: lr x ``lr_gamma`` every ``lr_decay_every`` updates."""
+    return torch.optim.lr_scheduler.StepLR(
+        optimizer, step_size=config.lr_decay_every, gamma=config.lr_gamma
     )
 
 
@@ -317,8 +359,9 @@ def make_train_step(
     channels_last: bool = False,
     grad_clip: float | None = None,
     track_grad_norm: bool = True,
-) -> Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor | None]]:
-    """Build ``step(lr, hr) -> (loss, grad_norm)``: one forward/backward/optimizer update.
+) -> Callable[..., tuple[torch.Tensor, torch.Tensor | None]]:
+    """Build ``step(lr, hr, scale=None) -> (loss, grad_norm)``: one forward, backward and
+    optimizer update; with a ``scale`` the model is called as ``model(lr, scale)`` (MDSR).
 
     ``model`` may be a ``torch.compile``-d module. Inputs must already be on the model's
     device. Returned values are 0-d tensors on the device (not synchronised): call
@@ -336,11 +379,13 @@ def make_train_step(
     device_type = params[0].device.type
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
 
-    def step(lr: torch.Tensor, hr: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def step(
+        lr: torch.Tensor, hr: torch.Tensor, scale: int | None = None
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         if channels_last:
             lr = lr.contiguous(memory_format=memory_format)
         with _autocast(device_type, amp_dtype):
-            sr = model(lr)
+            sr = model(lr) if scale is None else model(lr, scale)
         value = loss_fn(sr.float(), hr)
         optimizer.zero_grad(set_to_none=True)
         value.backward()
@@ -356,34 +401,98 @@ def make_train_step(
 
 
 # ----------------------------------------------------------------------------------------
-# Checkpoints
+# Training checkpoints: a model checkpoint (edsr_lab.models.save_checkpoint) + training state
 # ----------------------------------------------------------------------------------------
 
 
-def _atomic_torch_save(obj: Any, path: Path) -> None:
-    """torch.save via a temporary file: a crash mid-write leaves the previous checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    atomic_write(path, lambda tmp: torch.save(obj, tmp))
+def save_training_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    *,
+    step: int,
+    config: TrainConfig,
+    history: History,
+    sampler: Any = None,
+) -> Path:
+    """Write what :func:`train` needs to resume, atomically, replacing ``path``.
+
+    The file is a model checkpoint (see :mod:`edsr_lab.models.checkpoints`, which
+    documents the format) whose ``training`` entry holds ``step``, the TrainConfig as a
+    dict, the optimizer, scheduler and sampler states, the history and the RNG states.
+    ``model`` may be wrapped (DDP, ``torch.compile``): its inner module is saved.
+    """
+    from edsr_lab.models.checkpoints import save_checkpoint
+
+    training: dict[str, Any] = {
+        "step": int(step),
+        "config": config.to_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history.to_dict(),
+        "rng": _rng_state(),
+    }
+    sampler_state = _sampler_state(sampler)
+    if sampler_state is not None:
+        training["sampler"] = sampler_state
+    return save_checkpoint(model, path, overwrite=True, training=training)
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     """Read a checkpoint written by :func:`train` (safely: ``weights_only=True``).
 
-    Returns the dict with keys ``format, model, optimizer, scheduler, step, config,
-    history`` (and ``sampler``/``rng`` when saved). ``ckpt["model"]`` is a plain
-    state_dict: ``model.load_state_dict(ckpt["model"])`` restores the weights.
+    Returns a dict with ``model`` (the state_dict: ``model.load_state_dict(ckpt["model"])``
+    restores the weights), ``arch`` and ``model_config`` (what ``load_checkpoint`` builds)
+    and the training state: ``step, config, optimizer, scheduler, history`` (and
+    ``sampler``/``rng`` when saved).
+
+    Raises:
+        CheckpointError: missing, damaged, or a model checkpoint without training state.
     """
-    from edsr_lab.models.checkpoints import _torch_load  # one safe reader for every .pt
+    from edsr_lab.models import checkpoints as ck
 
     path = Path(path)
-    ckpt = _torch_load(path, map_location="cpu")
-    if not isinstance(ckpt, dict) or ckpt.get("format") != CHECKPOINT_FORMAT:
+    source = f"checkpoint {str(path)!r}"
+    raw = ck._torch_load(path, map_location="cpu")
+    if isinstance(raw, dict) and raw.get("format") == _LEGACY_FORMAT:
+        return dict(raw)  # written by edsr_lab before the formats were merged
+    if not (isinstance(raw, dict) and raw.get("format") == ck.FORMAT):
         raise CheckpointError(
-            f"{str(path)!r} is not an edsr_lab training checkpoint (no format "
-            f"{CHECKPOINT_FORMAT!r}); for model weights only use "
+            f"{str(path)!r} is not an edsr_lab training checkpoint (it has no "
+            f"format {ck.FORMAT!r}); for model weights only use "
             "edsr_lab.models.load_checkpoint or load_official"
         )
-    return ckpt
+    ck._verify_checksum(raw, source)
+    training = raw.get("training")
+    if not isinstance(training, dict):
+        raise CheckpointError(
+            f"{str(path)!r} is not an edsr_lab training checkpoint: it holds model weights "
+            "only (no optimizer, step or history), so training cannot resume from it; start "
+            "a new run from its weights with load_checkpoint(path) instead"
+        )
+    return {
+        "model": ck._unwrap_state_dict(raw.get("state_dict"), source),
+        "arch": raw.get("arch"),
+        "model_config": raw.get("config"),
+        **training,
+    }
+
+
+#: Training checkpoints before the model and training formats were merged.
+_LEGACY_FORMAT = "edsr_lab.train/1"
+
+#: Fields whose change on resume alters the optimisation (see ``resume_changes``).
+_OPTIMISATION_FIELDS = (
+    "lr",
+    "lr_decay_every",
+    "lr_gamma",
+    "betas",
+    "eps",
+    "rgb_range",
+    "loss",
+    "grad_clip",
+)
 
 
 def _rng_state() -> dict[str, Any]:
@@ -391,6 +500,12 @@ def _rng_state() -> dict[str, Any]:
     if torch.cuda.is_available() and torch.cuda.is_initialized():
         state["cuda"] = torch.cuda.get_rng_state_all()
     return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
 
 
 def _sampler_state(sampler: Any) -> Any:
@@ -409,25 +524,355 @@ def _set_sampler_state(sampler: Any, state: dict[str, Any]) -> None:
         sampler.set_state(state["get_state"])
 
 
-def _set_rng_state(state: dict[str, Any]) -> None:
-    torch.set_rng_state(state["cpu"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+def _unwrap(model: nn.Module) -> nn.Module:
+    from edsr_lab.models.checkpoints import _unwrap_model
+
+    return _unwrap_model(model)
+
+
+def restore_training_state(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    sampler: Any,
+    config: TrainConfig,
+    *,
+    resume_changes: str = "refuse",
+) -> tuple[int, History]:
+    """Load a training checkpoint into ``model``, ``optimizer``, ``scheduler``, ``sampler``
+    and the global RNG; return ``(step, history)``.
+
+    When ``config`` changes an optimisation setting (lr, schedule, Adam, loss, clipping)
+    the checkpoint was trained with, ``resume_changes="refuse"`` raises
+    :class:`ResumeConfigError` naming the fields, and ``"apply"`` applies them from this
+    step on (the lr follows the new schedule at the current step) and records them in
+    ``history.changes``. Changing ``iters`` (to train longer) is always allowed.
+    """
+    ckpt = load_training_checkpoint(path)
+    try:
+        _unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this model/optimizer: {exc}"
+        ) from exc
+    # The scheduler state carries the step count: restoring it (rather than building a
+    # fresh scheduler) is what keeps the learning rate right after a resume.
+    scheduler.load_state_dict(ckpt["scheduler"])
+    start = int(ckpt["step"])
+    history = History.from_dict(ckpt["history"])
+    _reconcile_config(
+        ckpt.get("config") or {}, config, optimizer, scheduler, start, history, resume_changes, path
+    )
+    history.config = config.to_dict()
+    if "sampler" in ckpt:
+        _set_sampler_state(sampler, ckpt["sampler"])
+    if "rng" in ckpt:
+        _set_rng_state(ckpt["rng"])
+    return start, history
+
+
+def _reconcile_config(
+    stored: dict[str, Any],
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    start: int,
+    history: History,
+    mode: str,
+    path: str | Path,
+) -> None:
+    """Refuse or apply optimisation settings that differ from the checkpoint's."""
+    new = config.to_dict()
+    changed = {
+        k: (stored[k], new[k])
+        for k in _OPTIMISATION_FIELDS
+        if k in stored and _plain(stored[k]) != _plain(new[k])
+    }
+    if not changed:
+        return
+    listing = ", ".join(f"{k} {old!r} -> {now!r}" for k, (old, now) in changed.items())
+    if mode != "apply":
+        raise ResumeConfigError(
+            f"resuming {str(path)!r}: its run was trained with other settings ({listing}); "
+            "resume with the stored settings, or pass resume_changes='apply' to train on "
+            "with the new ones from this step (they are recorded in history.changes)"
+        )
+    lr_now = config.lr * config.lr_gamma ** (start // config.lr_decay_every)
+    for group in optimizer.param_groups:
+        group.update(lr=lr_now, initial_lr=config.lr, betas=tuple(config.betas))
+        group["eps"] = config.adam_eps
+    scheduler.base_lrs = [config.lr] * len(optimizer.param_groups)
+    scheduler.step_size, scheduler.gamma = config.lr_decay_every, config.lr_gamma
+    scheduler._last_lr = [lr_now] * len(optimizer.param_groups)
+    history.changes.append({"step": start, **{k: [old, now] for k, (old, now) in changed.items()}})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+# ----------------------------------------------------------------------------------------
+# The pieces of train() beside the loop
+# ----------------------------------------------------------------------------------------
+
+
+def _checkpoint_target(config: TrainConfig, resume_from: str | Path | None) -> Path | None:
+    """Where to save; refuses to clobber another run's checkpoint."""
+    if not config.checkpoint_path:
+        return None
+    path = Path(config.checkpoint_path).expanduser()
+    if path.exists() and not config.overwrite:
+        resuming_same = (
+            resume_from is not None and Path(resume_from).expanduser().resolve() == path.resolve()
+        )
+        if not resuming_same:
+            raise CheckpointExistsError(
+                f"checkpoint_path {str(path)!r} already exists and belongs to another "
+                "run; pass resume_from=checkpoint_path to continue that run, choose another "
+                "path, or set overwrite=True to replace it"
+            )
+    return path
+
+
+def _batch_to(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int | None]:
+    """``(lr, hr)`` or ``(lr, hr, scale)`` from a sampler, moved to ``device``."""
+    if not (isinstance(batch, (tuple, list)) and len(batch) in (2, 3)):
+        raise TypeError(
+            f"sampler.sample() returned {type(batch).__name__}; expected a tuple (lr, hr) "
+            "of float tensors (N, C, h, w) and (N, C, h*scale, w*scale) in [0, 1], or "
+            "(lr, hr, scale) for a multi-scale model"
+        )
+    lr, hr = batch[0], batch[1]
+    scale = int(batch[2]) if len(batch) == 3 else None
+    return lr.to(device, non_blocking=True), hr.to(device, non_blocking=True), scale
+
+
+class _BatchChecker:
+    """Checks the first batch of each scale against the model, with a readable message."""
+
+    def __init__(self, model: nn.Module, amp_dtype: torch.dtype | None, device: torch.device):
+        self.model, self.amp_dtype, self.device = model, amp_dtype, device
+        self.seen: set[int | None] = set()
+
+    def __call__(self, lr: torch.Tensor, hr: torch.Tensor, scale: int | None) -> None:
+        if scale in self.seen:
+            return
+        self.seen.add(scale)
+        if lr.dim() != 4 or hr.dim() != 4 or not lr.is_floating_point():
+            raise ValueError(
+                f"sampler.sample() gave lr {tuple(lr.shape)} {lr.dtype} and hr "
+                f"{tuple(hr.shape)}; expected float tensors (N, C, h, w) and "
+                "(N, C, h*scale, w*scale)"
+            )
+        with torch.no_grad(), _autocast(self.device.type, self.amp_dtype):
+            out_shape = tuple(_forward(self.model, lr[:1], scale).shape)
+        if out_shape[1:] != tuple(hr.shape[1:]):
+            raise ValueError(
+                f"the model maps an LR patch {tuple(lr.shape[1:])} to {out_shape[1:]} but "
+                f"the sampler's HR patch is {tuple(hr.shape[1:])}: do the model's scale "
+                "and the sampler's scale agree?"
+            )
+
+
+def _forward(model: nn.Module, lr: torch.Tensor, scale: int | None) -> torch.Tensor:
+    """``model(lr)``, or ``model(lr, scale)`` for a multi-scale batch (MDSR)."""
+    return model(lr) if scale is None else model(lr, scale)
+
+
+class _StepLog:
+    """The history, filled from losses that stay on the device until a read-back.
+
+    On a GPU, ``.item()`` waits for the queue to drain, so values are read back in chunks
+    (every ``log_every`` steps, or before an evaluation or a save). On the CPU there is no
+    queue: values are read every step, so divergence stops training at once. It also
+    drives the progress bar (tqdm.auto: a widget in notebooks, a text bar elsewhere).
+    """
+
+    def __init__(
+        self,
+        history: History,
+        config: TrainConfig,
+        device: torch.device,
+        start: int,
+        progress: bool,
+    ):
+        self.history, self.config = history, config
+        self.every = config.log_every if device.type == "cuda" else 1
+        self.t0 = time.perf_counter() - (history.time[-1] if history.time else 0.0)
+        self.pending: list[tuple[int, float, float, torch.Tensor, torch.Tensor | None]] = []
+        self.bar = _progress_bar(config.iters, start) if progress else None
+        self.progress = progress
+
+    def add(self, step: int, lr: float, loss: torch.Tensor, norm: torch.Tensor | None) -> None:
+        self.pending.append((step, float(lr), time.perf_counter() - self.t0, loss, norm))
+
+    def flush(self) -> bool:
+        """Move pending values into the history; return False when training must stop."""
+        if not self.pending:
+            return True
+        h, n = self.history, len(self.pending)
+        losses = torch.stack([p[3] for p in self.pending]).float().cpu().tolist()
+        norms = [p[4] for p in self.pending]
+        norms = (
+            torch.stack(norms).float().cpu().tolist() if norms[0] is not None else [math.nan] * n
+        )
+        ok = True
+        for (step, lr, t, _, _), loss, norm in zip(self.pending, losses, norms, strict=True):
+            h.step.append(step)
+            h.loss.append(loss)
+            h.lr.append(lr)
+            h.time.append(t)
+            h.grad_norm.append(norm)
+            if not math.isfinite(loss):
+                h.diverged, h.diverged_step, ok = True, step, False
+                break
+            if _is_spike(loss, h.loss[-101:-1], self.config.spike_factor):
+                h.spikes.append((step, loss))
+        self.pending.clear()
+        if self.bar is not None:
+            self.bar.update(h.last_step - self.bar.n)
+        if not ok and self.progress:
+            self.write(
+                f"step {h.diverged_step}: loss is {h.loss[-1]} -> training stopped "
+                "(diverged). Try a lower lr, res_scale=0.1, or grad_clip."
+            )
+        return ok
+
+    def record(self, step: int, lr: float, loss: torch.Tensor, norm: Any, sync: bool) -> bool:
+        """Add one step; read back when due or ``sync``. False: diverged, stop."""
+        self.add(step, lr, loss, norm)
+        return self.flush() if sync or step % self.every == 0 else True
+
+    def report(self) -> None:
+        if self.bar is None or not self.history.loss:
+            return
+        h = self.history
+        official = h.loss[-1] * _official_factor(h.config)
+        self.bar.set_postfix_str(
+            f"loss {h.loss[-1]:.5f} ({official:.3f} on 0..255), lr {h.lr[-1]:.2e}",
+            refresh=False,
+        )
+
+    def write(self, message: str) -> None:
+        """A line above the bar (nothing when progress is off)."""
+        if self.bar is not None:
+            self.bar.write(message)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+
+
+def _progress_bar(total: int, start: int) -> Any:
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, desc="train")
+
+
+def _is_spike(loss: float, recent: list[float], factor: float) -> bool:
+    """A loss above ``factor`` x the median of the recent ones (at least 3): the median,
+    not the mean, so one earlier spike does not hide the next."""
+    return len(recent) >= 3 and loss > factor * statistics.median(recent)
+
+
+def _official_factor(config: dict[str, Any]) -> float:
+    """Loss on [0, 1] pixels -> the loss the official code logs (on 0..255 pixels)."""
+    rgb = float(config.get("rgb_range", 255.0))
+    return rgb if config.get("loss", "l1") == "l1" else rgb * rgb
+
+
+def _evaluate(
+    model: nn.Module, eval_fn: Callable[[nn.Module], Any] | None, history: History, step: int
+) -> None:
+    """Call ``eval_fn`` in eval mode (once per step) and record its metrics."""
+    if eval_fn is None or (history.evals and history.evals[-1]["step"] == step):
+        return
+    model.eval()
+    try:
+        metrics = eval_fn(model)
+    finally:
+        model.train()
+    history.evals.append({"step": step, **{k: float(v) for k, v in dict(metrics).items()}})
+
+
+def _sound(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, int | None],
+    config: TrainConfig,
+    amp_dtype: torch.dtype | None,
+    history: History,
+) -> bool:
+    """Do the current weights still give a finite, non-exploding loss on the last batch?
+
+    The loss of step k was computed *before* step k's update; a huge learning rate can
+    make that update itself blow the weights up. So before saving, the updated weights are
+    checked on the same batch (train mode, no gradient; batch-norm statistics are put
+    back, so checking changes nothing).
+    """
+    lr, hr, scale = batch
+    buffers = [b.detach().clone() for b in model.buffers()]
+    loss_fn = F.l1_loss if config.loss == "l1" else F.mse_loss
+    try:
+        with torch.no_grad(), _autocast(lr.device.type, amp_dtype):
+            value = float(loss_fn(_forward(model, lr, scale).float(), hr))
+    finally:
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+    return math.isfinite(value) and not _is_spike(value, history.loss[-100:], config.spike_factor)
+
+
+class _Checkpointer:
+    """Writes training checkpoints, but only from weights that are still sound."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        sampler: Any,
+        config: TrainConfig,
+        amp_dtype: torch.dtype | None,
+        log: _StepLog,
+    ):
+        self.path, self.model, self.optimizer, self.scheduler = path, model, optimizer, scheduler
+        self.sampler, self.config, self.amp_dtype, self.log = sampler, config, amp_dtype, log
+        self.tried = 0  # the last step a save was attempted at
+
+    def save(self, step: int, batch: tuple[torch.Tensor, torch.Tensor, int | None]) -> None:
+        self.tried = step
+        if self.path is None:
+            return
+        history = self.log.history
+        if not _sound(self.model, batch, self.config, self.amp_dtype, history):
+            history.skipped_checkpoints.append(step)
+            self.log.write(
+                f"step {step}: these weights give an exploding loss on the last batch; "
+                f"not saved, {str(self.path)!r} keeps the last good state"
+            )
+            return
+        save_training_checkpoint(
+            self.path,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            step=step,
+            config=self.config,
+            history=history,
+            sampler=self.sampler,
+        )
+
+
+def _due(step: int, every: int) -> bool:
+    return bool(every) and step % every == 0
 
 
 # ----------------------------------------------------------------------------------------
 # train()
 # ----------------------------------------------------------------------------------------
-
-
-def _batch_to(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    if not (isinstance(batch, (tuple, list)) and len(batch) == 2):
-        raise TypeError(
-            f"sampler.sample() returned {type(batch).__name__}; expected a tuple (lr, hr) "
-            "of float tensors (N, C, h, w) and (N, C, h*scale, w*scale) in [0, 1]"
-        )
-    lr, hr = batch
-    return lr.to(device, non_blocking=True), hr.to(device, non_blocking=True)
 
 
 def train(
@@ -440,17 +885,22 @@ def train(
     callback: Callable[[int, History], bool | None] | None = None,
     resume_from: str | Path | None = None,
     progress: bool = True,
+    is_main: bool = True,
+    resume_changes: str = "refuse",
     **overrides: Any,
 ) -> History:
     """Train ``model`` on batches from ``sampler`` with the paper's recipe.
 
     Args:
         model: maps LR (N, C, h, w) in [0, 1] to SR (N, C, h*s, w*s). It is moved to
-            ``device`` and trained in place; it is left in train mode.
+            ``device`` and trained in place; it is left in train mode. It may be wrapped
+            (DDP): checkpoints and evaluation use the inner module.
         sampler: anything with ``.sample() -> (lr, hr)`` float tensors in [0, 1], e.g.
-            :class:`edsr_lab.data.patches.PatchSampler`. If it also has
-            ``get_state()/set_state()`` (PatchSampler) or ``state_dict()/load_state_dict()``,
-            its state goes into checkpoints so a resumed run sees the same batches as an
+            :class:`edsr_lab.data.patches.PatchSampler`; or ``(lr, hr, scale)`` for a
+            multi-scale model, which is then called as ``model(lr, scale)`` (MDSR: only
+            that scale's modules are used and updated in the step). If it also has
+            ``get_state()/set_state()`` or ``state_dict()/load_state_dict()``, its state
+            goes into checkpoints so a resumed run sees the same batches as an
             uninterrupted one.
         config: a :class:`TrainConfig` (default: the paper's recipe). Keyword arguments
             override single fields: ``train(model, sampler, iters=100, loss="l2")``.
@@ -460,426 +910,93 @@ def train(
         callback: ``callback(step, history)`` called every ``log_every`` steps after the
             history is updated; return True to stop training (``history.stopped_early``).
         resume_from: a checkpoint written by this function; model, optimizer, scheduler,
-            step, history (and sampler/RNG state) are restored and training continues to
+            step, history, sampler and RNG state are restored and training continues to
             ``config.iters``.
-        progress: print one line every ``log_every`` steps.
+        progress: a tqdm progress bar (loss, lr, it/s, ETA); False: silent.
+        is_main: False on the non-zero ranks of a multi-process run: no checkpoint is
+            written and no progress shown there.
+        resume_changes: what to do when ``config`` changes the stored lr, schedule, Adam
+            settings, loss or clipping: "refuse" (ResumeConfigError) or "apply" (used
+            from the resumed step on, recorded in ``history.changes``).
 
     Returns:
         the :class:`History`. A nan/inf loss stops training with ``history.diverged=True``
-        (no exception, and no checkpoint is written from the diverged weights).
+        (no exception). A checkpoint is written only from weights that still give a
+        finite, non-exploding loss, so the file on disk is the last good state.
 
     Raises:
         CheckpointExistsError: ``config.checkpoint_path`` exists and is not the file being
             resumed, and ``config.overwrite`` is False.
         CheckpointError: ``resume_from`` is missing or does not fit this model.
+        ResumeConfigError: see ``resume_changes``.
     """
     from edsr_lab.config import default_device
 
     config = dataclasses.replace(config or TrainConfig(), **overrides)
     config.validate()
     device = torch.device(device) if device is not None else default_device()
-    ckpt_path = Path(config.checkpoint_path).expanduser() if config.checkpoint_path else None
-
-    # Never clobber another run's checkpoint: only the run being resumed may write there.
-    if ckpt_path is not None and ckpt_path.exists() and not config.overwrite:
-        resuming_same = resume_from is not None and Path(resume_from).expanduser().resolve() == (
-            ckpt_path.resolve()
-        )
-        if not resuming_same:
-            raise CheckpointExistsError(
-                f"checkpoint_path {str(ckpt_path)!r} already exists and belongs to another "
-                "run; pass resume_from=checkpoint_path to continue that run, choose another "
-                "path, or set overwrite=True to replace it"
-            )
-
+    ckpt_path = _checkpoint_target(config, resume_from) if is_main else None
     amp_dtype = resolve_amp(config.amp, device)
-    channels_last = (
-        device.type == "cuda" if config.channels_last is None else bool(config.channels_last)
-    )
+    channels_last = device.type == "cuda" if config.channels_last is None else config.channels_last
     torch.manual_seed(config.seed)
 
     model.to(device)
     if channels_last:
         model.to(memory_format=torch.channels_last)
     model.train()
+    core = _unwrap(model)  # what is saved and evaluated (no DDP collectives there)
     optimizer = make_optimizer(model, config, device)
-    scheduler = torch.optim.lr_scheduler.StepLR(
-        optimizer, step_size=config.lr_decay_every, gamma=config.lr_gamma
-    )
-    history = History(config=config.to_dict())
-
-    start = 0
+    scheduler = make_scheduler(optimizer, config)
+    start, history = 0, History(config=config.to_dict())
     if resume_from is not None:
-        ckpt = load_training_checkpoint(resume_from)
-        try:
-            model.load_state_dict(ckpt["model"])
-            optimizer.load_state_dict(ckpt["optimizer"])
-        except (RuntimeError, ValueError, KeyError) as exc:
-            raise CheckpointError(
-                f"checkpoint {str(resume_from)!r} does not fit this model/optimizer: {exc}"
-            ) from exc
-        # The scheduler state carries the step count: restoring it (rather than building a
-        # fresh scheduler) is what keeps the learning rate right after a resume.
-        scheduler.load_state_dict(ckpt["scheduler"])
-        start = int(ckpt["step"])
-        history = History.from_dict(ckpt["history"])
-        history.config = config.to_dict()
-        if "sampler" in ckpt:
-            _set_sampler_state(sampler, ckpt["sampler"])
-        if "rng" in ckpt:
-            _set_rng_state(ckpt["rng"])
-
-    forward = torch.compile(model) if config.compile else model
+        start, history = restore_training_state(
+            resume_from,
+            model,
+            optimizer,
+            scheduler,
+            sampler,
+            config,
+            resume_changes=resume_changes,
+        )
     step_fn = make_train_step(
-        forward,
+        torch.compile(model) if config.compile else model,
         optimizer,
         loss=config.loss,
         amp_dtype=amp_dtype,
         channels_last=channels_last,
         grad_clip=config.grad_clip,
     )
+    check_batch = _BatchChecker(core, amp_dtype, device)
 
-    last_saved = start
-
-    def save(step: int) -> None:
-        nonlocal last_saved
-        if ckpt_path is None:
-            return
-        last_saved = step
-        obj: dict[str, Any] = {
-            "format": CHECKPOINT_FORMAT,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict(),
-            "step": step,
-            "config": config.to_dict(),
-            "history": history.to_dict(),
-            "rng": _rng_state(),
-        }
-        sampler_state = _sampler_state(sampler)
-        if sampler_state is not None:
-            obj["sampler"] = sampler_state
-        _atomic_torch_save(obj, ckpt_path)
-
-    def run_eval(step: int) -> None:
-        if eval_fn is None or (history.evals and history.evals[-1]["step"] == step):
-            return
-        model.eval()
-        try:
-            metrics = eval_fn(model)
-        finally:
-            model.train()
-        history.evals.append({"step": step, **{k: float(v) for k, v in dict(metrics).items()}})
-
-    # On a GPU, .item() waits for the queue to drain; read values back in chunks instead.
-    # On the CPU there is no queue, so check every step (divergence stops immediately).
-    flush_every = config.log_every if device.type == "cuda" else 1
-    t0 = time.perf_counter() - (history.time[-1] if history.time else 0.0)
-    pending: list[tuple[int, float, float, torch.Tensor, torch.Tensor | None]] = []
-    last_print = (time.perf_counter(), start)
-
-    def flush() -> bool:
-        """Move pending values into the history; return False when training must stop."""
-        if not pending:
-            return True
-        losses = torch.stack([p[3] for p in pending]).float().cpu().tolist()
-        norms = [p[4] for p in pending]
-        if norms[0] is not None:
-            norms = torch.stack(norms).float().cpu().tolist()
-        else:
-            norms = [math.nan] * len(pending)
-        ok = True
-        for (step, lr_value, t, _, _), loss, norm in zip(pending, losses, norms, strict=True):
-            history.step.append(step)
-            history.loss.append(loss)
-            history.lr.append(lr_value)
-            history.time.append(t)
-            history.grad_norm.append(norm)
-            if not math.isfinite(loss):
-                history.diverged, history.diverged_step = True, step
-                ok = False
-                break
-            recent = history.loss[-101:-1]
-            if len(recent) >= 3 and loss > config.spike_factor * statistics.median(recent):
-                history.spikes.append((step, loss))
-        pending.clear()
-        if not ok and progress:
-            print(
-                f"step {history.diverged_step}: loss is {history.loss[-1]} -> training "
-                "stopped (diverged). Try a lower lr, res_scale=0.1, or grad_clip."
-            )
-        return ok
-
-    def report(step: int) -> None:
-        nonlocal last_print
-        now = time.perf_counter()
-        rate = (step - last_print[1]) / max(now - last_print[0], 1e-9)
-        last_print = (now, step)
-        eta = (config.iters - step) / max(rate, 1e-9)
-        print(
-            f"step {step:>{len(str(config.iters))}}/{config.iters} | "
-            f"loss {history.loss[-1]:.5f} | lr {history.lr[-1]:.2e} | "
-            f"{rate:.1f} it/s | eta {_fmt_seconds(eta)}",
-            flush=True,
-        )
-
-    checked_shapes = False
-    step = start
-    for step in range(start + 1, config.iters + 1):
-        lr_batch, hr_batch = _batch_to(sampler.sample(), device)
-        if not checked_shapes:
-            _check_batch(model, lr_batch, hr_batch, amp_dtype, device)
-            checked_shapes = True
-        lr_now = optimizer.param_groups[0]["lr"]
-        loss, norm = step_fn(lr_batch, hr_batch)
-        scheduler.step()
-        pending.append((step, float(lr_now), time.perf_counter() - t0, loss, norm))
-
-        at_log = step % config.log_every == 0 or step == config.iters
-        at_eval = bool(config.eval_every) and step % config.eval_every == 0
-        at_save = bool(config.checkpoint_every) and step % config.checkpoint_every == 0
-        # Check the losses before evaluating or saving: never checkpoint diverged weights.
-        if (step % flush_every == 0 or at_log or at_eval or at_save) and not flush():
-            return history
-        if at_log:
-            if progress:
-                report(step)
-            if callback is not None and callback(step, history) is True:
-                history.stopped_early = True
-                break
-        if at_eval:
-            run_eval(step)
-        if at_save:
-            save(step)
-
-    if not flush():
-        return history
-    run_eval(history.last_step)
-    if history.last_step > start and history.last_step != last_saved:
-        save(history.last_step)
-    return history
-
-
-def _check_batch(
-    forward: nn.Module,
-    lr: torch.Tensor,
-    hr: torch.Tensor,
-    amp_dtype: torch.dtype | None,
-    device: torch.device,
-) -> None:
-    """Fail early, with a readable message, when the sampler and model do not fit."""
-    if lr.dim() != 4 or hr.dim() != 4 or not lr.is_floating_point():
-        raise ValueError(
-            f"sampler.sample() gave lr {tuple(lr.shape)} {lr.dtype} and hr {tuple(hr.shape)}; "
-            "expected float tensors (N, C, h, w) and (N, C, h*scale, w*scale)"
-        )
-    with torch.no_grad(), _autocast(device.type, amp_dtype):
-        out_shape = tuple(forward(lr[:1]).shape)
-    if out_shape[1:] != tuple(hr.shape[1:]):
-        raise ValueError(
-            f"the model maps an LR patch {tuple(lr.shape[1:])} to {out_shape[1:]} but the "
-            f"sampler's HR patch is {tuple(hr.shape[1:])}: do the model's scale and the "
-            "sampler's scale agree?"
-        )
-
-
-def _fmt_seconds(s: float) -> str:
-    if not math.isfinite(s):
-        return "?"
-    s = int(s)
-    if s >= 3600:
-        return f"{s // 3600}h{(s % 3600) // 60:02d}m"
-    if s >= 60:
-        return f"{s // 60}m{s % 60:02d}s"
-    return f"{s}s"
-
-
-# ----------------------------------------------------------------------------------------
-# Measuring: speed, memory, FLOPs
-# ----------------------------------------------------------------------------------------
-
-
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def time_steps(
-    fn: Callable[[], Any], *, steps: int, warmup: int, device: torch.device
-) -> list[float]:
-    """Milliseconds of each of ``steps`` calls of ``fn()``, after ``warmup`` untimed calls.
-
-    On CUDA each call is bracketed by CUDA events (GPU time, no per-step host sync);
-    elsewhere by ``time.perf_counter``.
-    """
-    for _ in range(warmup):
-        fn()
-    _sync(device)
-    if device.type == "cuda":
-        events = [
-            (torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True))
-            for _ in range(steps)
-        ]
-        for start, end in events:
-            start.record()
-            fn()
-            end.record()
-        torch.cuda.synchronize(device)
-        return [start.elapsed_time(end) for start, end in events]
-    times = []
-    for _ in range(steps):
-        t = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t) * 1e3)
-    return times
-
-
-def measure_step(
-    model: nn.Module,
-    batch: Any = None,
-    *,
-    scale: int | None = None,
-    batch_size: int = 16,
-    patch_size: int = 48,
-    steps: int = 20,
-    warmup: int = 3,
-    loss: str = "l1",
-    amp: str = "off",
-    channels_last: bool = False,
-    fused: bool | None = False,
-    compile: bool = False,
-    device: str | torch.device | None = None,
-) -> dict[str, Any]:
-    """Time full training steps (forward, loss, backward, Adam) of a copy of ``model``.
-
-    Args:
-        model: the network; a deep copy is trained, so ``model`` is left untouched.
-        batch: a sampler (``.sample() -> (lr, hr)``), a tuple ``(lr, hr)`` of tensors, or
-            None for random data of ``batch_size`` x ``patch_size``^2 LR patches (HR
-            ``patch_size * scale``; ``scale`` defaults to ``model.scale``). One batch is
-            reused for every step so data loading is not timed.
-        steps, warmup: timed steps and untimed warm-up steps (cuDNN autotuning, compile).
-        amp, channels_last, fused, compile: the speed options (see :class:`TrainConfig`);
-            the defaults are the official code's plain fp32 loop.
-
-    Returns:
-        ``{"it_per_s", "ms_per_step" (median), "ms_per_step_all" (list), "peak_mem_bytes",
-        "activation_bytes", "device"}``. ``peak_mem_bytes`` is
-        ``torch.cuda.max_memory_allocated`` during the timed steps (weights, Adam state and
-        activations) on CUDA, and None on other devices: PyTorch's CPU allocator has no
-        peak counter and ``tracemalloc`` does not see its allocations. Compare
-        ``activation_bytes`` (from :func:`activation_memory`) instead; it is the same on
-        every device, which is why notebook 03 asserts on it.
-    """
-    from edsr_lab.config import default_device
-
-    device = torch.device(device) if device is not None else default_device()
-    net = copy.deepcopy(model).to(device)
-    net.train()
-    if channels_last:
-        net.to(memory_format=torch.channels_last)
-    if batch is None:
-        s = scale or model_scale(model)
-        if s is None:
-            raise ValueError("measure_step: pass scale= (the model has no .scale attribute)")
-        c = input_channels(model) or 3
-        g = torch.Generator().manual_seed(0)
-        lr = torch.rand(batch_size, c, patch_size, patch_size, generator=g)
-        hr = torch.rand(batch_size, c, patch_size * s, patch_size * s, generator=g)
-    elif hasattr(batch, "sample"):
-        lr, hr = batch.sample()
-    else:
-        lr, hr = batch
-    lr, hr = lr.to(device), hr.to(device)
-
-    activation_bytes = activation_memory(net, lr)
-    cfg = TrainConfig()
-    optimizer = make_optimizer(net, cfg, device, fused=fused)
-    forward = torch.compile(net) if compile else net
-    step = make_train_step(
-        forward,
-        optimizer,
-        loss=loss,
-        amp_dtype=resolve_amp(amp, device),
-        channels_last=channels_last,
-        track_grad_norm=False,
-    )
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-    times = time_steps(lambda: step(lr, hr), steps=steps, warmup=warmup, device=device)
-    peak = torch.cuda.max_memory_allocated(device) if device.type == "cuda" else None
-    ms = statistics.median(times)
-    return {
-        "it_per_s": 1e3 / ms,
-        "ms_per_step": ms,
-        "ms_per_step_all": times,
-        "peak_mem_bytes": peak,
-        "activation_bytes": activation_bytes,
-        "device": str(device),
-    }
-
-
-def activation_memory(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of activations that one forward pass keeps for the backward pass.
-
-    Counted with ``torch.autograd.graph.saved_tensors_hooks``: every tensor autograd saves
-    is recorded once (by storage), parameters excluded. This is the memory that grows with
-    batch and patch size and that batch norm adds to (BN saves its input and its output
-    feeds the next conv, which saves it too). It is exact and identical on every device,
-    unlike allocator statistics. The model runs in its current mode (train mode for the
-    training cost) and no gradient is kept.
-
-    Args:
-        model: the network.
-        x: an input batch, e.g. (16, 3, 48, 48) float in [0, 1], on the model's device.
-    """
-    param_ptrs = {p.untyped_storage().data_ptr() for p in model.parameters()}
-    param_ptrs |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-    seen: dict[int, int] = {}
-
-    def pack(t: torch.Tensor) -> torch.Tensor:
-        if t.layout == torch.strided and t.device.type != "meta":
-            storage = t.untyped_storage()
-            ptr = storage.data_ptr()
-            if ptr not in param_ptrs and ptr != 0:
-                seen[ptr] = storage.nbytes()
-        return t
-
-    def unpack(t: torch.Tensor) -> torch.Tensor:
-        return t
-
-    with torch.enable_grad(), torch.autograd.graph.saved_tensors_hooks(pack, unpack):
-        out = model(x)
-    del out
-    return int(sum(seen.values()))
-
-
-def conv_flops(model: nn.Module, x: torch.Tensor) -> int:
-    """Floating-point operations of the convolutions in one forward pass on ``x``.
-
-    Each ``nn.Conv2d`` costs 2 x MACs = 2 x out_elements x (in_channels / groups) x kh x kw;
-    each ``nn.ConvTranspose2d`` (every input pixel scatters a kh x kw kernel to every output
-    channel) 2 x in_elements x (out_channels / groups) x kh x kw. Bias and activations are
-    negligible next to it. A training step costs about 3x this
-    (forward, plus backward for inputs and for weights). Used for TFLOP/s estimates.
-    """
-    total = 0
-
-    def hook(module: nn.Conv2d | nn.ConvTranspose2d, inp: Any, out: torch.Tensor) -> None:
-        nonlocal total
-        kh, kw = module.kernel_size
-        if isinstance(module, nn.ConvTranspose2d):
-            total += 2 * inp[0].numel() * (module.out_channels // module.groups) * kh * kw
-        else:
-            total += 2 * out.numel() * (module.in_channels // module.groups) * kh * kw
-
-    convs = (nn.Conv2d, nn.ConvTranspose2d)
-    handles = [m.register_forward_hook(hook) for m in model.modules() if isinstance(m, convs)]
+    log = _StepLog(history, config, device, start, progress and is_main)
+    saver = _Checkpointer(ckpt_path, core, optimizer, scheduler, sampler, config, amp_dtype, log)
+    batch = None
     try:
-        with torch.no_grad():
-            model(x)
+        # The textbook loop: sample, forward + loss + backward + Adam, schedule, book-keep.
+        for step in range(start + 1, config.iters + 1):
+            batch = _batch_to(sampler.sample(), device)
+            check_batch(*batch)
+            lr_now = optimizer.param_groups[0]["lr"]
+            loss, norm = step_fn(*batch)
+            scheduler.step()
+            at_log = step % config.log_every == 0 or step == config.iters
+            sync = at_log or _due(step, config.eval_every) or _due(step, config.checkpoint_every)
+            if not log.record(step, lr_now, loss, norm, sync):
+                return history  # diverged: the last checkpoint written stays the good one
+            if at_log:
+                log.report()
+                if callback is not None and callback(step, history) is True:
+                    history.stopped_early = True
+                    break
+            if _due(step, config.eval_every):
+                _evaluate(core, eval_fn, history, step)
+            if _due(step, config.checkpoint_every):
+                saver.save(step, batch)
+        if not log.flush():
+            return history
+        _evaluate(core, eval_fn, history, history.last_step)
+        if batch is not None and history.last_step > max(saver.tried, start):
+            saver.save(history.last_step, batch)
     finally:
-        for h in handles:
-            h.remove()
-    return total
+        log.close()
+    return history

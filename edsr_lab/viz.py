@@ -188,10 +188,13 @@ def _fmt_db(v: float) -> str:
     return "inf dB" if math.isinf(v) else f"{v:.2f} dB"
 
 
-def _as_histories(histories: Any) -> dict[str, Any]:
-    from edsr_lab.train import History
+def _is_history(obj: Any) -> bool:
+    """Anything with a History's fields (duck typing: viz does not import train)."""
+    return all(hasattr(obj, name) for name in ("step", "loss", "eval_series"))
 
-    if isinstance(histories, History):
+
+def _as_histories(histories: Any) -> dict[str, Any]:
+    if _is_history(histories):
         return {"": histories}
     if isinstance(histories, Mapping):
         return {str(k): v for k, v in histories.items()}

@@ -344,7 +344,7 @@ def test_save_load_round_trip_pt(tmp_path):
     path = save_checkpoint(model, tmp_path / "run" / "step7.pt", extra=extra)
     assert path.exists() and path.parent.name == "run"
     raw = torch.load(path, weights_only=True)
-    assert raw["format"] == "edsr_lab" and raw["version"] == 1 and raw["arch"] == "EDSR"
+    assert raw["format"] == "edsr_lab" and raw["version"] == 2 and raw["arch"] == "EDSR"
     loaded = load_checkpoint(path)
     assert loaded.config == model.config and not loaded.training
     model.eval()
@@ -450,3 +450,254 @@ def test_safetensors_missing_gives_install_hint(tmp_path, monkeypatch):
     with pytest.raises(CheckpointError, match="pip install safetensors"):
         save_checkpoint(EDSR(1, 8, 2), tmp_path / "m.safetensors")
     assert not (tmp_path / "m.safetensors").exists()
+
+
+# ------------------------------------------------- one format: model + training state
+
+
+class _Batches:
+    """x2 LR/HR batches for a tiny training run (HR random, LR its 2x2 average)."""
+
+    def __init__(self, scale: int = 2, seed: int = 0):
+        self.scale, self.gen = scale, torch.Generator().manual_seed(seed)
+
+    def sample(self):
+        hr = torch.rand(2, 3, 8 * self.scale, 8 * self.scale, generator=self.gen)
+        return F.avg_pool2d(hr, self.scale), hr
+
+
+def _trained_checkpoint(tmp_path, model, name="run.pt", steps=2):
+    from edsr_lab.train import train
+
+    path = tmp_path / name
+    train(
+        model,
+        _Batches(model.scale),
+        iters=steps,
+        amp="off",
+        checkpoint_path=str(path),
+        progress=False,
+        device="cpu",
+    )
+    return path
+
+
+def test_a_training_checkpoint_is_a_model_checkpoint(tmp_path, capsys):
+    from edsr_lab import cli
+    from edsr_lab.train import load_training_checkpoint
+
+    torch.manual_seed(0)
+    model = EDSR(1, 8, 2)
+    path = _trained_checkpoint(tmp_path, model)
+    for loaded in (load_checkpoint(path), load_official(path)):
+        assert isinstance(loaded, EDSR) and loaded.config == model.config
+        for a, b in zip(loaded.state_dict().values(), model.state_dict().values(), strict=True):
+            assert torch.equal(a, b)
+    record = read_checkpoint(path)
+    assert record["format"] == "edsr_lab" and record["training"]["step"] == 2
+    assert load_training_checkpoint(path)["step"] == 2
+    # ... and the CLI's upscale reads it.
+    from edsr_lab.data import sample_path
+
+    out = tmp_path / "out"
+    image = sample_path("rgba_coffee")
+    assert cli.main(["upscale", str(image), "--checkpoint", str(path), "--out", str(out)]) == 0
+    assert (out / "rgba_coffee_x2.png").is_file()
+
+
+def test_a_model_checkpoint_cannot_be_resumed_and_says_why(tmp_path):
+    from edsr_lab.train import load_training_checkpoint
+
+    path = save_checkpoint(EDSR(1, 8, 2), tmp_path / "weights.pt")
+    with pytest.raises(CheckpointError, match="model weights only.*load_checkpoint"):
+        load_training_checkpoint(path)
+
+
+def test_load_official_names_our_training_checkpoint_in_its_messages(tmp_path):
+    torch.manual_seed(0)
+    path = _trained_checkpoint(tmp_path, SRResNet(1, 8, 2))
+    assert isinstance(load_checkpoint(path), SRResNet)
+    with pytest.raises(CheckpointError, match=r"edsr_lab training checkpoint of SRResNet, step 2"):
+        load_official(path)
+
+
+def test_training_checkpoint_of_a_foreign_model_explains_how_to_load_it(tmp_path):
+    from edsr_lab.train import train
+
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+    path = tmp_path / "foreign.pt"
+    train(net, _Batches(), iters=1, amp="off", checkpoint_path=str(path), progress=False)
+    with pytest.raises(CheckpointError, match="load_weights"):
+        load_checkpoint(path)
+    fresh = torch.nn.Sequential(torch.nn.Conv2d(3, 12, 3, padding=1), torch.nn.PixelShuffle(2))
+    fresh.load_state_dict(read_checkpoint(path)["state_dict"])
+
+
+def test_importing_the_models_does_not_import_pillow():
+    import subprocess
+
+    code = (
+        "import sys, edsr_lab.models, edsr_lab.train, edsr_lab.files; "
+        "bad = [m for m in sys.modules if m.split('.')[0] in ('PIL', 'matplotlib')]; "
+        "print(bad); sys.exit(1 if bad else 0)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _rewrite(path, **changes):
+    """Edit a stored config and re-sign it (so only the config check can catch it)."""
+    from edsr_lab.models.checkpoints import tensor_checksum
+
+    raw = torch.load(path, weights_only=True)
+    raw["config"].update(changes)
+    raw["checksum"] = tensor_checksum(raw["state_dict"], raw.get("training"))
+    torch.save(raw, path)
+
+
+@pytest.mark.parametrize(
+    "changes, named",
+    [
+        ({"n_resblocks": 10**7}, "n_resblocks=10000000"),
+        ({"n_feats": 10**6}, "n_feats=1000000"),
+        ({"kernel_size": 10**4}, "kernel_size=10000"),
+        ({"scale": 2**40}, "scale 1099511627776"),
+    ],
+)
+def test_config_is_checked_against_tensors_before_building(tmp_path, changes, named):
+    path = save_checkpoint(EDSR(1, 8, 2), tmp_path / "m.pt")
+    _rewrite(path, **changes)
+    # Building first would allocate without bound (10**7 blocks) or fail in the allocator.
+    with pytest.raises(CheckpointError, match=f"{named}.*damaged or was edited"):
+        load_checkpoint(path)
+
+
+def test_mdsr_config_is_checked_against_tensors(tmp_path):
+    path = save_checkpoint(MDSR(1, 8, (2, 3)), tmp_path / "m.pt")
+    _rewrite(path, scales=[2, 2**30])
+    with pytest.raises(CheckpointError, match="upsample.1"):
+        load_checkpoint(path)
+    _rewrite(path, scales=[2, 3, 4])
+    with pytest.raises(CheckpointError, match="2 upsamplers"):
+        load_checkpoint(path)
+
+
+@pytest.mark.parametrize("suffix", [".pt", ".safetensors"])
+def test_a_flipped_byte_in_tensor_data_is_detected(tmp_path, suffix):
+    torch.manual_seed(0)
+    model = EDSR(1, 8, 2)
+    path = save_checkpoint(model, tmp_path / f"m{suffix}")
+    raw = bytearray(path.read_bytes())
+    weight = model.state_dict()["body.0.body.0.weight"].contiguous().numpy().tobytes()
+    at = bytes(raw).find(weight[:64])
+    assert at > 0
+    raw[at + 100] ^= 0x10
+    path.write_bytes(bytes(raw))
+    with pytest.raises(CheckpointError, match="damaged.*checksum"):
+        load_checkpoint(path)
+    with pytest.raises(CheckpointError, match="damaged.*checksum"):
+        load_weights(EDSR(1, 8, 2), path)
+
+
+def test_pt_and_safetensors_files_get_the_same_permissions(tmp_path):
+    import os
+    import stat
+
+    pytest.importorskip("safetensors")
+    old = os.umask(0o022)
+    try:
+        pt = save_checkpoint(EDSR(1, 8, 2), tmp_path / "m.pt")
+        st = save_checkpoint(EDSR(1, 8, 2), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(pt.stat().st_mode) == stat.S_IMODE(st.stat().st_mode) == 0o644
+
+
+# ------------------------------------------------------------------ the atomic writer
+
+
+def test_atomic_write_removes_its_temp_file_on_any_failure(tmp_path):
+    from edsr_lab.files import atomic_write
+
+    target = tmp_path / "f.bin"
+    target.write_bytes(b"old")
+
+    def fail(tmp):
+        open(tmp, "wb").write(b"half")
+        raise KeyboardInterrupt  # not even an Exception
+
+    with pytest.raises(KeyboardInterrupt):
+        atomic_write(target, fail)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f.bin"]
+    assert target.read_bytes() == b"old"
+
+
+def test_atomic_write_clears_stale_temp_files_of_dead_writers_only(tmp_path):
+    import os
+    import subprocess
+
+    from edsr_lab.files import atomic_write
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()  # its pid is free now
+    target = tmp_path / "ckpt.pt"
+    stale = tmp_path / f".ckpt.pt.{dead.pid}-0123abcd.tmp"
+    legacy_old = tmp_path / ".ckpt.pt.89abcdef.tmp"  # the previous pattern, old
+    live = tmp_path / f".ckpt.pt.{os.getpid()}-feedbeef.tmp"  # a writer still running
+    other = tmp_path / ".other.pt.0123abcd.tmp"  # another target's
+    mine_look_alike = tmp_path / ".ckpt.pt.notes.tmp"  # not our pattern
+    for p in (stale, legacy_old, live, other, mine_look_alike):
+        p.write_bytes(b"x" * 10)
+    os.utime(legacy_old, (0, 0))
+    atomic_write(target, lambda tmp: open(tmp, "wb").write(b"new"))
+    left = sorted(p.name for p in tmp_path.iterdir())
+    assert left == sorted(["ckpt.pt", live.name, other.name, mine_look_alike.name])
+
+
+def test_a_full_disk_gives_one_line_and_keeps_the_old_file(tmp_path):
+    import errno
+
+    from edsr_lab.errors import EdsrLabError, FileWriteError
+    from edsr_lab.files import atomic_write
+
+    target = tmp_path / "ckpt.pt"
+    target.write_bytes(b"precious")
+
+    def full(tmp):
+        open(tmp, "wb").write(b"par")
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(FileWriteError) as info:
+        atomic_write(target, full)
+    assert isinstance(info.value, OSError) and isinstance(info.value, EdsrLabError)
+    message = str(info.value)
+    assert "\n" not in message and "disk is full" in message and "ckpt.pt" in message
+    assert target.read_bytes() == b"precious"
+    assert [p.name for p in tmp_path.iterdir()] == ["ckpt.pt"]
+
+    def torch_full(tmp):  # what torch.save raises when the disk fills
+        raise RuntimeError(
+            "[enforce fail at inline_container.cc:672] . PytorchStreamWriter failed "
+            "writing file data/3: file write failed"
+        )
+
+    with pytest.raises(FileWriteError, match="writing failed.*disk full"):
+        atomic_write(target, torch_full)
+    assert target.read_bytes() == b"precious"
+
+
+def test_save_checkpoint_on_a_full_disk(tmp_path, monkeypatch):
+    import errno
+
+    from edsr_lab.errors import FileWriteError
+
+    path = save_checkpoint(EDSR(1, 8, 2), tmp_path / "m.pt")
+    before = path.read_bytes()
+
+    def no_space(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(torch, "save", no_space)
+    with pytest.raises(FileWriteError, match="disk is full"):
+        save_checkpoint(EDSR(1, 8, 2), path, overwrite=True)
+    assert path.read_bytes() == before

@@ -10,13 +10,11 @@ import torch.nn.functional as F
 from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError
+from edsr_lab.profile import activation_memory, conv_flops, measure_step
 from edsr_lab.train import (
     History,
     TrainConfig,
-    activation_memory,
-    conv_flops,
     load_training_checkpoint,
-    measure_step,
     train,
 )
 
@@ -61,9 +59,9 @@ class StubSampler:
         self.gen.set_state(state["gen"])
 
 
-def _model(seed: int = 0, **kw) -> TinySR:
+def _model(seed: int = 0, cls: type = None, **kw) -> TinySR:
     torch.manual_seed(seed)
-    return TinySR(**kw)
+    return (cls or TinySR)(**kw)
 
 
 def _cfg(**kw) -> TrainConfig:
@@ -232,12 +230,16 @@ def test_checkpoint_is_weights_only_loadable_and_complete(tmp_path):
         _cfg(iters=10, checkpoint_every=4, checkpoint_path=str(path)),
         progress=False,
     )
-    ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    raw = torch.load(path, map_location="cpu", weights_only=True)
+    # One format: a model checkpoint (format "edsr_lab") plus the training state.
+    assert raw["format"] == "edsr_lab" and raw["arch"] == "TinySR"
+    assert raw["checksum"].startswith("sha256:")
+    ckpt = raw["training"]
     assert ckpt["step"] == 10
-    assert set(ckpt) >= {"model", "optimizer", "scheduler", "config", "history", "sampler"}
+    assert set(ckpt) >= {"optimizer", "scheduler", "config", "history", "sampler", "rng"}
     assert ckpt["config"]["iters"] == 10 and len(ckpt["history"]["loss"]) == 10
     fresh = _model(seed=5)
-    fresh.load_state_dict(ckpt["model"])
+    fresh.load_state_dict(raw["state_dict"])
     for a, b in zip(fresh.parameters(), model.parameters(), strict=True):
         assert torch.equal(a, b)
     # Atomic: no temporary files are left next to the checkpoint.
@@ -345,7 +347,52 @@ def test_bench_script_runs_tiny(capsys):
     assert "reference it/s" in out and "edsr_x4" in out
 
 
-def test_diverged_weights_are_never_checkpointed(tmp_path):
+class TippingSR(TinySR):
+    """TinySR whose output turns NaN once a weight passes ``limit``: like a diverging
+    EDSR, its weights stay finite while every batch already gives a NaN loss."""
+
+    limit = 0.0
+
+    def forward(self, x):
+        y = super().forward(x)
+        return y * math.nan if self.tail.weight.detach().abs().max() > self.limit else y
+
+
+class FarTarget(StubSampler):
+    """HR far above what the model outputs: every Adam step pushes the weights the same way."""
+
+    def sample(self):
+        lr, hr = super().sample()
+        return lr, hr + 100.0
+
+
+def test_kept_checkpoint_after_divergence_gives_a_finite_loss(tmp_path):
+    path = tmp_path / "run.pt"
+    model = _model(cls=TippingSR)
+    model.limit = float(model.tail.weight.detach().abs().max()) + 5.5 * 0.1  # crossed at step ~6
+    h = train(
+        model,
+        FarTarget(),
+        _cfg(iters=30, lr=0.1, checkpoint_every=1, checkpoint_path=str(path)),
+        progress=False,
+    )
+    assert h.diverged and 3 <= h.diverged_step <= 12, h.diverged_step
+    ckpt = load_training_checkpoint(path)
+    assert ckpt["step"] < h.diverged_step - 1  # the step before already gave NaN weights
+    assert h.skipped_checkpoints == [h.diverged_step - 1]
+    # The kept weights give a finite loss on the batches a resumed run would see next.
+    kept = _model(cls=TippingSR)
+    kept.limit = model.limit
+    kept.load_state_dict(ckpt["model"])
+    sampler = FarTarget()
+    sampler.load_state_dict(ckpt["sampler"]["state_dict"])
+    with torch.no_grad():
+        for _ in range(2):
+            lr, hr = sampler.sample()
+            assert math.isfinite(F.l1_loss(kept(lr), hr).item())
+
+
+def test_no_checkpoint_when_even_the_first_step_explodes(tmp_path):
     path = tmp_path / "run.pt"
     h = train(
         _model(),
@@ -353,15 +400,10 @@ def test_diverged_weights_are_never_checkpointed(tmp_path):
         _cfg(iters=50, lr=1e30, loss="l2", checkpoint_every=1, checkpoint_path=str(path)),
         progress=False,
     )
-    assert h.diverged
-    ckpt = load_training_checkpoint(path)
-    assert ckpt["step"] == h.diverged_step - 1
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    assert h.diverged and not path.exists()  # never a file of exploding weights
 
 
 def test_conv_flops_counts_transposed_convolutions_too():
-    from edsr_lab.train import conv_flops
-
     x = torch.empty(2, 4, 5, 7, device="meta")
     deconv = torch.nn.ConvTranspose2d(4, 6, kernel_size=3, stride=2).to("meta")
     # every input pixel scatters a 3x3 kernel into each of the 6 output channels
@@ -372,7 +414,6 @@ def test_conv_flops_counts_transposed_convolutions_too():
 
 def test_conv_flops_of_a_model_in_eval_mode_on_meta():
     from edsr_lab.models import edsr_baseline
-    from edsr_lab.train import conv_flops
 
     model = edsr_baseline(2).eval().to("meta")
     assert conv_flops(model, torch.empty(1, 3, 48, 48, device="meta")) > 0

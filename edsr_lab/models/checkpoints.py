@@ -6,18 +6,46 @@
 * :func:`load_weights` loads a file or state dict into a model you built, with errors that
   say which keys are missing or have the wrong shape and which model would fit.
 * :func:`init_from` starts an x3/x4 model from a trained x2 one, as the paper does.
-* :func:`save_checkpoint` / :func:`load_checkpoint` / :func:`read_checkpoint`: our format,
-  ``{"format": "edsr_lab", "version": 1, "arch", "config", "state_dict", "extra"}``
-  written atomically with ``torch.save`` (or as ``.safetensors``).
+* :func:`save_checkpoint` / :func:`load_checkpoint` / :func:`read_checkpoint`: our format.
+
+Our format (one for model weights and for training runs)
+--------------------------------------------------------
+A ``.pt`` file written with ``torch.save`` holding one dict::
+
+    {"format": "edsr_lab", "version": 2,
+     "arch": "EDSR" | "SRResNet" | "MDSR",   # class name (another nn.Module's name in a
+     "config": {...},                        #  training checkpoint; config then None)
+     "state_dict": {name: CPU tensor},       # model.state_dict() of the unwrapped model
+     "extra": ...,                           # whatever the caller passed (plain values)
+     "checksum": "sha256:<hex>",             # of every tensor's name, dtype, shape, bytes
+     "training": {...}}                      # only in training checkpoints (see below)
+
+A *training checkpoint* (written by :func:`edsr_lab.train.train`) is a model checkpoint
+plus ``"training": {"step", "config" (the TrainConfig), "optimizer", "scheduler",
+"history", "rng", "sampler"}``. So :func:`load_checkpoint`, :func:`load_weights`,
+``python -m edsr_lab upscale`` and :func:`load_official` all read it (the last three take
+only the weights), and :func:`edsr_lab.train.load_training_checkpoint` returns the
+training state to resume. A ``.safetensors`` file holds the same tensors with ``format``,
+``version``, ``arch``, ``config``, ``extra`` and ``checksum`` as JSON metadata (model
+checkpoints only). Version 1 files (no checksum) are still read.
+
+On load, the stored config is checked against the tensors' names and shapes *before* the
+model is built (a damaged or hostile config cannot make it allocate without bound), and
+the checksum is verified (a flipped byte is reported, not loaded). Files are written
+atomically (:func:`edsr_lab.files.atomic_write`): an interrupted save leaves the previous
+file, and the permissions are those of a plain ``open(path, "wb")`` for every format.
 
 Every file is read with ``torch.load(..., weights_only=True)``: unpickling a full pickle
 can run arbitrary code, so files holding other Python objects are refused. Problems with a
-file raise :class:`edsr_lab.errors.CheckpointError` naming the file.
+file raise :class:`edsr_lab.errors.CheckpointError` naming the file. Importing this module
+does not import Pillow.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+import math
 import os
 import pickle
 import struct
@@ -32,7 +60,7 @@ import torch
 from torch import nn
 
 from edsr_lab.errors import CheckpointError
-from edsr_lab.io import atomic_write
+from edsr_lab.files import atomic_write
 from edsr_lab.models.common import count_parameters
 from edsr_lab.models.edsr import EDSR, dataset_mean
 from edsr_lab.models.mdsr import MDSR
@@ -49,13 +77,15 @@ __all__ = [
     "load_weights",
     "read_checkpoint",
     "save_checkpoint",
+    "tensor_checksum",
 ]
 
 #: The model classes our checkpoints can rebuild, by the name stored in the file.
 ARCHITECTURES: dict[str, type[nn.Module]] = {"EDSR": EDSR, "SRResNet": SRResNet, "MDSR": MDSR}
 
 FORMAT = "edsr_lab"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2 added "checksum" and "training"; version 1 files are still read
+_LEGACY_TRAINING_FORMAT = "edsr_lab.train/1"  # training checkpoints before the merge
 
 # What torch.load raises on damaged or foreign files (found by feeding it garbage, empty and
 # truncated files): the zip reader raises RuntimeError or OSError (EINVAL), the legacy
@@ -136,6 +166,7 @@ def _unreadable(path: Path, e: BaseException) -> CheckpointError:
 def _unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
     """Find the state dict in ``obj`` (plain, nested under a usual key, or ours) and clean it."""
     if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+        _verify_checksum(obj, source)
         obj = obj.get("state_dict")
     for _ in range(2):  # e.g. {"model": {"state_dict": ...}} at most
         if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
@@ -171,17 +202,149 @@ def _source_name(path_or_state_dict: Any) -> str:
     return "the state dict"
 
 
+def _describe_ours(obj: Any) -> str:
+    """' (an edsr_lab training checkpoint of EDSR, step 300)' for our files, else ''."""
+    if not isinstance(obj, Mapping):
+        return ""
+    if obj.get("format") == _LEGACY_TRAINING_FORMAT:
+        return f" (an edsr_lab training checkpoint, old format, step {obj.get('step')})"
+    if obj.get("format") != FORMAT:
+        return ""
+    training = obj.get("training")
+    if isinstance(training, Mapping):
+        return (
+            f" (an edsr_lab training checkpoint of {obj.get('arch')}, step "
+            f"{training.get('step')}; load_checkpoint(path) rebuilds the model)"
+        )
+    return f" (an edsr_lab checkpoint of {obj.get('arch')}; load_checkpoint(path) rebuilds it)"
+
+
 def _read_state_dict(path_or_state_dict: Any, map_location: Any) -> tuple[dict, str]:
     source = _source_name(path_or_state_dict)
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         path = Path(path_or_state_dict)
         if path.suffix == ".safetensors":
-            obj: Any = _read_safetensors(path)[0]
+            tensors, meta = _read_safetensors(path)
+            if meta.get("format") == FORMAT:
+                _verify_checksum({**meta, "state_dict": tensors}, source)
+            obj: Any = tensors
         else:
             obj = _torch_load(path, map_location)
+            source += _describe_ours(obj)
     else:
         obj = path_or_state_dict
     return _unwrap_state_dict(obj, source), source
+
+
+# ------------------------------------------------------------------- integrity checks
+
+
+def _tensors_in(obj: Any, name: str = "") -> Any:
+    """(name, tensor) of every tensor in nested dicts/lists, in a fixed order."""
+    if isinstance(obj, torch.Tensor):
+        yield name, obj
+    elif isinstance(obj, Mapping):
+        for key in sorted(obj, key=str):
+            yield from _tensors_in(obj[key], f"{name}/{key}")
+    elif isinstance(obj, (list, tuple)):
+        for i, v in enumerate(obj):
+            yield from _tensors_in(v, f"{name}/{i}")
+
+
+def tensor_checksum(state_dict: Mapping[str, torch.Tensor], training: Any = None) -> str:
+    """``"sha256:<hex>"`` of every tensor (name, dtype, shape and bytes) in ``state_dict``
+    and ``training``: what our files store to detect damaged data on load."""
+    h = hashlib.sha256()
+    for name, t in _tensors_in({"state_dict": state_dict, "training": training}):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return "sha256:" + h.hexdigest()
+
+
+def _verify_checksum(payload: Mapping[str, Any], source: str) -> None:
+    """Compare the stored checksum with the tensors read; version 1 files have none."""
+    version = payload.get("version")
+    if str(version) == "1":
+        return
+    stored = payload.get("checksum")
+    if not isinstance(stored, str):
+        raise CheckpointError(
+            f"{source} is an edsr_lab checkpoint without its checksum (edited by hand?); "
+            "save it again with save_checkpoint"
+        )
+    if tensor_checksum(payload.get("state_dict") or {}, payload.get("training")) != stored:
+        raise CheckpointError(
+            f"{source} is damaged: its tensors do not match the checksum stored when it was "
+            "saved (a corrupted copy or disk?); download, copy or save it again"
+        )
+
+
+def _upsampler_stages(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
+    """Convolution stages of an upsampler stored under ``prefix`` (4-D weights only, so
+    PReLU and batch-norm weights between stages are not counted)."""
+    return sum(
+        1
+        for k, v in sd.items()
+        if k.startswith(prefix)
+        and k.endswith(".weight")
+        and k[len(prefix) : -len(".weight")].isdigit()
+        and v.dim() == 4
+    )
+
+
+def _stages_for(scale: Any) -> int | None:
+    """Upsampler stages a scale needs (x2: 1, x4: 2, x3: 1); None if not supported."""
+    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 2:
+        return None
+    if scale == 3:
+        return 1
+    return int(math.log2(scale)) if scale & (scale - 1) == 0 else None
+
+
+def _check_config(arch: str, config: Mapping[str, Any], sd: Mapping, source: str) -> None:
+    """Refuse a stored config that its tensors contradict, *before* building the model.
+
+    Building first would let a damaged or hostile file (``n_resblocks=10**7``,
+    ``n_feats=10**6``) allocate without bound; every size checked here is bounded by
+    the tensors actually in the file.
+    """
+
+    def refuse(what: str) -> CheckpointError:
+        return CheckpointError(
+            f"{source}: its config says {what}, so the file is damaged or was edited; "
+            "download or save it again"
+        )
+
+    head = sd.get("head.0.weight")
+    if not isinstance(head, torch.Tensor) or head.dim() != 4:
+        raise refuse(f"{arch}, but it has no 4-D head.0.weight")
+    expected = {
+        "n_feats": head.shape[0],
+        "n_colors": head.shape[1],
+        "n_resblocks": _count(sd, "body.{}.body.0.weight"),
+    }
+    if "kernel_size" in config:
+        expected["kernel_size"] = head.shape[-1]
+    for key, have in expected.items():
+        if key in config and config[key] != have:
+            raise refuse(f"{key}={config[key]!r} but its tensors have {have}")
+    if arch == "MDSR":
+        scales = config.get("scales")
+        if not isinstance(scales, (list, tuple)) or len(scales) != _count(
+            sd, "upsample.{}.0.weight"
+        ):
+            raise refuse(
+                f"scales={scales!r} but it has {_count(sd, 'upsample.{}.0.weight')} upsamplers"
+            )
+        pairs = [(s, f"upsample.{i}.") for i, s in enumerate(scales)]
+    else:
+        pairs = [(config.get("scale"), "tail.0.")]
+    for scale, prefix in pairs:
+        have = _upsampler_stages(sd, prefix)
+        if _stages_for(scale) != have:
+            raise refuse(f"scale {scale!r} but its upsampler {prefix}* has {have} stage(s)")
 
 
 # -------------------------------------------------------------------------- inference
@@ -489,15 +652,17 @@ def save_checkpoint(
     *,
     extra: Any = None,
     overwrite: bool = False,
+    training: dict[str, Any] | None = None,
 ) -> Path:
     """Save ``model`` (EDSR, SRResNet or MDSR) so that :func:`load_checkpoint` rebuilds it.
 
-    Writes ``{"format": "edsr_lab", "version": 1, "arch": class name, "config":
-    model.config, "state_dict": CPU tensors, "extra": extra}`` with ``torch.save``, or, for
-    a path ending in ``.safetensors``, the tensors in safetensors format with arch, config
-    and extra as JSON metadata (then ``extra`` must be JSON-serialisable: no tensors).
-    ``extra`` (e.g. step, optimizer state, history) may hold only None, bools, numbers,
-    strings, tensors, lists, tuples and dicts, so the file loads with ``weights_only=True``.
+    Writes our format (see the module docstring) with ``torch.save``, or, for a path
+    ending in ``.safetensors``, the tensors in safetensors format with arch, config, extra
+    and checksum as JSON metadata (then ``extra`` must be JSON-serialisable: no tensors).
+    ``extra`` (e.g. notes, metrics) may hold only None, bools, numbers, strings, tensors,
+    lists, tuples and dicts, so the file loads with ``weights_only=True``. ``training`` is
+    the training state :func:`edsr_lab.train.train` adds (``.pt`` only); with it, any
+    ``nn.Module`` can be saved (its config is stored when it has a plain ``config`` dict).
 
     The file is written to a temporary file in the same folder and renamed, so an
     interruption never leaves a half-written checkpoint; missing folders are created.
@@ -511,9 +676,10 @@ def save_checkpoint(
     path = Path(path)
     model = _unwrap_model(model)
     arch = type(model).__name__
-    if ARCHITECTURES.get(arch) is not type(model) or not isinstance(
+    ours = ARCHITECTURES.get(arch) is type(model) and isinstance(
         getattr(model, "config", None), dict
-    ):
+    )
+    if not ours and training is None:
         raise TypeError(
             f"save_checkpoint saves edsr_lab's models ({', '.join(ARCHITECTURES)}), got {arch}; "
             f"for other modules use torch.save(model.state_dict(), path)"
@@ -526,9 +692,17 @@ def save_checkpoint(
             f"or choose another file name"
         )
     _check_primitive(extra, "extra")
-    config = dict(model.config)
+    _check_primitive(training, "training")
+    config = getattr(model, "config", None)
+    config = dict(config) if isinstance(config, dict) else None
     state = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
+    checksum = tensor_checksum(state, training)
     path.parent.mkdir(parents=True, exist_ok=True)
+    if path.suffix == ".safetensors" and training is not None:
+        raise ValueError(
+            f"{str(path)!r}: training checkpoints (optimizer, history, ...) are .pt files; "
+            "save the model alone to .safetensors with save_checkpoint(model, path)"
+        )
     if path.suffix == ".safetensors":
         save_file = _safetensors_module().save_file
         try:
@@ -544,6 +718,7 @@ def save_checkpoint(
             "arch": arch,
             "config": json.dumps(config),
             "extra": extra_json,
+            "checksum": checksum,
         }
         # safetensors refuses tensors sharing memory; state_dict entries never do here.
         atomic_write(path, lambda tmp: save_file(state, tmp, metadata=metadata))
@@ -555,7 +730,10 @@ def save_checkpoint(
             "config": config,
             "state_dict": state,
             "extra": extra,
+            "checksum": checksum,
         }
+        if training is not None:
+            payload["training"] = training
         atomic_write(path, lambda tmp: torch.save(payload, tmp))
     return path
 
@@ -590,12 +768,12 @@ def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, st
 
 
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
-    """Read a checkpoint without building the model.
+    """Read a checkpoint without building the model (its checksum is verified).
 
-    Returns ``{"format", "version", "arch", "config", "state_dict", "extra"}`` for our
-    ``.pt`` and ``.safetensors`` files; for an official (plain state dict) file ``arch``
-    and ``config`` come from :func:`infer_config` and ``extra`` is None. Useful to resume
-    training (``extra`` holds what :func:`save_checkpoint` was given).
+    Returns ``{"format", "version", "arch", "config", "state_dict", "extra"}`` (plus
+    ``"training"`` for a training checkpoint) for our ``.pt`` and ``.safetensors`` files;
+    for an official (plain state dict) file ``arch`` and ``config`` come from
+    :func:`infer_config` and ``extra`` is None.
     """
     path = Path(path)
     source = f"checkpoint {str(path)!r}"
@@ -610,6 +788,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
                     "config": json.loads(meta.get("config", "null")),
                     "state_dict": tensors,
                     "extra": json.loads(meta.get("extra", "null")),
+                    "checksum": meta.get("checksum"),
                 }
             except ValueError as e:
                 raise CheckpointError(f"{source} has damaged metadata: {e}") from e
@@ -638,7 +817,9 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{source} is edsr_lab format version {version!r}, but this edsr_lab reads up to "
             f"version {FORMAT_VERSION}; update edsr_lab"
         )
-    if payload.get("arch") not in ARCHITECTURES or not isinstance(payload.get("config"), dict):
+    _verify_checksum(payload, source)
+    ours = payload.get("arch") in ARCHITECTURES and isinstance(payload.get("config"), dict)
+    if not ours and not isinstance(payload.get("training"), dict):
         raise CheckpointError(
             f"{source} names an unknown model {payload.get('arch')!r}; "
             f"known: {', '.join(ARCHITECTURES)}"
@@ -658,7 +839,14 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Mo
     """
     record = read_checkpoint(path, map_location)
     source = f"checkpoint {str(Path(path))!r}"
-    cls = ARCHITECTURES[record["arch"]]
+    cls = ARCHITECTURES.get(record["arch"])
+    if cls is None or not isinstance(record["config"], dict):
+        raise CheckpointError(
+            f"{source} is a training checkpoint of a {record['arch']}, which is not one of "
+            f"edsr_lab's models ({', '.join(ARCHITECTURES)}), so it cannot be rebuilt from "
+            "the file: build that model yourself, then load_weights(model, path)"
+        )
+    _check_config(record["arch"], record["config"], record["state_dict"], source)
     try:
         model = cls(**record["config"])
     except (TypeError, ValueError) as e:
