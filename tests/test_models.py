@@ -288,6 +288,76 @@ def test_edsr_forward_matches_hand_written_graph():
     torch.testing.assert_close(model(x), y, rtol=1e-5, atol=1e-5)
 
 
+def _randomised(model: nn.Module) -> nn.Module:
+    """Every trainable tensor and batch-norm statistic random, so no wiring mistake can
+    hide behind an identity-like initialisation (BN var 1, PReLU 0.25)."""
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for name, t in model.state_dict().items():
+            if name.endswith("running_var"):
+                t.copy_(0.5 + torch.rand(t.shape, generator=g))
+            elif t.is_floating_point() and not name.startswith(("sub_mean", "add_mean")):
+                t.copy_(0.2 * torch.randn(t.shape, generator=g))
+    return model.eval()
+
+
+def _conv(t, sd, key, pad):
+    return F.conv2d(t, sd[key + ".weight"], sd[key + ".bias"], padding=pad)
+
+
+def _bn(t, sd, key):
+    return F.batch_norm(
+        t,
+        sd[key + ".running_mean"],
+        sd[key + ".running_var"],
+        sd[key + ".weight"],
+        sd[key + ".bias"],
+        training=False,
+        eps=1e-5,
+    )
+
+
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_srresnet_forward_matches_hand_written_graph(scale):
+    model = _randomised(SRResNet(2, 4, scale))
+    sd = model.state_dict()
+    x = torch.rand(1, 3, 5, 5)
+
+    h = _conv(x * 255, sd, "sub_mean", 0)
+    h = F.prelu(_conv(h, sd, "head.0", 4), sd["head.1.weight"])  # 9x9 head, PReLU
+    skip = h
+    for i in range(2):  # conv-BN-PReLU-conv-BN + identity
+        b = f"body.{i}.body."
+        r = F.prelu(_bn(_conv(h, sd, b + "0", 1), sd, b + "1"), sd[b + "2.weight"])
+        h = h + _bn(_conv(r, sd, b + "3", 1), sd, b + "4")
+    h = _bn(_conv(h, sd, "body.2", 1), sd, "body.3") + skip  # the global skip
+    stages = [3] if scale == 3 else [2] * (scale // 2)
+    for j, f in enumerate(stages):  # (conv, shuffle, PReLU) per stage
+        h = F.pixel_shuffle(_conv(h, sd, f"tail.0.{3 * j}", 1), f)
+        h = F.prelu(h, sd[f"tail.0.{3 * j + 2}.weight"])
+    y = _conv(_conv(h, sd, "tail.1", 4), sd, "add_mean", 0) / 255
+    torch.testing.assert_close(model(x), y, rtol=1e-4, atol=1e-4)
+
+
+def test_mdsr_forward_matches_hand_written_graph():
+    model = _randomised(MDSR(1, 4, (2, 3, 4)))
+    sd = model.state_dict()
+    x = torch.rand(1, 3, 5, 5)
+
+    def resblock(t, key, pad):
+        return t + _conv(F.relu(_conv(t, sd, key + ".body.0", pad)), sd, key + ".body.2", pad)
+
+    for i, scale in enumerate((2, 3, 4)):
+        h = _conv(_conv(x * 255, sd, "sub_mean", 0), sd, "head.0", 1)
+        h = resblock(resblock(h, f"pre_process.{i}.0", 2), f"pre_process.{i}.1", 2)  # 5x5
+        b = _conv(resblock(h, "body.0", 1), sd, "body.1", 1) + h  # shared body + skip
+        stages = [3] if scale == 3 else [2] * (scale // 2)
+        for j, f in enumerate(stages):
+            b = F.pixel_shuffle(_conv(b, sd, f"upsample.{i}.{2 * j}", 1), f)
+        y = _conv(_conv(b, sd, "tail.0", 1), sd, "add_mean", 0) / 255
+        torch.testing.assert_close(model(x, scale), y, rtol=1e-4, atol=1e-4)
+
+
 # ----------------------------------------------------------------------- input errors
 
 
