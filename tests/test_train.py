@@ -417,3 +417,267 @@ def test_conv_flops_of_a_model_in_eval_mode_on_meta():
 
     model = edsr_baseline(2).eval().to("meta")
     assert conv_flops(model, torch.empty(1, 3, 48, 48, device="meta")) > 0
+
+
+# ------------------------------------------------------------------ MDSR: (lr, hr, scale)
+
+
+class ScaleSequence:
+    """Batches at the scales of ``order`` in turn: ``(lr, hr, scale)`` like MDSR training."""
+
+    def __init__(self, order=(2, 4, 3), seed: int = 0):
+        self.order, self.i = list(order), 0
+        self.gen = torch.Generator().manual_seed(seed)
+
+    def sample(self):
+        scale = self.order[self.i % len(self.order)]
+        self.i += 1
+        hr = torch.rand(2, 3, 6 * scale, 6 * scale, generator=self.gen)
+        return F.avg_pool2d(hr, scale), hr, scale
+
+    def state_dict(self):
+        return {"i": self.i, "gen": self.gen.get_state()}
+
+    def load_state_dict(self, state):
+        self.i = state["i"]
+        self.gen.set_state(state["gen"])
+
+
+def _mdsr(seed: int = 0):
+    from edsr_lab.models import MDSR
+
+    torch.manual_seed(seed)
+    return MDSR(1, 4, (2, 3, 4))
+
+
+def _adam_state_by_name(model, ckpt):
+    names = [n for n, p in model.named_parameters() if p.requires_grad]
+    return {names[i]: s for i, s in ckpt["optimizer"]["state"].items()}
+
+
+def test_a_scale_3_step_updates_only_the_shared_body_and_the_x3_modules(tmp_path):
+    path = tmp_path / "mdsr.pt"
+    cfg = _cfg(iters=2, lr=1e-3, checkpoint_path=str(path))
+    train(_mdsr(), ScaleSequence(), cfg, progress=False)  # steps at x2 and x4
+    before = load_training_checkpoint(path)
+    model = _mdsr(seed=7)
+    train(model, ScaleSequence(), cfg, iters=3, resume_from=path, progress=False)  # x3
+    after = load_training_checkpoint(path)
+    assert after["step"] == 3
+    adam_before, adam_after = _adam_state_by_name(model, before), _adam_state_by_name(model, after)
+    x3 = ("pre_process.1.", "upsample.1.")
+    other = ("pre_process.0.", "pre_process.2.", "upsample.0.", "upsample.2.")
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        changed = not torch.equal(before["model"][name], after["model"][name])
+        if name.startswith(other):
+            assert not changed, name
+            assert all(
+                torch.equal(adam_before[name][k], adam_after[name][k]) for k in adam_before[name]
+            )
+        elif name.startswith(x3):
+            assert changed and name not in adam_before, name  # first x3 step
+        else:  # head, shared body, tail
+            assert changed, name
+            assert int(adam_after[name]["step"]) == 3, name
+
+
+def test_mdsr_resume_is_exact_and_loads_as_a_model(tmp_path):
+    from edsr_lab.models import MDSR, load_checkpoint
+
+    cfg = _cfg(iters=6, lr=1e-3)
+    full = train(_mdsr(), ScaleSequence(), cfg, progress=False)
+    path = tmp_path / "run.pt"
+    train(_mdsr(), ScaleSequence(), cfg, iters=4, checkpoint_path=str(path), progress=False)
+    resumed = train(
+        _mdsr(seed=3),
+        ScaleSequence(seed=9),
+        cfg,
+        resume_from=path,
+        checkpoint_path=str(path),
+        progress=False,
+    )
+    assert resumed.loss == pytest.approx(full.loss, rel=1e-6, abs=1e-9)
+    model = load_checkpoint(path)
+    assert isinstance(model, MDSR) and model.scales == (2, 3, 4)
+
+
+def test_a_batch_at_a_scale_the_model_lacks_is_a_clear_error():
+    from edsr_lab.models import MDSR
+
+    with pytest.raises(ValueError, match="scale"):
+        train(MDSR(1, 4, (2, 3)), ScaleSequence(order=(4,)), _cfg(iters=1), progress=False)
+
+
+# ------------------------------------------------------- resume: no silent lr mismatch
+
+
+def _lr_1000_run(tmp_path):
+    path = tmp_path / "hot.pt"
+    train(
+        _model(), StubSampler(), _cfg(iters=1, lr=1000.0, checkpoint_path=str(path)), progress=False
+    )
+    assert load_training_checkpoint(path)["config"]["lr"] == 1000.0
+    return path
+
+
+def test_resume_with_another_lr_is_refused_with_a_message(tmp_path):
+    from edsr_lab.errors import ResumeConfigError
+
+    path = _lr_1000_run(tmp_path)
+    with pytest.raises(ResumeConfigError, match=r"lr 1000.0 -> 0.0001.*resume_changes='apply'"):
+        train(_model(), StubSampler(), _cfg(iters=3, lr=1e-4), resume_from=path, progress=False)
+
+
+def test_resume_with_another_lr_applies_and_records_it_when_asked(tmp_path):
+    path = _lr_1000_run(tmp_path)
+    model = _model()
+    stored = {k: v.clone() for k, v in load_training_checkpoint(path)["model"].items()}
+    h = train(
+        model,
+        StubSampler(),
+        _cfg(iters=3, lr=1e-4),
+        resume_from=path,
+        progress=False,
+        resume_changes="apply",
+    )
+    assert h.lr == [1000.0, 1e-4, 1e-4]
+    assert h.changes == [{"step": 1, "lr": [1000.0, 1e-4]}]
+    # The optimizer really used 1e-4: two Adam steps move no weight by more than ~2e-4.
+    moved = max((p.detach() - stored[n]).abs().max().item() for n, p in model.named_parameters())
+    assert 0 < moved < 5e-4
+
+
+def test_resume_applies_a_new_schedule_at_the_current_step(tmp_path):
+    path = tmp_path / "run.pt"
+    train(
+        _model(), StubSampler(), _cfg(iters=6, lr=1e-3, checkpoint_path=str(path)), progress=False
+    )
+    h = train(
+        _model(),
+        StubSampler(),
+        _cfg(iters=9, lr=1e-3, lr_decay_every=4),
+        resume_from=path,
+        progress=False,
+        resume_changes="apply",
+    )
+    # From step 7 on: the new schedule, halved at 4 and 8 -> 5e-4 for 7-8, 2.5e-4 at 9.
+    assert h.lr[6:] == [5e-4, 5e-4, 2.5e-4]
+    assert h.changes[0]["lr_decay_every"] == [200_000, 4]
+
+
+def test_resume_may_always_extend_the_run(tmp_path):
+    path = tmp_path / "run.pt"
+    train(_model(), StubSampler(), _cfg(iters=3, checkpoint_path=str(path)), progress=False)
+    h = train(_model(), StubSampler(), _cfg(iters=5), resume_from=path, progress=False)
+    assert len(h) == 5 and h.changes == []
+
+
+# -------------------------------------------------- the official optimisation, exactly
+
+
+def _official_loop(model, sampler, steps, lr, eps):
+    """The official EDSR-PyTorch update: L1 on 0..255 images, Adam(eps=1e-8)."""
+    opt = torch.optim.Adam(model.parameters(), lr=lr, betas=(0.9, 0.999), eps=eps)
+    for _ in range(steps):
+        lr_batch, hr = sampler.sample()
+        loss = F.l1_loss(model(lr_batch) * 255, hr * 255)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return model
+
+
+def test_default_adam_matches_the_official_0_255_loss_update():
+    cfg = _cfg(iters=20, lr=1e-4, log_every=20)
+    ours = _model()
+    train(ours, StubSampler(), cfg, progress=False, device="cpu")
+    official = _official_loop(_model(), StubSampler(), 20, 1e-4, 1e-8)
+    ours_unscaled = _model()  # eps 1e-8 on our [0, 1] loss: 255x stronger than official
+    train(ours_unscaled, StubSampler(), cfg, rgb_range=1.0, progress=False)
+
+    def max_diff(a, b):
+        return max(
+            (p - q).abs().max().item() for p, q in zip(a.parameters(), b.parameters(), strict=True)
+        )
+
+    assert max_diff(ours, official) < 1e-6
+    assert max_diff(ours_unscaled, official) > 10 * max(max_diff(ours, official), 1e-7)
+
+
+def test_history_reports_the_loss_in_official_units():
+    h = train(_model(), StubSampler(), _cfg(iters=2), progress=False)
+    assert h.official_loss() == pytest.approx([v * 255 for v in h.loss])
+    h2 = train(_model(), StubSampler(), _cfg(iters=2, loss="l2"), progress=False)
+    assert h2.official_loss() == pytest.approx([v * 255**2 for v in h2.loss])
+
+
+def test_official_decay_note_and_paper_schedule():
+    cfg = TrainConfig()
+    assert cfg.lr_decay_every == 200_000 and cfg.adam_eps == pytest.approx(1e-8 / 255)
+    assert TrainConfig(loss="l2").adam_eps == pytest.approx(1e-8 / 255**2)
+
+
+# ------------------------------------------------------------------------- progress
+
+
+def test_progress_bar_shows_loss_lr_rate_and_eta(capsys):
+    train(_model(), StubSampler(), _cfg(iters=20, log_every=5), progress=True, device="cpu")
+    err = capsys.readouterr().err
+    assert "20/20" in err and "it/s" in err and "loss" in err and "lr 1.00e-03" in err
+    assert "on 0..255" in err and "<00:00" in err  # official-units loss and the ETA
+
+
+def test_progress_false_is_silent(capsys, tmp_path):
+    train(
+        _model(),
+        StubSampler(),
+        _cfg(iters=5, checkpoint_path=str(tmp_path / "c.pt")),
+        progress=False,
+    )
+    assert capsys.readouterr() == ("", "")
+
+
+# ----------------------------------------------------------- bugs no test caught before
+
+
+class GlobalRNGSampler:
+    """Draws from torch's global RNG and has no state of its own (like many simple
+    samplers): only restoring the global RNG makes a resumed run see the same batches."""
+
+    def sample(self):
+        hr = torch.rand(4, 3, 16, 16)
+        return F.avg_pool2d(hr, 2), hr
+
+
+def test_resume_restores_the_global_rng(tmp_path):
+    cfg = _cfg(iters=10, seed=3)
+    full = train(_model(), GlobalRNGSampler(), cfg, progress=False)
+    path = tmp_path / "run.pt"
+    train(_model(), GlobalRNGSampler(), cfg, iters=5, checkpoint_path=str(path), progress=False)
+    torch.manual_seed(12345)  # whatever happened in between
+    resumed = train(
+        _model(),
+        GlobalRNGSampler(),
+        cfg,
+        resume_from=path,
+        checkpoint_path=str(path),
+        progress=False,
+    )
+    assert resumed.loss == pytest.approx(full.loss, rel=1e-6, abs=1e-9)
+
+
+def test_spike_detector_uses_the_median_not_the_mean():
+    class TwoSpikes(StubSampler):
+        calls = 0
+
+        def sample(self):
+            lr, hr = super().sample()
+            self.calls += 1
+            # A first huge spike drags a running mean up (hiding the second spike), but
+            # not the median.
+            return lr, (hr + {10: 5000.0, 14: 50.0}.get(self.calls, 0.0))
+
+    h = train(_model(), TwoSpikes(), _cfg(iters=16, lr=1e-4), progress=False)
+    assert [s for s, _ in h.spikes] == [10, 14]
