@@ -94,7 +94,7 @@ class TrainConfig:
     # L2), where eps weighs 255x (255^2x) less: Adam gets eps / that factor (adam_eps).
     rgb_range: float = 255.0
     grad_clip: float | None = None  # paper: none; residual scaling is its stabiliser
-    # --- speed (see performance.md; none of these change the maths beyond rounding) ---
+    # --- speed (none of these change the maths beyond rounding; benchmarks/bench_train.py) ---
     amp: str = "auto"  # "auto": bf16 autocast on a CUDA GPU that has it; "bf16"; "off"
     channels_last: bool | None = None  # None = on for CUDA (faster cuDNN convs), off on CPU
     compile: bool = False  # torch.compile: ~1.3x on a GPU, but minutes of compile time

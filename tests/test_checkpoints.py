@@ -28,7 +28,8 @@ B, FEATS = 2, 8  # a tiny official-layout EDSR
 
 
 def official_edsr_shapes(scale: int) -> dict[str, tuple[int, ...]]:
-    """The official EDSR-PyTorch state dict for B=2, F=8, written out from paper_facts.md."""
+    """The official EDSR-PyTorch state dict for B=2, F=8, written out by hand from the
+    official code (model/edsr.py, model/common.py)."""
     up = 9 * FEATS if scale == 3 else 4 * FEATS
     shapes = {
         "sub_mean.weight": (3, 3, 1, 1),
