@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from edsr_lab.models import MDSR, load_checkpoint
@@ -120,10 +119,6 @@ def test_the_split_is_the_mini_div2k_one():
     assert "medical_cell" not in m.TRAIN_IMAGES + m.HELDOUT_IMAGES
 
 
-@pytest.mark.skipif(
-    not (COMMITTED / "manifest.json").exists(),
-    reason="no committed course weights in this checkout",
-)
 def test_committed_course_weights_are_intact_and_beat_bicubic():
     manifest = _check_manifest(COMMITTED, tiny=False)
     for name, entry in manifest["weights"].items():
