@@ -29,6 +29,13 @@ Adam as the paper, lr 1e-4 halved after two thirds of the steps.
     # a smoke test in seconds (weights NOT usable; the manifest says "tiny": true):
     PYTHONPATH=. python3 scripts/train_course_weights.py --tiny --out /tmp/cw
 
+The committed weights were made by this script as of commit 581eb13 (on an NVIDIA H200). That
+version's time budget re-planned the remaining models after the first one without keeping
+comparison partners equal, so the L2 and BN variants there had fewer steps than
+``course_edsr_baseline_x2`` (the manifest records each run's steps and curve; notebooks 03
+and 05 compare them at equal steps). Comparison partners now always get equal steps
+(``Spec.same_steps_as``), and the manifest records this script's SHA-256.
+
 A model that does not beat bicubic on the held-out images is not written (the script says
 which and exits with status 1 after writing the others). ``--out`` must not hold a
 manifest already unless ``--overwrite`` is given.
@@ -106,6 +113,7 @@ class Spec:
     loss: str
     steps: int  # at the full setting (GPU); scaled by --steps-scale / the budget
     init: str | None = None  # the course model it starts from
+    same_steps_as: str | None = None  # a comparison partner: always as many steps as it
     purpose: str = ""
 
 
@@ -124,11 +132,13 @@ MODELS: tuple[Spec, ...] = (
     Spec("course_edsr_baseline_x4", "EDSR", "edsr_baseline", _from_x2(4), (4,), "l1", 2000,
          init="course_edsr_baseline_x2", purpose="x4 from x2 (paper Sec. 4.2)"),
     Spec("course_edsr_baseline_l2_x2", "EDSR", "edsr_baseline", lambda d: edsr_baseline(2),
-         (2,), "l2", 6000, purpose="same as course_edsr_baseline_x2 but L2 (notebook 05)"),
+         (2,), "l2", 6000, same_steps_as="course_edsr_baseline_x2",
+         purpose="same as course_edsr_baseline_x2 but L2 (notebook 05)"),
     Spec("course_srresnet_l2_x2", "SRResNet", "srresnet", lambda d: srresnet(2), (2,), "l2",
          6000, purpose="SRResNet with its L2 loss (notebook 02)"),
     Spec("course_edsr_baseline_bn_x2", "EDSR", "edsr_baseline + batch_norm=True",
          lambda d: EDSR(16, 64, 2, batch_norm=True), (2,), "l1", 6000,
+         same_steps_as="course_edsr_baseline_x2",
          purpose="course_edsr_baseline_x2 with BN in every block (notebook 03)"),
     Spec("course_mdsr_baseline", "MDSR", "mdsr_baseline", lambda d: mdsr_baseline((2, 3, 4)),
          (2, 3, 4), "l1", 6000, purpose="one model for x2/x3/x4 (notebook 09)"),
@@ -307,16 +317,32 @@ def fit(
     seconds: float | None,
     estimate: Callable[[dict[str, int], list[str]], float],
     min_steps: int,
+    pinned: set[str] = frozenset(),
 ) -> dict[str, int]:
-    """Shorten the step counts of ``names`` by one common factor to fit ``seconds``."""
+    """Shorten the step counts of ``names`` (except ``pinned``) by one factor to fit ``seconds``."""
     total = estimate(steps, names)
     if seconds is None or total <= seconds:
         return steps
-    fixed = estimate({k: 0 for k in steps}, names)
+    fixed = estimate({k: v if k in pinned else 0 for k, v in steps.items()}, names)
     factor = max(0.0, (seconds - fixed) / max(total - fixed, 1e-9))
-    print(f"time budget: step counts of {len(names)} model(s) x {factor:.3f} "
+    print(f"time budget: step counts of {len(set(names) - pinned)} model(s) x {factor:.3f} "
           f"({seconds:.0f} s left)")  # fmt: skip
-    return {k: max(min_steps, int(v * factor)) if k in names else v for k, v in steps.items()}
+    return {
+        k: max(min_steps, int(v * factor)) if k in names and k not in pinned else v
+        for k, v in steps.items()
+    }
+
+
+def pair_steps(steps: dict[str, int], specs: list[Spec]) -> dict[str, int]:
+    """Give each comparison partner exactly its partner's steps (L1 vs L2, BN vs no BN)."""
+    return {
+        k: steps.get(spec.same_steps_as, v) if (spec := _spec(specs, k)).same_steps_as else v
+        for k, v in steps.items()
+    }
+
+
+def _spec(specs: list[Spec], name: str) -> Spec:
+    return next(s for s in specs if s.name == name)
 
 
 def train_one(
@@ -538,7 +564,7 @@ def main(argv: list[str] | None = None) -> int:
                    if s.name in names)  # fmt: skip
 
     budget_s = None if args.budget_minutes is None else 60 * args.budget_minutes
-    steps = fit(steps, [s.name for s in specs], budget_s, estimate, st.min_steps)
+    steps = pair_steps(fit(steps, [s.name for s in specs], budget_s, estimate, st.min_steps), specs)
     total = estimate(steps, list(steps))
     print(
         f"device: {device_description(device)}; batch {st.batch_size} x "
@@ -564,6 +590,7 @@ def main(argv: list[str] | None = None) -> int:
         "split": {"train": list(TRAIN_IMAGES), "heldout": list(HELDOUT_IMAGES),
                   "data": "mini-DIV2K (edsr_lab.data.mini_div2k), MATLAB-bicubic LR"},
         "tiny": st.tiny,
+        "script_sha256": sha256(Path(__file__)),
         "weights": {},
     }  # fmt: skip
     done: dict[str, nn.Module] = {}
@@ -577,8 +604,11 @@ def main(argv: list[str] | None = None) -> int:
             continue
         if budget_s is not None:  # the estimate was off: shorten what is left to fit
             left = [s.name for s in specs[specs.index(spec) :]]
+            # partners of models already trained keep their steps: comparisons stay fair
+            pinned = {s.name for s in specs if s.same_steps_as in done}
             steps = fit(steps, left, budget_s - (time.perf_counter() - t_train), estimate,
-                        st.min_steps)  # fmt: skip
+                        st.min_steps, pinned)  # fmt: skip
+            steps = pair_steps(steps, specs)
         t_model = time.perf_counter()
         planned = estimate(steps, [spec.name])
         try:
@@ -624,6 +654,7 @@ def main(argv: list[str] | None = None) -> int:
             "scale": spec.scales[0] if len(spec.scales) == 1 else list(spec.scales),
             "loss": spec.loss,
             "init": spec.init,
+            "same_steps_as": spec.same_steps_as,
             "purpose": spec.purpose,
             "parameters": count_parameters(model),
             "steps": record["steps"],

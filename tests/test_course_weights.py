@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 import torch
 
 from edsr_lab.models import MDSR, load_checkpoint
@@ -114,16 +113,36 @@ def test_half_precision_keeps_the_frozen_constants_exact():
     assert torch.equal(shipped.add_mean.bias, model.add_mean.bias)
 
 
+def test_the_time_budget_keeps_comparison_partners_equal():
+    m = _script_module()
+    specs = list(m.MODELS)
+    steps = {s.name: s.steps for s in specs}
+
+    def estimate(plan, names):  # 100 steps per second, no evaluation cost
+        return sum(plan[n] for n in names) / 100
+
+    x2, l2, bn = (
+        "course_edsr_baseline_x2",
+        "course_edsr_baseline_l2_x2",
+        "course_edsr_baseline_bn_x2",
+    )
+    first = m.pair_steps(m.fit(steps, list(steps), 100.0, estimate, 20), specs)
+    assert estimate(first, list(first)) <= 100 and first[l2] == first[bn] == first[x2]
+    # the x2 model took longer than planned: what is left is shortened, the partners are not
+    done = {x2, "course_edsr_baseline_x3", "course_edsr_baseline_x4"}
+    left = [n for n in steps if n not in done]
+    pinned = {s.name for s in specs if s.same_steps_as in done}
+    later = m.pair_steps(m.fit(first, left, 30.0, estimate, 20, pinned), specs)
+    assert later[l2] == later[bn] == first[x2]
+    assert later["course_mdsr_baseline"] < first["course_mdsr_baseline"]
+
+
 def test_the_split_is_the_mini_div2k_one():
     m = _script_module()
     m.check_split()  # raises SystemExit if the samples or mini_div2k's split changed
     assert "medical_cell" not in m.TRAIN_IMAGES + m.HELDOUT_IMAGES
 
 
-@pytest.mark.skipif(
-    not (COMMITTED / "manifest.json").exists(),
-    reason="no committed course weights in this checkout",
-)
 def test_committed_course_weights_are_intact_and_beat_bicubic():
     manifest = _check_manifest(COMMITTED, tiny=False)
     for name, entry in manifest["weights"].items():
