@@ -236,3 +236,30 @@ def load_pretrained(
     model = model.float().eval()
     model.weights_info = info
     return model
+
+
+def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs: Any) -> Any:
+    """A model from a registry name (:func:`load_pretrained`) or a checkpoint file.
+
+    Files: our format and official EDSR-PyTorch files via
+    :func:`edsr_lab.models.load_checkpoint`; BasicSR EDSR files via
+    :func:`edsr_lab.models.load_official`, which converts them. For ``--weights`` /
+    ``--checkpoint`` style options that accept either. Returns a float32 model in eval mode.
+    """
+    from edsr_lab.models import load_checkpoint, load_official
+    from edsr_lab.models.checkpoints import _read_state_dict
+    from edsr_lab.models.convert import is_basicsr_edsr
+
+    if not isinstance(name_or_path, Path) and str(name_or_path) in registry():
+        return load_pretrained(str(name_or_path), map_location=map_location, **kwargs)
+    path = Path(name_or_path).expanduser()
+    try:
+        model = load_checkpoint(path, map_location=map_location)
+    except CheckpointError:
+        if not path.is_file() or path.suffix == ".safetensors":
+            raise
+        sd, _ = _read_state_dict(path, "cpu")  # raises the same clear errors
+        if not is_basicsr_edsr(sd):
+            raise
+        model = load_official(sd, map_location=map_location)
+    return model.float().eval()
