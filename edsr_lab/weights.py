@@ -38,8 +38,15 @@ from edsr_lab.errors import CheckpointError
 #: The official model zoo (EDSR-PyTorch's ``src/model/edsr.py`` and ``mdsr.py`` URLs).
 OFFICIAL_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/models/"
 
-#: Where the course's committed weights and their manifest live.
+#: Where the course's committed weights and their manifest live
+#: (``EDSR_LAB_COURSE_WEIGHTS=DIR`` points elsewhere, e.g. to freshly trained ones).
 COURSE_DIR = config.PROJECT_ROOT / "data" / "course_weights"
+
+
+def course_dir() -> Path:
+    """``$EDSR_LAB_COURSE_WEIGHTS`` if set, else ``COURSE_DIR`` (``data/course_weights``)."""
+    env = os.environ.get("EDSR_LAB_COURSE_WEIGHTS")
+    return Path(env).expanduser() if env else COURSE_DIR
 
 
 @dataclass(frozen=True)
@@ -104,12 +111,12 @@ def cache_dir() -> Path:
 
 
 def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
-    """The course weights listed in ``folder/manifest.json`` (default ``COURSE_DIR``).
+    """The course weights listed in ``folder/manifest.json`` (default :func:`course_dir`).
 
     Returns {} when there is no manifest. Raises CheckpointError for a manifest that is
     not the expected JSON (``{"format": 1, "weights": {name: {"file", "sha256", ...}}}``).
     """
-    folder = Path(folder) if folder is not None else COURSE_DIR
+    folder = Path(folder) if folder is not None else course_dir()
     path = folder / "manifest.json"
     if not path.is_file():
         return {}

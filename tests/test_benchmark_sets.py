@@ -151,6 +151,14 @@ def test_evaluate_sets_table_bicubic_and_paper_columns(tmp_path):
     assert rgb.sets[0].paper is None and "38.11" not in rgb.table()
     plus = evaluate_sets(model, ["set5"], 2, root=tmp_path, self_ensemble=True, progress=False)
     assert plus.paper_model == "EDSR+" and "38.20/0.9606" in plus.table()
+    # Central crops are scored as such; the paper's numbers do not apply to them.
+    crop = evaluate_sets(model, ["set5"], 2, root=tmp_path, crop=8, progress=False)
+    assert crop.sets[0].paper is None and crop.sets[0].paper_bicubic is None
+    hr, lr = pairs[0]
+    from edsr_lab.data import center_crop_pair
+
+    one = evaluate(lambda x: bicubic_upscale(x, 2), [center_crop_pair(hr, lr, 8, 2)], 2)
+    assert crop.sets[0].bicubic.rows[0].psnr == pytest.approx(one.rows[0].psnr)
 
 
 def test_cli_evaluate_checkpoint_folder_and_csv(tmp_path, capsys):
