@@ -6,8 +6,10 @@
     make-dataset    turn any folder of HR images into the DIV2K layout (LR via MATLAB bicubic)
     upscale         super-resolve your own image(s) with a saved or official checkpoint
     upscale-dicom   super-resolve DICOM slices into derived DICOM (or 16-bit PNG) files
-
     train           train SRResNet/EDSR/MDSR on DIV2K or your own images (the paper's recipe)
+    evaluate        PSNR/SSIM on Set5/Set14/B100/Urban100/DIV2K valid beside the paper's tables
+    download-benchmarks  fetch the benchmark sets into data/benchmark
+    download-weights     fetch the official pretrained weights into the per-user cache
 
 Each command prints what it did and exits non-zero with a one-line reason on bad input.
 
@@ -214,6 +216,24 @@ examples:
 """
 
 
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from edsr_lab.evalcli import cmd_evaluate
+
+    return cmd_evaluate(args)
+
+
+def _cmd_download_benchmarks(args: argparse.Namespace) -> int:
+    from edsr_lab.evalcli import cmd_download_benchmarks
+
+    return cmd_download_benchmarks(args)
+
+
+def _cmd_download_weights(args: argparse.Namespace) -> int:
+    from edsr_lab.evalcli import cmd_download_weights
+
+    return cmd_download_weights(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser. Keep it import-free: plain defaults and choices only."""
     parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
@@ -387,6 +407,52 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--n-resblocks", type=int, default=None, help="resize the preset: blocks")
     p.add_argument("--n-feats", type=int, default=None, help="resize the preset: features")
     p.set_defaults(func=_cmd_train)
+
+    p = sub.add_parser(
+        "evaluate", help="PSNR/SSIM on benchmark sets beside bicubic and the paper's tables"
+    )
+    p.add_argument("--weights", default=None, help="a registry name, e.g. edsr_baseline_x2")
+    p.add_argument("--checkpoint", default=None, help="our .pt/.safetensors, official or BasicSR")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=["set5", "set14", "b100", "urban100"],
+        metavar="SET",
+        help="set5 set14 b100 urban100 div2k-valid, or folders of HR images (default: the four "
+        "benchmarks)",
+    )
+    p.add_argument("--scale", nargs="+", type=int, default=None, help="default: the model's")
+    p.add_argument("--self-ensemble", action="store_true", help="EDSR+: the 8 flips/rotations")
+    p.add_argument(
+        "--protocol",
+        choices=["benchmark", "div2k"],
+        default=None,
+        help="benchmark: Y, crop s (Table 3); div2k: RGB, crop 6+s (Table 2); default per set",
+    )
+    p.add_argument("--tile", type=int, default=None, help="LR tile size, for large images")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write per-image PSNR/SSIM")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images per set")
+    p.add_argument("--root", default=None, help="data folder (default: data/)")
+    p.add_argument("--base-url", default=None, help="mirror for --weights downloads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=_cmd_evaluate)
+
+    p = sub.add_parser(
+        "download-benchmarks", help="Set5, Set14, B100, Urban100 into data/benchmark (~250 MB)"
+    )
+    p.add_argument("--root", default=None, help="folder to hold benchmark/ (default: data/)")
+    p.add_argument("--url", default=None, help="the archive's URL (default: the official one)")
+    p.add_argument("--sha256", default=None, help="expected SHA-256 of the archive, if known")
+    p.set_defaults(func=_cmd_download_benchmarks)
+
+    p = sub.add_parser("download-weights", help="fetch pretrained weights by name (or --list)")
+    p.add_argument("names", nargs="*", help="e.g. edsr_baseline_x2 edsr_x4 mdsr")
+    p.add_argument("--base-url", default=None, help="a mirror folder holding the same files")
+    p.add_argument("--list", action="store_true", help="list the known names")
+    p.set_defaults(func=_cmd_download_weights)
     return parser
 
 

@@ -31,15 +31,17 @@ from typing import Any
 import torch
 from torch import nn
 
-from edsr_lab.data.patches import dihedral, inverse_dihedral
+from edsr_lab.data.patches import center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.errors import DeviceError, SizeMismatchError
 from edsr_lab.validate import check_image
 
 __all__ = [
+    "EvalReport",
     "EvalResult",
     "EvalRow",
     "bicubic_upscale",
     "evaluate",
+    "evaluate_sets",
     "super_resolve",
 ]
 
@@ -129,10 +131,11 @@ def _free_cuda_memory() -> None:
         torch.cuda.empty_cache()
 
 
-def _resolve_device(device: str | torch.device | None, model: nn.Module) -> torch.device:
-    """The device to run on; DeviceError (one line) when it does not exist on this machine."""
+def _resolve_device(device: str | torch.device | None, model: nn.Module | None) -> torch.device:
+    """The device to run on (default: the model's); DeviceError (one line) when it does not
+    exist on this machine."""
     if device is None:
-        return _model_device(model)
+        return _model_device(model) if model is not None else torch.device("cpu")
     try:
         device = torch.device(device)
     except RuntimeError as err:
@@ -460,6 +463,7 @@ def evaluate(
     names: Sequence[str] | None = None,
     compute_ssim: bool = True,
     device: str | torch.device | None = None,
+    amp: bool = False,
     label: str = "",
 ) -> EvalResult:
     """Score super-resolution on (HR, LR) image pairs with the paper's protocol.
@@ -474,7 +478,7 @@ def evaluate(
         scale: the upscaling factor (also sets the border crop of the protocol).
         protocol: "benchmark" (Y channel, crop ``scale``; Table 3), "div2k" (RGB, crop
             ``6 + scale``; Table 2) or "rgb"; see :func:`edsr_lab.metrics.psnr`.
-        self_ensemble, tile, tile_overlap, device: passed to :func:`super_resolve`
+        self_ensemble, tile, tile_overlap, device, amp: passed to :func:`super_resolve`
             (models only).
         names: image names for the table (default: file stems, or img0, img1, ...).
         compute_ssim: SSIM is slower than PSNR; False records nan.
@@ -502,6 +506,7 @@ def evaluate(
                 tile=tile,
                 tile_overlap=tile_overlap,
                 device=device,
+                amp=amp,
             )
         else:
             with torch.inference_mode():
@@ -529,3 +534,249 @@ def evaluate(
     if not result.rows:
         raise ValueError("evaluate: no image pairs were given")
     return result
+
+
+# ----------------------------------------------------------------------------------------
+# evaluate_sets: the paper's tables
+# ----------------------------------------------------------------------------------------
+
+
+@dataclass
+class SetResult:
+    """One data set's scores: the model's, bicubic's, and the paper's for both."""
+
+    dataset: str
+    name: str
+    model: EvalResult
+    bicubic: EvalResult | None
+    paper: tuple[float, float | None, str] | None
+    paper_bicubic: tuple[float, float | None, str] | None
+
+
+@dataclass
+class EvalReport:
+    """What :func:`evaluate_sets` measured, printable as a table beside the paper's numbers."""
+
+    label: str
+    paper_model: str | None
+    scale: int
+    self_ensemble: bool
+    sets: list[SetResult] = field(default_factory=list)
+
+    def table(self) -> str:
+        """Mean PSNR (dB) / SSIM per set: model, bicubic, and the paper's values for both."""
+
+        def pair(p: float | None, s: float | None) -> str:
+            if p is None or (isinstance(p, float) and math.isnan(p)):
+                return "-"
+            return f"{p:.2f}" + (f"/{s:.4f}" if s is not None and not math.isnan(s) else "")
+
+        head = (
+            f"{self.label} x{self.scale}"
+            + (" with self-ensemble" if self.self_ensemble else "")
+            + (f" (paper row: {self.paper_model})" if self.paper_model else " (no paper row)")
+        )
+        cols = ["data set", "images", "protocol", "model", "bicubic", "paper", "paper bicubic"]
+        rows = []
+        sources = set()
+        for r in self.sets:
+            b = r.bicubic
+            rows.append(
+                [
+                    r.name,
+                    str(len(r.model.rows)),
+                    r.model.protocol,
+                    pair(r.model.mean_psnr, r.model.mean_ssim),
+                    pair(b.mean_psnr, b.mean_ssim) if b else "-",
+                    pair(*r.paper[:2]) if r.paper else "-",
+                    pair(*r.paper_bicubic[:2]) if r.paper_bicubic else "-",
+                ]
+            )
+            sources |= {v[2] for v in (r.paper, r.paper_bicubic) if v}
+        widths = [max(len(c), *(len(row[i]) for row in rows)) for i, c in enumerate(cols)]
+        lines = [head, "  ".join(c.ljust(w) for c, w in zip(cols, widths, strict=True))]
+        lines += ["  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)) for row in rows]
+        lines.append(
+            "PSNR (dB)/SSIM, means over images."
+            + (f" Paper values: {'; '.join(sorted(sources))}." if sources else "")
+        )
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.table()
+
+    def csv_rows(self) -> list[dict[str, Any]]:
+        """One dict per image: data set, image, scale, protocol, PSNR/SSIM, bicubic's."""
+        out = []
+        for r in self.sets:
+            bic = r.bicubic.rows if r.bicubic else [None] * len(r.model.rows)
+            for m, b in zip(r.model.rows, bic, strict=True):
+                out.append(
+                    {
+                        "dataset": r.dataset,
+                        "image": m.name,
+                        "scale": self.scale,
+                        "protocol": r.model.protocol,
+                        "psnr": m.psnr,
+                        "ssim": m.ssim,
+                        "bicubic_psnr": b.psnr if b else math.nan,
+                        "bicubic_ssim": b.ssim if b else math.nan,
+                    }
+                )
+        return out
+
+    def write_csv(self, path: str | Path, *, overwrite: bool = False) -> Path:
+        """Write :meth:`csv_rows` to ``path`` (temporary file + rename, so never half-written).
+
+        An existing file is kept (DatasetExistsError) unless ``overwrite``.
+        """
+        import csv
+        import os
+        import uuid
+
+        from edsr_lab.errors import DatasetExistsError
+
+        path = Path(path).expanduser()
+        if path.exists() and not overwrite:
+            raise DatasetExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
+        rows = self.csv_rows()
+        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        try:
+            with open(tmp, "w", newline="") as f:
+                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["dataset"])
+                writer.writeheader()
+                writer.writerows(rows)
+            os.replace(tmp, path)
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+        return path
+
+
+def paper_model_of(model: nn.Module, self_ensemble: bool = False) -> str | None:
+    """The paper's row for a model: its weights registry entry's, else from its config.
+
+    With ``self_ensemble`` the "+" row (EDSR+, MDSR+); the baselines have none (None).
+    """
+    from edsr_lab.paper import paper_model_name
+
+    info = getattr(model, "weights_info", None)
+    cfg = getattr(model, "config", None)
+    if info is not None:
+        name = info.paper
+    elif isinstance(cfg, Mapping):
+        arch = type(model).__name__
+        name = paper_model_name(arch, int(cfg.get("n_resblocks", 0)), int(cfg.get("n_feats", 0)))
+    else:
+        name = None
+    if name is None or not self_ensemble:
+        return name
+    return None if "baseline" in name else name + "+"
+
+
+def evaluate_sets(
+    model: nn.Module,
+    data: Sequence[str | Path],
+    scale: int,
+    *,
+    protocol: str | None = None,
+    self_ensemble: bool = False,
+    tile: int | None = None,
+    device: str | torch.device | None = None,
+    amp: bool = False,
+    root: str | Path | None = None,
+    limit: int | None = None,
+    crop: int | None = None,
+    bicubic: bool = True,
+    compute_ssim: bool = True,
+    label: str = "",
+    progress: bool = True,
+) -> EvalReport:
+    """Score a model on whole data sets, beside bicubic and the paper's Table 2/3 values.
+
+    Args:
+        model: an SR model (EDSR, MDSR with ``scale``, a loaded checkpoint or
+            :func:`edsr_lab.weights.load_pretrained` model).
+        data: keys ``"set5"``, ``"set14"``, ``"b100"``, ``"urban100"``, ``"div2k-valid"``
+            and/or folders of HR images (see :func:`edsr_lab.data.benchmarks.eval_pairs`).
+        scale: the upscaling factor.
+        protocol: ``"benchmark"`` (Y channel, crop ``scale``; Table 3) or ``"div2k"`` (RGB,
+            crop ``6 + scale``; Table 2). Default: ``"div2k"`` for div2k-valid, else
+            ``"benchmark"``. The paper's value is shown only where the protocol is the
+            one its table used.
+        self_ensemble, tile, device, amp: passed to :func:`super_resolve`.
+        root: where the data lives (default ``config.data_dir()``).
+        limit: score only the first ``limit`` images of each set (quick checks).
+        crop: score only the central ``crop`` x ``crop`` LR pixels of each image (and the HR
+            region they come from; :func:`edsr_lab.data.center_crop_pair`), for quick
+            checks on a CPU. Such numbers are not comparable with the paper's, so the paper
+            columns are left empty.
+        bicubic: also score the bicubic baseline on the same images.
+        label: the model's name in the table (default: the paper row, else the class name).
+        progress: a tqdm bar over images (stderr).
+
+    Returns:
+        An :class:`EvalReport`; ``print(report)`` shows the table, ``report.write_csv(path)``
+        the per-image scores.
+    """
+    from edsr_lab.data.benchmarks import eval_pairs, load_eval_pair
+    from edsr_lab.paper import DATASETS, paper_value
+
+    if protocol not in (None, "benchmark", "div2k"):
+        raise ValueError(f"protocol must be 'benchmark' or 'div2k', got {protocol!r}")
+    paper_model = paper_model_of(model, self_ensemble)
+    info = getattr(model, "weights_info", None)
+    label = label or (info.name if info is not None else paper_model or type(model).__name__)
+    report = EvalReport(label, paper_model, int(scale), self_ensemble)
+    plans = []
+    for d in data:
+        items = eval_pairs(d, int(scale), root=root)
+        plans.append((str(d), items[:limit] if limit else items))
+    total = sum(len(items) for _, items in plans)
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=total, desc="evaluate", unit="img")
+    channels = input_channels(model) or 3
+    try:
+        for d, items in plans:
+            key = d.lower()
+            proto = protocol or ("div2k" if key == "div2k-valid" else "benchmark")
+            name = DATASETS.get(key, Path(d).name)
+            res = EvalResult(scale=int(scale), protocol=proto, label=label)
+            bic = EvalResult(scale=int(scale), protocol=proto, label="Bicubic") if bicubic else None
+            for img, hr_path, lr_path in items:
+                hr, lr = load_eval_pair(hr_path, lr_path, int(scale), channels)
+                if crop is not None:
+                    hr, lr = center_crop_pair(hr, lr, crop, int(scale))
+                one = {img: (hr, lr)}
+                res.rows += evaluate(
+                    model, one, scale, protocol=proto, self_ensemble=self_ensemble, tile=tile,
+                    device=device, amp=amp, compute_ssim=compute_ssim,
+                ).rows  # fmt: skip
+                if bic is not None:
+                    bic.rows += evaluate(
+                        lambda x: bicubic_upscale(x, scale), one, scale, protocol=proto,
+                        compute_ssim=compute_ssim,
+                    ).rows  # fmt: skip
+                if bar is not None:
+                    bar.update(1)
+            table_ok = (proto == "div2k") == (key == "div2k-valid") and key in DATASETS
+            table_ok = table_ok and crop is None and not limit
+            report.sets.append(
+                SetResult(
+                    dataset=key if key in DATASETS else str(d),
+                    name=name,
+                    model=res,
+                    bicubic=bic,
+                    paper=paper_value(paper_model, int(scale), key)
+                    if table_ok and paper_model
+                    else None,
+                    paper_bicubic=paper_value("Bicubic", int(scale), key) if table_ok else None,
+                )
+            )
+    finally:
+        if bar is not None:
+            bar.close()
+    return report

@@ -85,7 +85,9 @@ def paper_value(model: str, scale: int, dataset: str) -> tuple[float, float | No
     return (*value, SOURCE["benchmark"]) if value else None
 
 
-def paper_model_name(arch: str, n_resblocks: int, n_feats: int, self_ensemble: bool) -> str | None:
+def paper_model_name(
+    arch: str, n_resblocks: int, n_feats: int, self_ensemble: bool = False
+) -> str | None:
     """The paper's row name for a model configuration, or None if the paper has none.
 
     ``("EDSR", 32, 256)`` -> ``"EDSR"``, ``("EDSR", 16, 64)`` -> ``"EDSR baseline"``,

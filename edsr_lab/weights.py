@@ -38,8 +38,15 @@ from edsr_lab.errors import CheckpointError
 #: The official model zoo (EDSR-PyTorch's ``src/model/edsr.py`` and ``mdsr.py`` URLs).
 OFFICIAL_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/models/"
 
-#: Where the course's committed weights and their manifest live.
+#: Where the course's committed weights and their manifest live
+#: (``EDSR_LAB_COURSE_WEIGHTS=DIR`` points elsewhere, e.g. to freshly trained ones).
 COURSE_DIR = config.PROJECT_ROOT / "data" / "course_weights"
+
+
+def course_dir() -> Path:
+    """``$EDSR_LAB_COURSE_WEIGHTS`` if set, else ``COURSE_DIR`` (``data/course_weights``)."""
+    env = os.environ.get("EDSR_LAB_COURSE_WEIGHTS")
+    return Path(env).expanduser() if env else COURSE_DIR
 
 
 @dataclass(frozen=True)
@@ -104,12 +111,12 @@ def cache_dir() -> Path:
 
 
 def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
-    """The course weights listed in ``folder/manifest.json`` (default ``COURSE_DIR``).
+    """The course weights listed in ``folder/manifest.json`` (default :func:`course_dir`).
 
     Returns {} when there is no manifest. Raises CheckpointError for a manifest that is
     not the expected JSON (``{"format": 1, "weights": {name: {"file", "sha256", ...}}}``).
     """
-    folder = Path(folder) if folder is not None else COURSE_DIR
+    folder = Path(folder) if folder is not None else course_dir()
     path = folder / "manifest.json"
     if not path.is_file():
         return {}
@@ -236,3 +243,30 @@ def load_pretrained(
     model = model.float().eval()
     model.weights_info = info
     return model
+
+
+def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs: Any) -> Any:
+    """A model from a registry name (:func:`load_pretrained`) or a checkpoint file.
+
+    Files: our format and official EDSR-PyTorch files via
+    :func:`edsr_lab.models.load_checkpoint`; BasicSR EDSR files via
+    :func:`edsr_lab.models.load_official`, which converts them. For ``--weights`` /
+    ``--checkpoint`` style options that accept either. Returns a float32 model in eval mode.
+    """
+    from edsr_lab.models import load_checkpoint, load_official
+    from edsr_lab.models.checkpoints import _read_state_dict
+    from edsr_lab.models.convert import is_basicsr_edsr
+
+    if not isinstance(name_or_path, Path) and str(name_or_path) in registry():
+        return load_pretrained(str(name_or_path), map_location=map_location, **kwargs)
+    path = Path(name_or_path).expanduser()
+    try:
+        model = load_checkpoint(path, map_location=map_location)
+    except CheckpointError:
+        if not path.is_file() or path.suffix == ".safetensors":
+            raise
+        sd, _ = _read_state_dict(path, "cpu")  # raises the same clear errors
+        if not is_basicsr_edsr(sd):
+            raise
+        model = load_official(sd, map_location=map_location)
+    return model.float().eval()

@@ -37,6 +37,7 @@ def official_fixture(monkeypatch, tmp_path):
     monkeypatch.setitem(weights.OFFICIAL, "tiny_x2", info)
     monkeypatch.setenv("EDSR_LAB_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(weights, "COURSE_DIR", tmp_path / "no_course")
+    monkeypatch.delenv("EDSR_LAB_COURSE_WEIGHTS", raising=False)
     return model, data, info
 
 
@@ -125,7 +126,7 @@ def test_course_weights_from_manifest(monkeypatch, tmp_path):
     entry = {"file": "course_tiny_x3.pt", "sha256": sha, "arch": "edsr",
              "preset": "edsr_baseline", "scale": 3, "loss": "l1", "steps": 10}  # fmt: skip
     (folder / "manifest.json").write_text(json.dumps({"format": 1, "weights": {"c3": entry}}))
-    monkeypatch.setattr(weights, "COURSE_DIR", folder)
+    monkeypatch.setenv("EDSR_LAB_COURSE_WEIGHTS", str(folder))
     assert weights.registry()["c3"].scales == (3,)
     loaded = weights.load_pretrained("c3")
     x = torch.rand(1, 3, 5, 4)
