@@ -733,6 +733,8 @@ class _StepLog:
         self.pending.clear()
         if self.bar is not None:
             self.bar.update(h.last_step - self.bar.n)
+            if self.at_log_point(h.last_step):
+                self.report()
         if not ok and self.progress:
             self.write(
                 f"step {h.diverged_step}: loss is {h.loss[-1]} -> training stopped "
@@ -740,12 +742,22 @@ class _StepLog:
             )
         return ok
 
-    def record(self, step: int, lr: float, loss: torch.Tensor, norm: Any, sync: bool) -> bool:
-        """Add one step; read back when due or ``sync``. False: diverged, stop."""
+    def record(self, step: int, lr: float, loss: torch.Tensor, norm: Any) -> bool:
+        """Add one step; read values back when due (always before a log point, an
+        evaluation or a save, so none of them sees diverged weights). False: stop."""
         self.add(step, lr, loss, norm)
-        return self.flush() if sync or step % self.every == 0 else True
+        c = self.config
+        due = step % self.every == 0 or self.at_log_point(step)
+        if due or _due(step, c.eval_every) or _due(step, c.checkpoint_every):
+            return self.flush()
+        return True
+
+    def at_log_point(self, step: int) -> bool:
+        """Every ``log_every`` steps and at the last step."""
+        return step % self.config.log_every == 0 or step == self.config.iters
 
     def report(self) -> None:
+        """Show the latest loss (ours and in the official 0..255 units) and lr on the bar."""
         if self.bar is None or not self.history.loss:
             return
         h = self.history
@@ -866,6 +878,14 @@ class _Checkpointer:
         )
 
 
+def _stop_requested(callback: Any, step: int, history: History) -> bool:
+    """Call ``callback(step, history)``; True (and ``history.stopped_early``) to stop."""
+    if callback is not None and callback(step, history) is True:
+        history.stopped_early = True
+        return True
+    return False
+
+
 def _due(step: int, every: int) -> bool:
     return bool(every) and step % every == 0
 
@@ -979,15 +999,10 @@ def train(
             lr_now = optimizer.param_groups[0]["lr"]
             loss, norm = step_fn(*batch)
             scheduler.step()
-            at_log = step % config.log_every == 0 or step == config.iters
-            sync = at_log or _due(step, config.eval_every) or _due(step, config.checkpoint_every)
-            if not log.record(step, lr_now, loss, norm, sync):
+            if not log.record(step, lr_now, loss, norm):
                 return history  # diverged: the last checkpoint written stays the good one
-            if at_log:
-                log.report()
-                if callback is not None and callback(step, history) is True:
-                    history.stopped_early = True
-                    break
+            if log.at_log_point(step) and _stop_requested(callback, step, history):
+                break
             if _due(step, config.eval_every):
                 _evaluate(core, eval_fn, history, step)
             if _due(step, config.checkpoint_every):

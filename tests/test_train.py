@@ -681,3 +681,39 @@ def test_spike_detector_uses_the_median_not_the_mean():
 
     h = train(_model(), TwoSpikes(), _cfg(iters=16, lr=1e-4), progress=False)
     assert [s for s, _ in h.spikes] == [10, 14]
+
+
+# ------------------------------------------------------------- wrapping (DDP, ranks)
+
+
+def test_non_main_ranks_write_no_checkpoint_and_show_nothing(tmp_path, capsys):
+    path = tmp_path / "run.pt"
+    h = train(
+        _model(),
+        StubSampler(),
+        _cfg(iters=4, checkpoint_every=2, checkpoint_path=str(path)),
+        is_main=False,
+    )
+    assert len(h) == 4 and not path.exists()
+    assert capsys.readouterr() == ("", "")
+
+
+def test_a_wrapped_model_is_saved_and_evaluated_unwrapped(tmp_path):
+    from edsr_lab.models import EDSR, load_checkpoint
+
+    torch.manual_seed(0)
+    inner = EDSR(1, 8, 2)
+    wrapped = nn.DataParallel(inner)  # on CPU a pass-through, with DDP's .module layout
+    seen = []
+    path = tmp_path / "run.pt"
+    train(
+        wrapped,
+        StubSampler(),
+        _cfg(iters=2, checkpoint_path=str(path)),
+        eval_fn=lambda m: seen.append(m) or {"psnr": 0.0},
+        progress=False,
+    )
+    assert seen == [inner]
+    loaded = load_checkpoint(path)  # keys without "module."
+    for a, b in zip(loaded.state_dict().values(), inner.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
