@@ -242,8 +242,7 @@ class History:
 
         A run before ``rgb_range`` was recorded counts as 255.
         """
-        factor = float(self.config.get("rgb_range", 255.0))
-        factor = factor if self.config.get("loss", "l1") == "l1" else factor * factor
+        factor = _official_factor(self.config)
         return [v * factor for v in self.loss]
 
     def eval_series(self, key: str) -> tuple[list[int], list[float]]:
