@@ -375,6 +375,7 @@ def test_kept_checkpoint_after_divergence_gives_a_finite_loss(tmp_path):
         FarTarget(),
         _cfg(iters=30, lr=0.1, checkpoint_every=1, checkpoint_path=str(path)),
         progress=False,
+        device="cpu",
     )
     assert h.diverged and 3 <= h.diverged_step <= 12, h.diverged_step
     ckpt = load_training_checkpoint(path)
@@ -399,6 +400,7 @@ def test_no_checkpoint_when_even_the_first_step_explodes(tmp_path):
         StubSampler(),
         _cfg(iters=50, lr=1e30, loss="l2", checkpoint_every=1, checkpoint_path=str(path)),
         progress=False,
+        device="cpu",
     )
     assert h.diverged and not path.exists()  # never a file of exploding weights
 
@@ -458,10 +460,12 @@ def _adam_state_by_name(model, ckpt):
 def test_a_scale_3_step_updates_only_the_shared_body_and_the_x3_modules(tmp_path):
     path = tmp_path / "mdsr.pt"
     cfg = _cfg(iters=2, lr=1e-3, checkpoint_path=str(path))
-    train(_mdsr(), ScaleSequence(), cfg, progress=False)  # steps at x2 and x4
+    train(_mdsr(), ScaleSequence(), cfg, progress=False, device="cpu")  # steps at x2 and x4
     before = load_training_checkpoint(path)
     model = _mdsr(seed=7)
-    train(model, ScaleSequence(), cfg, iters=3, resume_from=path, progress=False)  # x3
+    train(
+        model, ScaleSequence(), cfg, iters=3, resume_from=path, progress=False, device="cpu"
+    )  # x3
     after = load_training_checkpoint(path)
     assert after["step"] == 3
     adam_before, adam_after = _adam_state_by_name(model, before), _adam_state_by_name(model, after)
@@ -487,9 +491,17 @@ def test_mdsr_resume_is_exact_and_loads_as_a_model(tmp_path):
     from edsr_lab.models import MDSR, load_checkpoint
 
     cfg = _cfg(iters=6, lr=1e-3)
-    full = train(_mdsr(), ScaleSequence(), cfg, progress=False)
+    full = train(_mdsr(), ScaleSequence(), cfg, progress=False, device="cpu")
     path = tmp_path / "run.pt"
-    train(_mdsr(), ScaleSequence(), cfg, iters=4, checkpoint_path=str(path), progress=False)
+    train(
+        _mdsr(),
+        ScaleSequence(),
+        cfg,
+        iters=4,
+        checkpoint_path=str(path),
+        progress=False,
+        device="cpu",
+    )
     resumed = train(
         _mdsr(seed=3),
         ScaleSequence(seed=9),
@@ -497,6 +509,7 @@ def test_mdsr_resume_is_exact_and_loads_as_a_model(tmp_path):
         resume_from=path,
         checkpoint_path=str(path),
         progress=False,
+        device="cpu",
     )
     assert resumed.loss == pytest.approx(full.loss, rel=1e-6, abs=1e-9)
     model = load_checkpoint(path)
@@ -507,7 +520,13 @@ def test_a_batch_at_a_scale_the_model_lacks_is_a_clear_error():
     from edsr_lab.models import MDSR
 
     with pytest.raises(ValueError, match="scale"):
-        train(MDSR(1, 4, (2, 3)), ScaleSequence(order=(4,)), _cfg(iters=1), progress=False)
+        train(
+            MDSR(1, 4, (2, 3)),
+            ScaleSequence(order=(4,)),
+            _cfg(iters=1),
+            progress=False,
+            device="cpu",
+        )
 
 
 # ------------------------------------------------------- resume: no silent lr mismatch
@@ -516,7 +535,11 @@ def test_a_batch_at_a_scale_the_model_lacks_is_a_clear_error():
 def _lr_1000_run(tmp_path):
     path = tmp_path / "hot.pt"
     train(
-        _model(), StubSampler(), _cfg(iters=1, lr=1000.0, checkpoint_path=str(path)), progress=False
+        _model(),
+        StubSampler(),
+        _cfg(iters=1, lr=1000.0, checkpoint_path=str(path)),
+        progress=False,
+        device="cpu",
     )
     assert load_training_checkpoint(path)["config"]["lr"] == 1000.0
     return path
@@ -527,7 +550,14 @@ def test_resume_with_another_lr_is_refused_with_a_message(tmp_path):
 
     path = _lr_1000_run(tmp_path)
     with pytest.raises(ResumeConfigError, match=r"lr 1000.0 -> 0.0001.*resume_changes='apply'"):
-        train(_model(), StubSampler(), _cfg(iters=3, lr=1e-4), resume_from=path, progress=False)
+        train(
+            _model(),
+            StubSampler(),
+            _cfg(iters=3, lr=1e-4),
+            resume_from=path,
+            progress=False,
+            device="cpu",
+        )
 
 
 def test_resume_with_another_lr_applies_and_records_it_when_asked(tmp_path):
@@ -541,6 +571,7 @@ def test_resume_with_another_lr_applies_and_records_it_when_asked(tmp_path):
         resume_from=path,
         progress=False,
         resume_changes="apply",
+        device="cpu",
     )
     assert h.lr == [1000.0, 1e-4, 1e-4]
     assert h.changes == [{"step": 1, "lr": [1000.0, 1e-4]}]
@@ -552,7 +583,11 @@ def test_resume_with_another_lr_applies_and_records_it_when_asked(tmp_path):
 def test_resume_applies_a_new_schedule_at_the_current_step(tmp_path):
     path = tmp_path / "run.pt"
     train(
-        _model(), StubSampler(), _cfg(iters=6, lr=1e-3, checkpoint_path=str(path)), progress=False
+        _model(),
+        StubSampler(),
+        _cfg(iters=6, lr=1e-3, checkpoint_path=str(path)),
+        progress=False,
+        device="cpu",
     )
     h = train(
         _model(),
@@ -561,6 +596,7 @@ def test_resume_applies_a_new_schedule_at_the_current_step(tmp_path):
         resume_from=path,
         progress=False,
         resume_changes="apply",
+        device="cpu",
     )
     # From step 7 on: the new schedule, halved at 4 and 8 -> 5e-4 for 7-8, 2.5e-4 at 9.
     assert h.lr[6:] == [5e-4, 5e-4, 2.5e-4]
@@ -569,8 +605,16 @@ def test_resume_applies_a_new_schedule_at_the_current_step(tmp_path):
 
 def test_resume_may_always_extend_the_run(tmp_path):
     path = tmp_path / "run.pt"
-    train(_model(), StubSampler(), _cfg(iters=3, checkpoint_path=str(path)), progress=False)
-    h = train(_model(), StubSampler(), _cfg(iters=5), resume_from=path, progress=False)
+    train(
+        _model(),
+        StubSampler(),
+        _cfg(iters=3, checkpoint_path=str(path)),
+        progress=False,
+        device="cpu",
+    )
+    h = train(
+        _model(), StubSampler(), _cfg(iters=5), resume_from=path, progress=False, device="cpu"
+    )
     assert len(h) == 5 and h.changes == []
 
 
@@ -595,7 +639,7 @@ def test_default_adam_matches_the_official_0_255_loss_update():
     train(ours, StubSampler(), cfg, progress=False, device="cpu")
     official = _official_loop(_model(), StubSampler(), 20, 1e-4, 1e-8)
     ours_unscaled = _model()  # eps 1e-8 on our [0, 1] loss: 255x stronger than official
-    train(ours_unscaled, StubSampler(), cfg, rgb_range=1.0, progress=False)
+    train(ours_unscaled, StubSampler(), cfg, rgb_range=1.0, progress=False, device="cpu")
 
     def max_diff(a, b):
         return max(
@@ -607,9 +651,9 @@ def test_default_adam_matches_the_official_0_255_loss_update():
 
 
 def test_history_reports_the_loss_in_official_units():
-    h = train(_model(), StubSampler(), _cfg(iters=2), progress=False)
+    h = train(_model(), StubSampler(), _cfg(iters=2), progress=False, device="cpu")
     assert h.official_loss() == pytest.approx([v * 255 for v in h.loss])
-    h2 = train(_model(), StubSampler(), _cfg(iters=2, loss="l2"), progress=False)
+    h2 = train(_model(), StubSampler(), _cfg(iters=2, loss="l2"), progress=False, device="cpu")
     assert h2.official_loss() == pytest.approx([v * 255**2 for v in h2.loss])
 
 
@@ -635,6 +679,7 @@ def test_progress_false_is_silent(capsys, tmp_path):
         StubSampler(),
         _cfg(iters=5, checkpoint_path=str(tmp_path / "c.pt")),
         progress=False,
+        device="cpu",
     )
     assert capsys.readouterr() == ("", "")
 
@@ -653,9 +698,17 @@ class GlobalRNGSampler:
 
 def test_resume_restores_the_global_rng(tmp_path):
     cfg = _cfg(iters=10, seed=3)
-    full = train(_model(), GlobalRNGSampler(), cfg, progress=False)
+    full = train(_model(), GlobalRNGSampler(), cfg, progress=False, device="cpu")
     path = tmp_path / "run.pt"
-    train(_model(), GlobalRNGSampler(), cfg, iters=5, checkpoint_path=str(path), progress=False)
+    train(
+        _model(),
+        GlobalRNGSampler(),
+        cfg,
+        iters=5,
+        checkpoint_path=str(path),
+        progress=False,
+        device="cpu",
+    )
     torch.manual_seed(12345)  # whatever happened in between
     resumed = train(
         _model(),
@@ -664,6 +717,7 @@ def test_resume_restores_the_global_rng(tmp_path):
         resume_from=path,
         checkpoint_path=str(path),
         progress=False,
+        device="cpu",
     )
     assert resumed.loss == pytest.approx(full.loss, rel=1e-6, abs=1e-9)
 
@@ -679,7 +733,7 @@ def test_spike_detector_uses_the_median_not_the_mean():
             # not the median.
             return lr, (hr + {10: 5000.0, 14: 50.0}.get(self.calls, 0.0))
 
-    h = train(_model(), TwoSpikes(), _cfg(iters=16, lr=1e-4), progress=False)
+    h = train(_model(), TwoSpikes(), _cfg(iters=16, lr=1e-4), progress=False, device="cpu")
     assert [s for s, _ in h.spikes] == [10, 14]
 
 
@@ -693,6 +747,7 @@ def test_non_main_ranks_write_no_checkpoint_and_show_nothing(tmp_path, capsys):
         StubSampler(),
         _cfg(iters=4, checkpoint_every=2, checkpoint_path=str(path)),
         is_main=False,
+        device="cpu",
     )
     assert len(h) == 4 and not path.exists()
     assert capsys.readouterr() == ("", "")
@@ -712,6 +767,7 @@ def test_a_wrapped_model_is_saved_and_evaluated_unwrapped(tmp_path):
         _cfg(iters=2, checkpoint_path=str(path)),
         eval_fn=lambda m: seen.append(m) or {"psnr": 0.0},
         progress=False,
+        device="cpu",
     )
     assert seen == [inner]
     loaded = load_checkpoint(path)  # keys without "module."
