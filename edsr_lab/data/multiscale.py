@@ -56,8 +56,8 @@ class MultiScaleSampler:
 
     Memory: each scale holds its own copy of the images (HR images differ per scale once
     cropped to a multiple of it); DIV2K's 800 train images at x2, x3 and x4 take about
-    3 x 6.5 GB as uint8 -- build the samplers with ``device="cpu"`` if the GPU cannot
-    spare that.
+    3 x 6.5 GB as uint8. Build the PatchSamplers with ``storage="pinned"`` (or ``"auto"``,
+    which decides per scale from the free GPU memory) if the GPU cannot hold them all.
     """
 
     def __init__(self, samplers: Sequence[PatchSampler], *, seed: int = 0):
