@@ -174,3 +174,47 @@ def test_from_folder_builds_one_sampler_per_scale(tmp_path):
     assert "x3: 2 images" in repr(sampler)
     with pytest.raises(SamplerError, match="seed= once"):
         MultiScaleSampler.from_folder(root, SCALES, scale=2)
+
+
+# ------------------------------------------------------------------ with train()
+
+
+def test_train_resumes_an_mdsr_run_exactly(tmp_path):
+    """An MDSR run stopped and resumed (fresh model and sampler, everything from the
+    checkpoint) ends with the weights of the uninterrupted run: the scale picks and every
+    scale's patch stream continue where they stopped."""
+    from edsr_lab.models import MDSR, load_checkpoint
+    from edsr_lab.train import TrainConfig, train
+
+    def model(seed):
+        torch.manual_seed(seed)
+        return MDSR(1, 4, SCALES)
+
+    cfg = TrainConfig(iters=6, lr=1e-3, log_every=1, seed=0)
+    full = model(0)
+    h_full = train(full, _multi(seed=7), cfg, device="cpu", progress=False)
+    path = tmp_path / "mdsr_run.pt"
+    train(
+        model(0),
+        _multi(seed=7),
+        cfg,
+        iters=3,
+        checkpoint_path=str(path),
+        progress=False,
+        device="cpu",
+    )
+    resumed = model(123)
+    h = train(
+        resumed,
+        _multi(seed=999),
+        cfg,
+        checkpoint_path=str(path),
+        resume_from=path,
+        progress=False,
+        device="cpu",
+    )
+    assert h.loss == pytest.approx(h_full.loss, rel=1e-6, abs=1e-9)
+    for (name, a), b in zip(full.state_dict().items(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b), name
+    back = load_checkpoint(path)  # a training checkpoint is a model checkpoint too
+    assert isinstance(back, MDSR) and back.scales == SCALES
