@@ -111,6 +111,12 @@ def _cmd_course(args: argparse.Namespace) -> int:
 
 
 def _cmd_download_div2k(args: argparse.Namespace) -> int:
+    from urllib.parse import urlsplit
+
+    if args.base_url is not None and urlsplit(args.base_url).scheme not in ("http", "https"):
+        raise EdsrLabError(
+            f"--base-url {args.base_url!r}: only http:// and https:// mirrors are supported"
+        )
     from edsr_lab.data import div2k
 
     parts = args.parts or list(div2k.DEFAULT_PARTS)
@@ -120,9 +126,23 @@ def _cmd_download_div2k(args: argparse.Namespace) -> int:
             f"unknown DIV2K part(s) {' '.join(unknown)}; choose from: {' '.join(div2k.DIV2K_PARTS)}"
         )
     root = div2k.download_div2k(args.root, parts=parts, base_url=args.base_url or div2k.DIV2K_URL)
-    pairs = div2k.find_pairs(root, split="train", scale=2)
-    print(f"DIV2K ready in {root} ({len(pairs)} training pairs at x2)")
+    # Report what is there now, part by part (the parts asked for need not include train).
+    for part in parts:
+        folder = _div2k_part_folder(root, part)
+        n = len(list(folder.glob("*.png"))) if folder.is_dir() else 0
+        print(f"  {part:<22} {n:>4} images in {folder}")
+    print(f"DIV2K parts ready in {root}")
     return 0
+
+
+def _div2k_part_folder(root: Path, part: str) -> Path:
+    """Where a part's zip puts its images: train_HR -> DIV2K_train_HR,
+    train_LR_bicubic_X2 -> DIV2K_train_LR_bicubic/X2."""
+    split, kind = part.split("_", 1)
+    if kind == "HR":
+        return root / f"DIV2K_{split}_HR"
+    track, scale = kind.removeprefix("LR_").rsplit("_", 1)
+    return root / f"DIV2K_{split}_LR_{track}" / scale
 
 
 def _cmd_make_dataset(args: argparse.Namespace) -> int:
@@ -139,33 +159,65 @@ def _cmd_make_dataset(args: argparse.Namespace) -> int:
         first_index=args.first_index,
         overwrite=args.overwrite,
         progress=progress,
+        log=print,
     )
-    print(f"DIV2K layout written to {root} (scales {args.scales}, split {args.split})")
+    print(
+        f"DIV2K layout written to {root} (scales {args.scales}, split {args.split}); "
+        f"DIV2K_{args.split}_sources.csv maps each new name to its source file"
+    )
     return 0
+
+
+def _check_device(device: str | None):
+    """The torch device to use; DeviceError (one line) when this machine lacks it."""
+    if device is None:
+        return config.default_device()
+    from edsr_lab.errors import DeviceError
+    from edsr_lab.evaluate import _resolve_device
+
+    try:
+        return _resolve_device(device, None)
+    except DeviceError as err:
+        reason = str(err).removeprefix("super_resolve: ").replace("device='cpu'", "--device cpu")
+        raise DeviceError(f"--device {device}: {reason}") from None
+
+
+def _load_model(checkpoint: str, device):
+    """A checkpoint file, or a name from the weights registry (``edsr_lab.weights``)."""
+    from edsr_lab.models import load_checkpoint
+
+    path = Path(checkpoint).expanduser()
+    if not path.exists() and not path.is_symlink() and path.suffix == "":
+        from edsr_lab import weights
+
+        if checkpoint in weights.registry():
+            return weights.load_pretrained(checkpoint, map_location=device)
+    return load_checkpoint(path, map_location=device)
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    from edsr_lab.evaluate import super_resolve
-    from edsr_lab.io import load_image, save_image
-    from edsr_lab.models import load_checkpoint
+    from edsr_lab import upscale
 
-    device = args.device or config.default_device()
-    model = load_checkpoint(args.checkpoint, map_location=device)
-    scale = args.scale or getattr(model, "scale", None)
-    if scale is None:
-        raise EdsrLabError(
-            f"{args.checkpoint} holds a multi-scale model (scales {model.scales}); pass --scale"
-        )
+    device = _check_device(args.device)  # before the (slow) model load
+    sources = upscale.collect_inputs(args.images)
     out = Path(args.out).expanduser()
-    for path in map(Path, args.images):
-        lr = load_image(path, channels=model.n_colors)
-        sr = super_resolve(
-            model, lr, scale=scale, self_ensemble=args.self_ensemble, tile=args.tile, device=device
-        )
-        target = out / f"{path.stem}_x{scale}.png"
-        save_image(sr.cpu(), target, overwrite=args.overwrite)
-        print(f"{path} {tuple(lr.shape[-2:])} -> {target} {tuple(sr.shape[-2:])}")
-    return 0
+    if args.scale is not None and args.scale < 1:
+        raise EdsrLabError(f"--scale {args.scale}: the scale must be a whole number >= 1")
+    model = _load_model(args.checkpoint, device)
+    scale = upscale.check_scale(model, args.scale, args.checkpoint)
+    _, failed = upscale.upscale_files(
+        model,
+        sources,
+        out,
+        scale,
+        mode=args.mode,
+        bits=args.bits,
+        overwrite=args.overwrite,
+        tile=args.tile,
+        self_ensemble=args.self_ensemble,
+        device=device,
+    )
+    return 1 if failed else 0
 
 
 def _cmd_upscale_dicom(args: argparse.Namespace) -> int:
@@ -234,9 +286,32 @@ def _cmd_download_weights(args: argparse.Namespace) -> int:
     return cmd_download_weights(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a mistake is one line (argparse prints the whole usage first)."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
+def _int_at_least(low: int):
+    """An argparse type: a whole number >= low, with a one-line message otherwise."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"{value} is too small; it must be >= {low}")
+        return value
+
+    parse.__name__ = f"whole number >= {low}"
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser. Keep it import-free: plain defaults and choices only."""
-    parser = argparse.ArgumentParser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
+    parser = _Parser(prog="python -m edsr_lab", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("info", help="environment, device, mode and data found")
@@ -265,20 +340,61 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("make-dataset", help="any folder of HR images -> the DIV2K layout")
     p.add_argument("src", help="folder (or file) of HR images")
     p.add_argument("dst", help="dataset root to create")
-    p.add_argument("--scales", nargs="+", type=int, default=[2, 3, 4])
+    p.add_argument(
+        "--scales",
+        nargs="+",
+        type=_int_at_least(2),
+        default=[2, 3, 4],
+        help="LR scales, whole numbers >= 2 (default: 2 3 4)",
+    )
     p.add_argument("--split", default="train", choices=["train", "valid"])
-    p.add_argument("--first-index", type=int, default=1, help="DIV2K: 1 for train, 801 for valid")
+    p.add_argument(
+        "--first-index",
+        type=_int_at_least(0),
+        default=1,
+        help="number of the first image: DIV2K uses 1 for train, 801 for valid",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist")
     p.set_defaults(func=_cmd_make_dataset)
 
-    p = sub.add_parser("upscale", help="super-resolve image files with a checkpoint")
-    p.add_argument("images", nargs="+", help="image files (any format Pillow reads)")
-    p.add_argument("--checkpoint", required=True, help="our .pt/.safetensors or an official .pt")
+    p = sub.add_parser(
+        "upscale",
+        help="super-resolve image files or folders with a checkpoint",
+        description="Super-resolve images. Each output keeps its input's kind: grey stays "
+        "grey, 16-bit stays 16-bit (PNG), float TIFF stays float TIFF, alpha is upscaled "
+        "with bicubic and kept. Every file is tried; failures are listed, and the exit "
+        "status is 1 if any failed.",
+    )
+    p.add_argument("images", nargs="+", help="image files and/or folders of images")
+    p.add_argument(
+        "--checkpoint",
+        required=True,
+        help="our .pt/.safetensors, an official EDSR-PyTorch .pt, or a weights name",
+    )
     p.add_argument("--out", default="upscaled", help="output folder (default: ./upscaled)")
-    p.add_argument("--scale", type=int, default=None, help="needed for MDSR checkpoints")
+    p.add_argument(
+        "--scale",
+        type=_int_at_least(1),
+        default=None,
+        help="the model's scale (needed for MDSR: 2, 3 or 4)",
+    )
     p.add_argument("--self-ensemble", action="store_true", help="EDSR+: 8x slower, ~+0.1 dB")
-    p.add_argument("--tile", type=int, default=None, help="LR tile size, for large images")
+    p.add_argument(
+        "--tile", type=_int_at_least(1), default=None, help="LR tile size, for large images"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument(
+        "--mode",
+        default="auto",
+        choices=("auto", "L", "LA", "RGB", "RGBA"),
+        help="output colours (default auto: as the input; L = grey, A = with alpha)",
+    )
+    p.add_argument(
+        "--bits",
+        default="auto",
+        choices=("auto", "8", "16", "32"),
+        help="output precision (default auto: as the input; 16 = 16-bit PNG, 32 = float TIFF)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=_cmd_upscale)
 
@@ -457,12 +573,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    """Run one command; returns the exit status (0 ok, 1 some files failed, 2 bad input)."""
+    try:
+        args = build_parser().parse_args(argv)
+    except SystemExit as done:  # --help (0) or a usage error (2, one line printed)
+        return done.code if isinstance(done.code, int) else 2
     try:
         return args.func(args)
-    except FileExistsError as err:  # nothing the user saved is replaced without asking
-        print(f"error: {err} (on the command line: --overwrite)", file=sys.stderr)
+    except EdsrLabError as err:  # bad input: one line, exit 2 (its message says what to do)
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
-    except EdsrLabError as err:
-        print(f"error: {err}", file=sys.stderr)
+    except OSError as err:  # e.g. a disk that is full or went away while writing
+        print(f"error: {_one_line(err)}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print(
+            "interrupted; files already written are complete (each is written atomically)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+def _one_line(err: BaseException) -> str:
+    return " ".join(str(err).split()) or type(err).__name__

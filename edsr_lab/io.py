@@ -47,13 +47,13 @@ pixels than ``max_pixels``. Bad image *arguments* raise the shared
 from __future__ import annotations
 
 import contextlib
-import difflib
 import io as _bytes_io
 import os
 import struct
 import warnings
 import zlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -69,13 +69,16 @@ from edsr_lab.errors import (
     OutputPathError,
 )
 from edsr_lab.files import atomic_write
+from edsr_lab.paths import unreadable_reason
 from edsr_lab.png import check_png, encode_png16
 from edsr_lab.validate import check_finite
 
 __all__ = [
     "ALPHA_MODES",
     "DEFAULT_MAX_PIXELS",
+    "ImageInfo",
     "load_image",
+    "read_image",
     "save_image",
     "to_tensor",
     "to_uint8",
@@ -135,6 +138,47 @@ def load_image(
     """
     _check_channels(channels)
     _check_alpha(alpha)
+    image, _ = read_image(path, max_pixels=max_pixels)
+    array = image.numpy().transpose(1, 2, 0)
+    return _finish(array, channels, alpha)
+
+
+@dataclass(frozen=True)
+class ImageInfo:
+    """What an image file held, as :func:`read_image` found it.
+
+    Attributes:
+        channels: colour channels: 1 (grey) or 3 (RGB); alpha not counted.
+        has_alpha: whether the file has transparency (an alpha channel, or a palette or
+            ``tRNS`` transparent colour).
+        bits: 8, 16, or 32 (32-bit float, Pillow mode ``F``): the precision of the values.
+        mode: Pillow's mode string (e.g. ``"I;16"``, ``"RGBA"``, ``"P"``).
+        format: Pillow's format name (``"PNG"``, ``"TIFF"``, ``"JPEG"``...).
+    """
+
+    channels: int
+    has_alpha: bool
+    bits: int
+    mode: str
+    format: str | None
+
+
+def read_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> tuple[torch.Tensor, ImageInfo]:
+    """Read every channel of an image file as stored, and what the file was.
+
+    Unlike :func:`load_image`, nothing is converted: grey stays 1 channel and alpha is kept
+    as the last channel, so a caller can write back what it read (``upscale`` does).
+
+    Returns:
+        (image, info): float32 (C, H, W) in [0, 1] with C = 1 (grey), 2 (grey + alpha),
+        3 (RGB) or 4 (RGBA), upright as the EXIF orientation says; and an :class:`ImageInfo`.
+
+    Raises:
+        ImageReadError: as :func:`load_image`.
+        BadArgumentError: ``max_pixels`` is not a positive int or None.
+    """
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
     ):
@@ -166,14 +210,35 @@ def load_image(
                     reason = check_png(f, max_pixels)
                 if reason is not None:
                     raise ImageReadError(path, reason)
+            mode, fmt = img.mode, img.format
             # Decode before reading EXIF: PNG keeps EXIF after the pixels, so getexif() would
             # decode the file itself and spoil the 16-bit PNG path.
             array = _png16_color(path, img)
+            bits = 16 if array is not None else _bits_of(mode)
             if array is None:
+                args = img.tile[0][3] if len(img.tile) == 1 else ""
+                rawmode = args if isinstance(args, str) else ""
                 array = _pil_to_array(img)
+                if rawmode.startswith("LA;16") and array.shape[2] == 4:
+                    # Pillow opens 16-bit grey + alpha PNGs as RGBA (8-bit precision):
+                    # keep them grey + alpha.
+                    array = array[..., [0, 3]]
             orientation = _exif_orientation(img)
     array = _apply_orientation(array, orientation)
-    return _finish(array, channels, alpha)
+    n = array.shape[2]
+    info = ImageInfo(
+        channels=1 if n in (1, 2) else 3, has_alpha=n in (2, 4), bits=bits, mode=mode, format=fmt
+    )
+    chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(chw), info
+
+
+def _bits_of(mode: str) -> int:
+    if mode.startswith("I"):  # I;16*, and I (read as 16-bit when it fits, see above)
+        return 16
+    if mode.startswith("F"):
+        return 32
+    return 8
 
 
 def to_tensor(
@@ -225,41 +290,17 @@ def _check_alpha(alpha: object) -> None:
 
 
 def _check_is_readable_file(path: Path) -> None:
-    """Raise ImageReadError for the problems that are clearer to explain before opening."""
-    if not path.exists():
-        raise ImageReadError(path, f"no such file. Check the path; {_nearby(path)}")
+    """Raise ImageReadError for the problems that are clearer to explain before opening:
+    missing (with what is there instead), a folder, a symlink loop, a FIFO, empty."""
     if path.is_dir():
         raise ImageReadError(
             path,
             "it is a folder, not a file. Pass one image file, e.g. "
             "sorted(Path(folder).glob('*.png'))[0].",
         )
-    try:
-        size = path.stat().st_size
-    except OSError as exc:
-        raise ImageReadError(path, f"cannot access it ({exc.strerror or exc}).") from None
-    if size == 0:
-        raise ImageReadError(
-            path, "the file is empty (0 bytes); it was probably not fully downloaded or written."
-        )
-
-
-def _nearby(path: Path) -> str:
-    """A hint about what *is* there, for the 'no such file' message."""
-    folder = path.parent
-    if not folder.is_dir():
-        return f"the folder {str(folder)!r} does not exist either."
-    try:
-        names = sorted(entry.name for entry in folder.iterdir())
-    except OSError:
-        return f"the folder {str(folder)!r} exists but cannot be listed."
-    if not names:
-        return f"the folder {str(folder)!r} is empty."
-    close = difflib.get_close_matches(path.name, names, n=3, cutoff=0.6)
-    if close:
-        return "did you mean " + " or ".join(repr(n) for n in close) + "?"
-    shown = ", ".join(names[:5]) + (f", ... ({len(names)} entries)" if len(names) > 5 else "")
-    return f"the folder {str(folder)!r} holds: {shown}."
+    reason = unreadable_reason(path, "image file")
+    if reason is not None:
+        raise ImageReadError(path, reason if reason.endswith((".", "?")) else reason + ".")
 
 
 @contextlib.contextmanager
@@ -495,8 +536,8 @@ def to_uint8(image: torch.Tensor | np.ndarray) -> np.ndarray:
     """Convert a float image in [0, 1] to a (H, W, C) uint8 numpy array, as it would be saved.
 
     Args:
-        image: torch tensor or numpy array, float dtype, shape (C, H, W) with C in {1, 3, 4},
-            (1, C, H, W) or (H, W). Values are clamped to [0, 1].
+        image: torch tensor or numpy array, float dtype, shape (C, H, W) with C in
+            {1, 2, 3, 4}, (1, C, H, W) or (H, W). Values are clamped to [0, 1].
 
     Returns:
         np.uint8 array (H, W, C): ``floor(x * 255 + 0.5)``, i.e. rounded with halves going
@@ -520,15 +561,17 @@ def save_image(
     """Write a float image in [0, 1] to ``path``; the suffix picks the format.
 
     Args:
-        image: torch tensor or numpy array, float dtype, shape (C, H, W) with C in {1, 3, 4}
-            (gray, RGB, RGBA), (1, C, H, W) or (H, W). Values are clamped to [0, 1] and
-            rounded (halves up) to the nearest level.
+        image: torch tensor or numpy array, float dtype, shape (C, H, W) with C in
+            {1, 2, 3, 4} (gray, gray + alpha, RGB, RGBA), (1, C, H, W) or (H, W). Values are
+            clamped to [0, 1] and rounded (halves up) to the nearest level (not rounded for
+            ``bits=32``).
         path: file to write, e.g. "out/butterfly_x4.png". Missing parent folders are created.
             Any format Pillow writes works for 8 bits (.png, .bmp, .tif, .jpg, .webp); JPEG is
             written at quality 95 without chroma subsampling and WebP losslessly.
-        bits: 8, or 16 for a 16-bit PNG (gray, RGB or RGBA; read back exactly by
-            ``load_image``). 16-bit files are encoded by :mod:`edsr_lab.png`, since Pillow
-            cannot write 16-bit colour.
+        bits: 8; 16 for a 16-bit PNG (read back exactly by ``load_image``, except gray +
+            alpha, which Pillow reads at 8-bit precision); 32 for a float32 TIFF of one grey
+            channel (Pillow's mode ``F``, read back exactly). 16-bit files are encoded by
+            :mod:`edsr_lab.png`, since Pillow cannot write 16-bit colour.
         overwrite: if False and ``path`` exists, raise OutputExistsError instead of replacing.
 
     Returns:
@@ -538,13 +581,14 @@ def save_image(
     Raises:
         ImageTypeError / ImageInputError / NonFiniteImageError: bad dtype, shape, or NaN or
             infinite values (as :func:`to_uint8`).
-        BadArgumentError: bits not 8/16, 16 bits for a non-PNG suffix, an unknown suffix,
-            or a format that cannot hold the channels.
+        BadArgumentError: bits not 8/16/32, 16 bits for a non-PNG suffix, 32 bits for
+            anything but a grey .tif, an unknown suffix, or a format that cannot hold the
+            channels.
         OutputPathError: ``path`` is a folder (an ``OSError``).
         OutputExistsError: ``overwrite=False`` and the file exists (a ``FileExistsError``).
     """
-    if bits not in (8, 16) or isinstance(bits, bool):
-        raise BadArgumentError(f"bits must be 8 or 16, got {bits!r}")
+    if bits not in (8, 16, 32) or isinstance(bits, bool):
+        raise BadArgumentError(f"bits must be 8, 16 or 32 (float TIFF), got {bits!r}")
     hwc = _as_hwc(image)
     path = Path(path).expanduser()
     fmt = _format_for(path)
@@ -552,6 +596,12 @@ def save_image(
         raise BadArgumentError(
             f"bits=16 is only supported for PNG files, but {str(path)!r} is {fmt}; "
             "use a .png suffix or bits=8"
+        )
+    if bits == 32 and (fmt != "TIFF" or hwc.shape[2] != 1):
+        raise BadArgumentError(
+            f"bits=32 writes a float32 TIFF of one grey channel (Pillow's mode 'F'), but "
+            f"{str(path)!r} is {fmt} with {hwc.shape[2]} channel(s); use a .tif suffix and a "
+            "grey image, or bits=16 (PNG) for colour"
         )
     if path.is_dir():
         raise OutputPathError(f"cannot save image to {str(path)!r}: it is a folder")
@@ -562,6 +612,12 @@ def save_image(
         )
     if bits == 16:
         data = encode_png16(np.floor(hwc * 65535 + 0.5).astype(np.uint16))
+    elif bits == 32:
+        buffer = _bytes_io.BytesIO()
+        Image.fromarray(np.ascontiguousarray(hwc[..., 0], dtype=np.float32), mode="F").save(
+            buffer, format="TIFF"
+        )
+        data = buffer.getvalue()
     else:
         data = _encode_8bit(np.floor(hwc * 255 + 0.5).astype(np.uint8), fmt, path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -599,12 +655,12 @@ def _as_hwc(image: object) -> np.ndarray:
         array = array[0]
     elif array.ndim == 2:
         array = array[None]
-    if array.ndim != 3 or array.shape[0] not in (1, 3, 4):
+    if array.ndim != 3 or array.shape[0] not in (1, 2, 3, 4):
         hint = ""
-        if array.ndim == 3 and array.shape[2] in (1, 3, 4):
+        if array.ndim == 3 and array.shape[2] in (1, 2, 3, 4):
             hint = " It looks like (H, W, C): use x.permute(2, 0, 1) or x.transpose(2, 0, 1)."
         raise ImageInputError(
-            f"expected an image shaped (C, H, W) with C in {{1, 3, 4}}, (1, C, H, W) or "
+            f"expected an image shaped (C, H, W) with C in {{1, 2, 3, 4}}, (1, C, H, W) or "
             f"(H, W); got shape {shape}.{hint}"
         )
     if array.shape[1] == 0 or array.shape[2] == 0:

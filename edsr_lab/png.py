@@ -33,13 +33,14 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 
 
 def encode_png16(u16: np.ndarray) -> bytes:
-    """Encode (H, W, C) uint16, C in {1, 3, 4}, as a 16-bit PNG (gray, RGB or RGBA).
+    """Encode (H, W, C) uint16, C in {1, 2, 3, 4}, as a 16-bit PNG (gray, gray + alpha, RGB
+    or RGBA).
 
     PNG stores samples big-endian, each row prefixed by a filter byte; filter 0 ("none")
     keeps this simple, at the cost of somewhat larger files than adaptive filtering.
     """
     height, width, channels = u16.shape
-    color_type = {1: 0, 3: 2, 4: 6}[channels]
+    color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
     rows = np.zeros((height, 1 + width * channels * 2), dtype=np.uint8)
     rows[:, 1:] = np.ascontiguousarray(u16, dtype=">u2").view(np.uint8).reshape(height, -1)
     compressed = zlib.compress(rows.tobytes(), 6)

@@ -40,7 +40,13 @@ from pathlib import Path, PurePosixPath
 import torch
 
 from edsr_lab import config, download
-from edsr_lab.errors import ArchiveError, DatasetError, DatasetExistsError
+from edsr_lab.errors import (
+    ArchiveError,
+    BadArgumentError,
+    DatasetError,
+    DatasetExistsError,
+    OutputPathError,
+)
 
 #: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -91,16 +97,18 @@ def _check_scales(scales: int | Iterable[int]) -> tuple[int, ...]:
     out = []
     for s in scales:
         if isinstance(s, bool) or not isinstance(s, int) or s < 2:
-            raise ValueError(f"scales must be whole numbers >= 2, got {s!r}")
+            raise BadArgumentError(
+                f"scales must be whole numbers >= 2 (the LR is the HR shrunk s times), got {s!r}"
+            )
         out.append(int(s))
     if not out:
-        raise ValueError("scales is empty; give at least one scale, e.g. (2, 3, 4)")
+        raise BadArgumentError("scales is empty; give at least one scale, e.g. (2, 3, 4)")
     return tuple(sorted(set(out)))
 
 
 def _check_split(split: str) -> str:
     if not isinstance(split, str) or not split.isalnum():
-        raise ValueError(f"split must be a word such as 'train' or 'valid', got {split!r}")
+        raise BadArgumentError(f"split must be a word such as 'train' or 'valid', got {split!r}")
     return split
 
 
@@ -183,6 +191,7 @@ def make_div2k_layout(
     channels: int = 3,
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
+    log: Callable[[str], None] | None = None,
 ) -> Path:
     """Turn HR images into the DIV2K layout, making the LR images the paper's way.
 
@@ -190,11 +199,21 @@ def make_div2k_layout(
     from ``first_index``; DIV2K uses 0001 for train and 0801 for valid) and, for each
     scale s, ``dst_root/DIV2K_{split}_LR_bicubic/X{s}/NNNNxs.png`` =
     :func:`edsr_lab.resize.degrade` of the saved HR file (8-bit, MATLAB bicubic).
+    ``dst_root/DIV2K_{split}_sources.csv`` maps each new name to its source file.
 
     The HR image is cropped (top-left kept, like MATLAB's ``modcrop``) to a multiple of
     the least common multiple of the scales (12 for 2, 3, 4), so one HR file serves every
     scale and HR size == s * LR size exactly, as in DIV2K (whose sizes are multiples of 12).
-    HR files are written as 8-bit PNGs (16-bit sources are rounded to 8 bits).
+
+    Conversions, said plainly: files are written as **8-bit** PNGs, like DIV2K and the
+    paper's LR (16-bit and float sources are rounded to 8 bits; ``log`` gets one line
+    naming how many); alpha is composited on white and grey is repeated to RGB (with
+    ``channels=3``), as :func:`edsr_lab.io.load_image` does.
+
+    Nothing is half-written: every source is checked first (readable, an image, large
+    enough), then all files are made in a hidden staging folder inside ``dst_root`` and
+    moved into place only when every image succeeded. On any failure the staging folder
+    (and ``dst_root``, if this call created it) is removed.
 
     Args:
         src: a folder of images (png, jpg, bmp, tif, webp; sorted by name), one image
@@ -202,58 +221,139 @@ def make_div2k_layout(
         dst_root: the dataset root (the folder that will hold ``DIV2K_{split}_HR``).
         scales: downscaling factors, whole numbers >= 2.
         split: ``"train"``, ``"valid"`` or another word.
-        first_index: number of the first image.
+        first_index: number of the first image (>= 0).
         channels: 3 (RGB; gray sources are repeated) or 1.
         overwrite: replace files that exist; otherwise DatasetExistsError before
             anything is written.
         progress: optional ``progress(done, total)`` called after each image.
+        log: optional ``log(line)`` for notes about conversions.
 
     Returns:
         ``Path(dst_root)``, ready for ``find_pairs(dst_root, split, scale)``.
+
+    Raises:
+        BadArgumentError: bad scales, split or first_index.
+        OutputPathError: ``dst_root`` is a file, lies under one, or is not writable.
+        DatasetError: a source is missing, not an image, or too small (names the file).
+        DatasetExistsError: an output exists and ``overwrite`` is False.
     """
+    from edsr_lab.errors import EdsrLabError
     from edsr_lab.io import load_image, save_image
+    from edsr_lab.paths import unwritable_reason
     from edsr_lab.resize import degrade, modcrop
 
     scales = _check_scales(scales)
     split = _check_split(split)
     if isinstance(first_index, bool) or not isinstance(first_index, int) or first_index < 0:
-        raise ValueError(f"first_index must be a whole number >= 0, got {first_index!r}")
-    files = _source_images(src)
+        raise BadArgumentError(
+            f"first_index must be a whole number >= 0 (DIV2K: 1 for train, 801 for valid), "
+            f"got {first_index!r}"
+        )
     root = Path(dst_root).expanduser()
-    hr_dir = root / hr_dirname(split)
-    lr_dirs = {s: root / lr_dirname(split, s) for s in scales}
+    reason = unwritable_reason(root)
+    if reason is not None:
+        raise OutputPathError(f"cannot write the dataset to {str(root)!r}: {reason}")
+    files = _source_images(src)
+    if first_index + len(files) - 1 > 9999:
+        raise BadArgumentError(
+            f"{len(files)} images from first_index {first_index} would need numbers above "
+            "9999 (DIV2K names have 4 digits); use a smaller first_index"
+        )
+    multiple = math.lcm(*scales)
+    hr_rel = Path(hr_dirname(split))
+    lr_rel = {s: Path(lr_dirname(split, s)) for s in scales}
+    mapping_rel = Path(f"DIV2K_{split}_sources.csv")
 
     plan = []
     for i, path in enumerate(files):
         name = f"{first_index + i:04d}.png"
-        plan.append((path, hr_dir / name, {s: lr_dirs[s] / lr_filename(name, s) for s in scales}))
+        plan.append((path, hr_rel / name, {s: lr_rel[s] / lr_filename(name, s) for s in scales}))
     if not overwrite:
-        existing = [str(p) for _, hr, lrs in plan for p in (hr, *lrs.values()) if p.exists()]
+        existing = [
+            str(root / p) for _, hr, lrs in plan for p in (hr, *lrs.values()) if (root / p).exists()
+        ]
         if existing:
             raise DatasetExistsError(
                 f"{len(existing)} file(s) would be overwritten, e.g. {existing[0]!r}; "
-                "pass overwrite=True to replace them, or choose another dst_root/first_index"
+                "pass overwrite=True (--overwrite) to replace them, or choose another "
+                "dst_root / first_index"
             )
 
-    multiple = math.lcm(*scales)
-    for d in (hr_dir, *lr_dirs.values()):
-        d.mkdir(parents=True, exist_ok=True)
-    for i, (path, hr_path, lr_paths) in enumerate(plan):
-        hr = load_image(path, channels=channels)
-        h, w = hr.shape[-2:]
-        if h < multiple or w < multiple:
+    # 1. Check every source before writing anything: readable, an image, large enough.
+    reduced = 0
+    for path, _, _ in plan:
+        try:
+            width, height, bits = _image_header(path)
+        except EdsrLabError as err:
+            raise DatasetError(f"source image {str(path)!r}: {err}") from None
+        if height < multiple or width < multiple:
             raise DatasetError(
-                f"{str(path)!r} is {h}x{w} pixels; every image must be at least "
-                f"{multiple}x{multiple} for scales {scales}"
+                f"source image {str(path)!r} is {width}x{height} pixels; every image must be "
+                f"at least {multiple}x{multiple} for scales {scales}; nothing was written"
             )
-        save_image(modcrop(hr, multiple), hr_path)  # atomic (temp file + rename)
-        # Degrade the HR *as saved* (8-bit), so LR == degrade(load_image(HR file)) exactly.
-        hr = load_image(hr_path, channels=channels)
-        for s, lr_path in lr_paths.items():
-            save_image(degrade(hr, s), lr_path)
-        if progress is not None:
-            progress(i + 1, len(plan))
+        reduced += bits > 8
+
+    # 2. Make everything in a staging folder; move it into place only if all succeeded.
+    created_root = not root.exists()
+    staging = root / f".make-dataset-{uuid.uuid4().hex[:8]}"
+    try:
+        for rel in (hr_rel, *lr_rel.values()):
+            (staging / rel).mkdir(parents=True, exist_ok=True)
+        rows = ["name,source"]
+        for i, (path, hr_path, lr_paths) in enumerate(plan):
+            try:
+                hr = load_image(path, channels=channels)  # errors name the file
+            except EdsrLabError as err:
+                raise DatasetError(f"{err}; nothing was written") from None
+            save_image(modcrop(hr, multiple), staging / hr_path)
+            # Degrade the HR *as saved* (8-bit), so LR == degrade(load_image(HR file)) exactly.
+            hr = load_image(staging / hr_path, channels=channels)
+            for s, lr_path in lr_paths.items():
+                save_image(degrade(hr, s), staging / lr_path)
+            rows.append(f"{hr_path.name},{_csv_field(str(path.resolve()))}")
+            if progress is not None:
+                progress(i + 1, len(plan))
+        (staging / mapping_rel).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        for _, hr_path, lr_paths in plan:
+            for rel in (hr_path, *lr_paths.values()):
+                (root / rel).parent.mkdir(parents=True, exist_ok=True)
+                os.replace(staging / rel, root / rel)
+        os.replace(staging / mapping_rel, root / mapping_rel)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if created_root:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    shutil.rmtree(staging, ignore_errors=True)
+    if reduced and log is not None:
+        log(
+            f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value; the "
+            "dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
+        )
     return root
+
+
+def _csv_field(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"' if any(c in text for c in ',"\n') else text
+
+
+def _image_header(path: Path) -> tuple[int, int, int]:
+    """(width, height, bits per value) from the file's header, without decoding its pixels;
+    ImageReadError when it is not a readable image file."""
+    from PIL import Image, UnidentifiedImageError
+
+    from edsr_lab.errors import ImageReadError
+    from edsr_lab.io import _check_is_readable_file
+
+    _check_is_readable_file(path)
+    try:
+        with Image.open(path) as img:
+            mode, (width, height) = img.mode, img.size
+            args = img.tile[0][3] if len(img.tile) == 1 else ""
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        raise ImageReadError(path, f"not an image Pillow can read ({exc})") from None
+    wide = mode.startswith(("I", "F")) or (isinstance(args, str) and ";16" in args)
+    return width, height, 16 if wide else 8
 
 
 # ------------------------------------------------------------------------ find_pairs

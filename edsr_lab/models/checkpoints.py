@@ -65,6 +65,7 @@ from edsr_lab.models.common import count_parameters
 from edsr_lab.models.edsr import EDSR, dataset_mean
 from edsr_lab.models.mdsr import MDSR
 from edsr_lab.models.srresnet import SRResNet
+from edsr_lab.paths import unreadable_reason
 
 __all__ = [
     "ARCHITECTURES",
@@ -117,15 +118,16 @@ _NESTED_KEYS = ("state_dict", "model", "params_ema", "params", "net")
 def _torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """``torch.load(path, weights_only=True)`` with every failure turned into CheckpointError."""
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise CheckpointError(
             f"checkpoint {str(path)!r} does not exist (working directory: {os.getcwd()}); "
             f"check the path, or download/train the model first"
         )
     if path.is_dir():
         raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a file")
-    if path.stat().st_size == 0:
-        raise CheckpointError(f"checkpoint {str(path)!r} is empty (0 bytes): download it again")
+    reason = unreadable_reason(path, "checkpoint")  # a symlink loop, a FIFO, empty, ...
+    if reason is not None:
+        raise CheckpointError(f"checkpoint {str(path)!r}: {reason}")
     with open(path, "rb") as f:
         head = f.read(64)
     # torch.save writes a zip ("PK..."); very old files are a pickle (protocol opcode 0x80).

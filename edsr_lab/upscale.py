@@ -1,0 +1,357 @@
+"""Super-resolve your own image files, keeping what they were: ``python -m edsr_lab upscale``.
+
+The models take RGB (or grey, for ``n_colors=1`` models) floats in [0, 1]; files come as
+grey or colour, with or without transparency, at 8 or 16 bits or as 32-bit floats. Each
+output keeps what its input was:
+
+* **grey in, grey out.** An RGB model runs on the grey image repeated to 3 channels; its
+  3 output channels (nearly equal) are turned back into one with the ITU-R 601 luma
+  weights (0.299 R + 0.587 G + 0.114 B, what ``load_image(channels=1)`` uses). A 1-channel
+  model runs on grey directly, and on each channel of a colour image in turn.
+* **bit depth:** 8-bit in, 8-bit PNG out; 16-bit (PNG or TIFF) in, 16-bit PNG out; a 32-bit
+  float TIFF (Pillow mode ``F``, grey, values in [0, 1]) in, float TIFF out (not rounded).
+* **alpha:** upscaled separately with the MATLAB-compatible bicubic
+  (:func:`edsr_lab.evaluate.bicubic_upscale`), not by the model (which was never trained on
+  transparency), and re-attached. The colour under fully transparent pixels is whatever
+  the file stored there, super-resolved like the rest.
+* ``mode=`` / ``bits=`` (``--mode`` / ``--bits``) ask for something else: ``L``, ``LA``,
+  ``RGB``, ``RGBA``; 8, 16 or 32. Dropping alpha composites on white (as ``load_image``);
+  adding it makes every pixel opaque.
+
+Outputs are named ``<input stem>_x<scale>.png`` (``.tif`` for float) in one folder.
+:func:`upscale_files` plans every output before it writes anything: two inputs that
+would give the same name, an output that would replace an input, or an existing output
+(without ``overwrite``) stop it with one line and nothing written. Then it processes every
+file, prints one line per file (``FAILED <file>: <reason>`` for a failure) and a summary.
+
+Limits: 16-bit grey + alpha PNGs are read at 8-bit precision (Pillow has no decoder for
+their low bytes), so they come out as 8-bit; colour float TIFFs cannot be read by Pillow.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from edsr_lab.errors import (
+    BadArgumentError,
+    EdsrLabError,
+    OutputExistsError,
+    OutputPathError,
+)
+from edsr_lab.io import ImageInfo, read_image, save_image
+from edsr_lab.paths import unreadable_reason, unwritable_reason
+
+__all__ = [
+    "IMAGE_SUFFIXES",
+    "OUTPUT_BITS",
+    "OUTPUT_MODES",
+    "collect_inputs",
+    "output_name",
+    "plan_outputs",
+    "upscale_array",
+    "upscale_files",
+]
+
+#: Files taken from a folder given as input (others there are skipped, and said so).
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+#: Output colour layouts (Pillow's names); "auto" keeps the input's.
+OUTPUT_MODES = ("auto", "L", "LA", "RGB", "RGBA")
+#: Output precisions; "auto" keeps the input's (8, 16 or 32 = float TIFF).
+OUTPUT_BITS = ("auto", "8", "16", "32")
+
+_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L") and load_image
+
+
+@dataclass(frozen=True)
+class _Job:
+    source: Path
+    target: Path
+    info: ImageInfo | None  # None when the header cannot be read (the job then fails)
+
+
+def collect_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
+    """Files to process: each file as given, each folder's image files (sorted, not
+    recursive). A folder without image files raises BadArgumentError."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if path.is_dir():
+            found = sorted(
+                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
+            )
+            if not found:
+                raise BadArgumentError(
+                    f"the folder {str(path)!r} holds no image files "
+                    f"({', '.join(IMAGE_SUFFIXES)}); give image files or another folder"
+                )
+            files.extend(found)
+        else:
+            files.append(path)  # a missing or bad file fails on its own, later
+    return files
+
+
+def _peek(path: Path) -> ImageInfo | None:
+    """The file's mode and precision from its header, without decoding; None if unreadable."""
+    from PIL import Image
+
+    if unreadable_reason(path) is not None:  # never open a FIFO (it would block)
+        return None
+    try:
+        with Image.open(path) as img:
+            mode, fmt = img.mode, img.format
+            args = img.tile[0][3] if len(img.tile) == 1 else ""
+            rawmode = args if isinstance(args, str) else ""
+            transparent = "transparency" in img.info
+    except Exception:  # noqa: BLE001 - any failure is reported when the file is processed
+        return None
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        bits, channels, alpha = 16, 1, False
+    elif mode == "F":
+        bits, channels, alpha = 32, 1, False
+    else:
+        bits = 16 if rawmode in ("RGB;16B", "RGBA;16B") else 8
+        grey = mode in ("1", "L", "LA", "La") or rawmode.startswith("LA;16")
+        channels = 1 if grey else 3
+        alpha = mode in ("LA", "La", "RGBA", "RGBa", "PA") or transparent
+    return ImageInfo(channels=channels, has_alpha=alpha, bits=bits, mode=mode, format=fmt)
+
+
+def _resolve(info: ImageInfo, mode: str, bits: str) -> tuple[str, int]:
+    """The output mode ("L", "LA", "RGB", "RGBA") and bits (8, 16, 32) for one input."""
+    if mode == "auto":
+        mode = ("L" if info.channels == 1 else "RGB") + ("A" if info.has_alpha else "")
+    out_bits = info.bits if bits == "auto" else int(bits)
+    if out_bits == 32 and mode != "L":
+        if bits == "auto":  # float input asked for colour or alpha: keep 16 bits instead
+            out_bits = 16
+        else:
+            raise BadArgumentError(
+                f"--bits 32 writes a float TIFF of one grey channel, but the output mode is "
+                f"{mode}; use --mode L, or --bits 16 for a 16-bit PNG"
+            )
+    return mode, out_bits
+
+
+def output_name(source: Path, scale: int, bits: int) -> str:
+    """``<stem>_x<scale>.png``, or ``.tif`` for a float (32-bit) output."""
+    return f"{source.stem}_x{scale}{'.tif' if bits == 32 else '.png'}"
+
+
+def plan_outputs(
+    sources: Sequence[Path],
+    out_dir: Path,
+    scale: int,
+    *,
+    mode: str = "auto",
+    bits: str = "auto",
+    overwrite: bool = False,
+) -> list[_Job]:
+    """Decide every output path, refusing what would lose work before anything is written.
+
+    Raises:
+        OutputPathError: ``out_dir`` is a file, lies under a file, or is not writable.
+        BadArgumentError: two inputs would write the same output, an output would replace
+            one of the inputs, or a ``mode``/``bits`` combination that cannot be written.
+        OutputExistsError: an output exists and ``overwrite`` is False.
+    """
+    if mode not in OUTPUT_MODES:
+        raise BadArgumentError(f"--mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
+    if str(bits) not in OUTPUT_BITS:
+        raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
+    reason = unwritable_reason(out_dir)
+    if reason is not None:
+        raise OutputPathError(
+            f"--out {str(out_dir)!r}: {reason}. Outputs go into a folder as "
+            f"<name>_x{scale}.png; give a folder that can be created or written, e.g. "
+            "--out upscaled"
+        )
+    inputs = {}
+    for src in sources:
+        try:
+            inputs[src.resolve()] = src
+        except (OSError, RuntimeError):  # a symlink loop: fails on its own when processed
+            continue
+    jobs: list[_Job] = []
+    by_target: dict[Path, Path] = {}
+    for src in sources:
+        info = _peek(src)
+        out_bits = 8
+        if info is not None:
+            _, out_bits = _resolve(info, mode, str(bits))
+        target = out_dir / output_name(src, scale, out_bits)
+        key = target.resolve() if target.parent.exists() else target.absolute()
+        if key in by_target:
+            raise BadArgumentError(
+                f"{str(by_target[key])!r} and {str(src)!r} would both be written to "
+                f"{str(target)!r}; rename one, or upscale them into different --out folders"
+            )
+        by_target[key] = src
+        if key in inputs:
+            raise BadArgumentError(
+                f"the output {str(target)!r} would replace the input {str(inputs[key])!r}; "
+                "choose another --out folder"
+            )
+        jobs.append(_Job(src, target, info))
+    if not overwrite:
+        existing = [j.target for j in jobs if j.target.exists() or j.target.is_symlink()]
+        if existing:
+            more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
+            raise OutputExistsError(
+                f"{str(existing[0])!r} already exists{more}; nothing was written. Pass "
+                "--overwrite to replace the outputs, or choose another --out folder"
+            )
+    return jobs
+
+
+def _to_grey(x: torch.Tensor) -> torch.Tensor:
+    r, g, b = _LUMA
+    return (r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :]).clamp(0, 1)
+
+
+def upscale_array(
+    image: torch.Tensor,
+    info: ImageInfo,
+    sr_fn: Callable[[torch.Tensor], torch.Tensor],
+    scale: int,
+    model_channels: int,
+    mode: str,
+) -> torch.Tensor:
+    """Super-resolve one image as read by :func:`edsr_lab.io.read_image`.
+
+    Args:
+        image: float32 (C, H, W), alpha last when ``info.has_alpha``.
+        info: what the file was.
+        sr_fn: LR (model_channels, h, w) -> SR (model_channels, s*h, s*w), in [0, 1].
+        scale: the upscaling factor (for the alpha channel).
+        model_channels: 3 (RGB model) or 1.
+        mode: output layout, "L", "LA", "RGB" or "RGBA".
+
+    Returns:
+        float32 (len(mode), s*H, s*W) in [0, 1].
+    """
+    from edsr_lab.evaluate import bicubic_upscale
+
+    colour = image[: info.channels]
+    alpha = image[info.channels :] if info.has_alpha else None
+    if model_channels == 3:
+        rgb_in = colour.expand(3, -1, -1) if info.channels == 1 else colour
+        sr = sr_fn(rgb_in.contiguous())
+    else:  # a grey model: each channel on its own
+        sr = torch.cat([sr_fn(colour[c : c + 1]) for c in range(colour.shape[0])])
+    sr = sr.float().clamp(0, 1)
+    grey_out = mode.startswith("L")
+    if grey_out and sr.shape[0] == 3:
+        sr = _to_grey(sr)
+    elif not grey_out and sr.shape[0] == 1:
+        sr = sr.expand(3, -1, -1)
+    sr_alpha = None
+    if alpha is not None:
+        sr_alpha = bicubic_upscale(alpha.to(sr.device), scale).clamp(0, 1)
+    if mode.endswith("A"):
+        if sr_alpha is None:
+            sr_alpha = torch.ones_like(sr[:1])
+        return torch.cat([sr, sr_alpha])
+    if sr_alpha is not None:  # alpha dropped: composite on white, as load_image does
+        sr = sr * sr_alpha + (1 - sr_alpha)
+    return sr.contiguous()
+
+
+def upscale_files(
+    model: nn.Module,
+    sources: Sequence[Path],
+    out_dir: str | os.PathLike[str],
+    scale: int,
+    *,
+    mode: str = "auto",
+    bits: str = "auto",
+    overwrite: bool = False,
+    tile: int | None = None,
+    self_ensemble: bool = False,
+    device: torch.device | str | None = None,
+    log: Callable[[str], None] = print,
+) -> tuple[int, int]:
+    """Super-resolve every file into ``out_dir``; one line per file, then a summary.
+
+    Every output is planned first (:func:`plan_outputs`); then each file is read, run and
+    written on its own, so one bad file does not stop the others.
+
+    Returns:
+        (written, failed) counts.
+    """
+    from edsr_lab.evaluate import input_channels, super_resolve
+
+    out_dir = Path(out_dir).expanduser()
+    jobs = plan_outputs(sources, out_dir, scale, mode=mode, bits=bits, overwrite=overwrite)
+    model_channels = input_channels(model) or 3
+
+    def sr_fn(x: torch.Tensor) -> torch.Tensor:
+        out = super_resolve(
+            model, x, scale=scale, self_ensemble=self_ensemble, tile=tile, device=device
+        )
+        return out.cpu()
+
+    written = failed = 0
+    for job in jobs:
+        try:
+            image, info = read_image(job.source)
+            out_mode, out_bits = _resolve(info, mode, str(bits))
+            sr = upscale_array(image, info, sr_fn, scale, model_channels, out_mode)
+            out_dir.mkdir(parents=True, exist_ok=True)
+            save_image(sr, job.target, bits=out_bits, overwrite=overwrite)
+        except (EdsrLabError, OSError) as err:
+            failed += 1
+            log(f"FAILED {job.source}: {_one_line(err)}")
+            continue
+        written += 1
+        what = f"{out_mode}, {out_bits if out_bits != 32 else 'float32'}-bit"
+        log(
+            f"{job.source} {tuple(image.shape[-2:])} -> {job.target} "
+            f"{tuple(sr.shape[-2:])} ({what})"
+        )
+    summary = f"{written} of {len(jobs)} image(s) written to {out_dir}"
+    log(summary + (f"; {failed} failed (see the FAILED lines above)" if failed else ""))
+    return written, failed
+
+
+def _one_line(err: BaseException) -> str:
+    text = " ".join(str(err).split())
+    return text or type(err).__name__
+
+
+def check_scale(model: nn.Module, scale: int | None, checkpoint: str) -> int:
+    """The scale to use: ``scale`` if the model has it, else the model's only scale.
+
+    Raises BadArgumentError (one line) for a scale the model does not have (0 and negative
+    included) and for a multi-scale model (MDSR) without ``scale``.
+    """
+    from edsr_lab.evaluate import model_scale
+
+    scales: Iterable[int] = getattr(model, "scales", None) or ()
+    scales = tuple(int(s) for s in scales)
+    own = model_scale(model)
+    name = type(model).__name__
+    if scale is None:
+        if own is None:
+            raise BadArgumentError(
+                f"{checkpoint} holds a multi-scale {name} (scales "
+                f"{', '.join(map(str, scales))}); say which: --scale {scales[0] if scales else 2}"
+            )
+        return int(own)
+    available = scales or ((own,) if own is not None else ())
+    if scale < 1 or (available and scale not in available):
+        have = ", ".join(f"x{s}" for s in available)
+        raise BadArgumentError(
+            f"--scale {scale}: {checkpoint} holds a {name} for {have} only; "
+            + (
+                f"use one of {have}, or a checkpoint trained for x{scale}"
+                if scale >= 1
+                else "the scale must be a whole number >= 1"
+            )
+        )
+    return scale
