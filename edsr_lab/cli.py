@@ -4,7 +4,7 @@
     course          run the notebooks headless, top to bottom, into runs/notebooks/
     download-div2k  fetch DIV2K into data/DIV2K (about 7 GB for HR + bicubic x2/x3/x4)
     make-dataset    turn any folder of HR images into the DIV2K layout (LR via MATLAB bicubic)
-    upscale         super-resolve your own image(s) with a saved or official checkpoint
+    upscale         super-resolve your own images or folders (grey, 16-bit, float, alpha kept)
     upscale-dicom   super-resolve DICOM slices into derived DICOM (or 16-bit PNG) files
     train           train SRResNet/EDSR/MDSR on DIV2K or your own images (the paper's recipe)
     evaluate        PSNR/SSIM on Set5/Set14/B100/Urban100/DIV2K valid beside the paper's tables
@@ -22,6 +22,10 @@ itself. To add a subcommand:
    ``p.set_defaults(func=_cmd_name)``), using only plain values for defaults/choices;
 2. write ``_cmd_name(args) -> int`` that imports its implementation module lazily and
    calls it; put the implementation in that module, not here.
+
+Mistakes are one line: argparse's errors go through :class:`_Parser` (no usage dump), use
+``type=_int_at_least(n)`` for counts and sizes, and raise an ``edsr_lab.errors`` type
+from handlers (``main`` prints it as ``error: ...`` and returns 2).
 
 ``tests/test_cli.py`` checks that ``--help`` of every subcommand imports no torch.
 """

@@ -446,3 +446,18 @@ def test_download_div2k_rejects_other_url_schemes(tmp_path, capsys):
     args = ["download-div2k", "--root", tmp_path / "d", "--base-url", "ftp://example.org/div2k/"]
     assert "http" in _one_line_error(*_run(args, capsys)[::2])
     assert not (tmp_path / "d").exists()
+
+
+def test_a_grey_model_runs_on_each_colour_channel():
+    """A 1-channel model on an RGB image: each channel in turn, colour kept."""
+    from edsr_lab.io import ImageInfo
+    from edsr_lab.upscale import upscale_array
+
+    torch.manual_seed(0)
+    grey_model = EDSR(n_resblocks=1, n_feats=8, scale=2, n_colors=1).eval()
+    rgb = torch.rand(3, 6, 7, generator=torch.Generator().manual_seed(3))
+    info = ImageInfo(channels=3, has_alpha=False, bits=8, mode="RGB", format="PNG")
+    out = upscale_array(rgb, info, lambda x: _sr(grey_model, x), 2, 1, "RGB")
+    assert out.shape == (3, 12, 14)
+    for c in range(3):
+        torch.testing.assert_close(out[c : c + 1], _sr(grey_model, rgb[c : c + 1]))
