@@ -461,3 +461,14 @@ def test_a_grey_model_runs_on_each_colour_channel():
     assert out.shape == (3, 12, 14)
     for c in range(3):
         torch.testing.assert_close(out[c : c + 1], _sr(grey_model, rgb[c : c + 1]))
+
+
+def test_make_dataset_source_that_is_a_fifo_or_a_loop(tmp_path, capsys):
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    fifo = tmp_path / "pipe.png"
+    os.mkfifo(fifo)
+    for src, words in ((loop, "leads back to itself"), (fifo, "named pipe")):
+        code, _, err = _run(["make-dataset", src, tmp_path / "dst"], capsys)
+        assert words in _one_line_error(code, err)
+    assert not (tmp_path / "dst").exists()

@@ -153,8 +153,14 @@ def _fix_hint(root: Path, split: str, scale: int, track: str) -> str:
 def _source_images(src: str | Path | Iterable[str | Path]) -> list[Path]:
     if isinstance(src, (str, os.PathLike)):
         src = Path(src)
-        if not src.exists():
+        if not src.exists() and not src.is_symlink():
             raise DatasetError(f"the source folder {str(src)!r} does not exist")
+        if not src.is_dir():
+            from edsr_lab.paths import unreadable_reason
+
+            reason = unreadable_reason(src, "image file or folder")
+            if reason is not None:  # missing, a symlink loop, a FIFO, empty...
+                raise DatasetError(f"the source {str(src)!r}: {reason}")
         if src.is_file():
             files = [src]
         else:
