@@ -932,7 +932,8 @@ def args_to_config(args: Any) -> tuple[RunConfig, set[str]]:
     values = {
         k: getattr(args, k)
         for k in RunConfig.__dataclass_fields__
-        if hasattr(args, k) and getattr(args, k) not in (None, False)
+        # "is", not "in": 0 == False, and --iters 0 must reach the check, not vanish
+        if hasattr(args, k) and getattr(args, k) is not None and getattr(args, k) is not False
     }
     if "scales" in values:
         values["scales"] = tuple(values["scales"])
