@@ -233,3 +233,40 @@ def test_train_help_names_every_option(capsys):
     ):
         assert opt in text, opt
     assert "torchrun --nproc_per_node" in text and "Section 4.2" in text
+
+
+def test_finetune_on_a_folder_of_hr_images_reports_the_gains(capsys, tmp_path, div2k):
+    """Issue 9 item 4: --init WEIGHTS --data MY_FOLDER, held-out split, gains reported."""
+    folder = tmp_path / "retina"
+    folder.mkdir()
+    g = torch.Generator().manual_seed(1)
+    for i in range(5):
+        save_image(_smooth(g, 40, 44), folder / f"scan_{i}.png")
+    start = tmp_path / "start"
+    assert _train(capsys, "--data", str(div2k), "--iters", "2", "--out", str(start))[0] == 0
+    out = tmp_path / "ft"
+    code, stdout, _ = _train(
+        capsys,
+        "--init",
+        str(start / "last.pt"),
+        "--data",
+        str(folder),
+        "--iters",
+        "3",
+        "--eval-every",
+        "100",
+        "--out",
+        str(out),
+    )
+    assert code == 0
+    assert "4 training images, 1 held out" in stdout
+    summary = json.loads((out / "summary.json").read_text())
+    (held,) = summary["validation_images"]
+    assert held.startswith("scan_")
+    for key in ("bicubic", "init", "final", "gain_over_init_db", "gain_over_bicubic_db"):
+        assert "psnr_x2" in summary[key], key
+    gain = summary["final"]["psnr_x2"] - summary["init"]["psnr_x2"]
+    assert summary["gain_over_init_db"]["psnr_x2"] == pytest.approx(gain)
+    line = next(x for x in stdout.splitlines() if x.strip().startswith("x2:"))
+    assert f"{gain:+.2f} over the start" in line and "over bicubic" in line
+    assert json.loads((out / "config.json").read_text())["data"]["kind"] == "folder"
