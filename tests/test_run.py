@@ -198,6 +198,12 @@ def test_init_across_scales_x2_to_x4(capsys, tmp_path, div2k):
 
 
 def test_quick_mode_uses_mini_div2k_when_div2k_is_absent(capsys, tmp_path, monkeypatch):
+    from edsr_lab import config
+
+    cache = config.cache_dir()  # share the cached mini-DIV2K build: only DIV2K is absent
+    cache.mkdir(parents=True, exist_ok=True)
+    (tmp_path / "data").mkdir()
+    (tmp_path / "data" / "cache").symlink_to(cache, target_is_directory=True)
     monkeypatch.setenv("EDSR_LAB_QUICK", "1")
     monkeypatch.setenv("EDSR_LAB_DATA", str(tmp_path / "data"))
     code, stdout, _ = _train(capsys, "--iters", "1", "--out", str(tmp_path / "q"))
@@ -270,3 +276,22 @@ def test_finetune_on_a_folder_of_hr_images_reports_the_gains(capsys, tmp_path, d
     line = next(x for x in stdout.splitlines() if x.strip().startswith("x2:"))
     assert f"{gain:+.2f} over the start" in line and "over bicubic" in line
     assert json.loads((out / "config.json").read_text())["data"]["kind"] == "folder"
+
+
+def test_mdsr_trains_several_scales_with_validation_per_scale_and_resumes(capsys, tmp_path, div2k):
+    """Issue 10 item 1: --model mdsr_baseline --scale 2 4, PSNR per scale, exact resume."""
+    base = ["--data", str(div2k), "--model", "mdsr_baseline", "--scale", "2", "4"]
+    base += ["--eval-every", "2", "--save-every", "2"]
+    straight, halted = tmp_path / "straight", tmp_path / "halted"
+    assert _train(capsys, *base, "--iters", "4", "--out", str(straight))[0] == 0
+    assert _train(capsys, *base, "--iters", "2", "--out", str(halted))[0] == 0
+    code, stdout, _ = _train(capsys, "--out", str(halted), "--resume", "--iters", "4")
+    assert code == 0 and "x2:" in stdout and "x4:" in stdout
+    header = (straight / "history.csv").read_text().splitlines()[0].split(",")
+    assert {"psnr_x2", "psnr_x4", "psnr"} <= set(header)
+    summary = json.loads((straight / "summary.json").read_text())
+    assert set(summary["final"]) >= {"psnr_x2", "psnr_x4"} and summary["scales"] == [2, 4]
+    model = load_checkpoint(straight / "best.pt")
+    assert tuple(model.scales) == (2, 4)
+    a, b = _weights(straight / "last.pt"), _weights(halted / "last.pt")
+    assert all(torch.equal(a[k], b[k]) for k in a)
