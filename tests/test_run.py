@@ -295,3 +295,46 @@ def test_mdsr_trains_several_scales_with_validation_per_scale_and_resumes(capsys
     assert tuple(model.scales) == (2, 4)
     a, b = _weights(straight / "last.pt"), _weights(halted / "last.pt")
     assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_init_by_registry_name_uses_the_course_weights(capsys, tmp_path, div2k):
+    """--init NAME goes through edsr_lab.weights.load_pretrained (here: the committed
+    course weights, so nothing is downloaded); x2 weights start an x4 run via init_from."""
+    from edsr_lab import weights
+
+    if "course_edsr_baseline_x2" not in weights.course_weights():
+        pytest.skip("data/course_weights is not in this checkout")
+    args = ["--data", str(div2k), "--iters", "1", "--batch-size", "2", "--patch-size", "8"]
+    code = main(
+        [
+            "train",
+            "--device",
+            "cpu",
+            *args,
+            "--scale",
+            "4",
+            "--eval-every",
+            "100",
+            "--init",
+            "course_edsr_baseline_x2",
+            "--out",
+            str(tmp_path / "x4"),
+        ]
+    )
+    out, err = capsys.readouterr()
+    assert code == 0, err
+    assert "started from course_edsr_baseline_x2 (x2 -> x4" in out
+    code = main(
+        [
+            "train",
+            "--device",
+            "cpu",
+            *args,
+            "--init",
+            "no_such_weights",
+            "--out",
+            str(tmp_path / "bad"),
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "no_such_weights" in err
