@@ -955,6 +955,6 @@ def main(args: Any) -> int:
         return 130
     except EdsrLabError:
         raise
-    except (ValueError, TypeError) as e:  # our own checks raise edsr_lab errors; this is a net
-        raise TrainOptionError(str(e).splitlines()[0]) from e
+    except ValueError as e:  # e.g. torch refusing a value we did not foresee: one line too
+        raise TrainOptionError(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
     return 1 if result.history.diverged else 0
