@@ -590,7 +590,7 @@ def merge_resume(cfg: RunConfig, given: set[str]) -> RunConfig:
 
 def write_history_csv(history: Any, path: Path) -> None:
     """One row per step: step, loss, lr, time, grad_norm, then each validation metric."""
-    from edsr_lab.io import atomic_write
+    from edsr_lab.files import atomic_write
 
     keys = sorted({k for e in history.evals for k in e if k != "step"})
     evals = {int(e["step"]): e for e in history.evals}
@@ -619,7 +619,7 @@ def write_curves(history: Any, path: Path, bicubic: dict[str, float] | None) -> 
     """curves.png: training loss and validation PSNR (with the bicubic line)."""
     from matplotlib.figure import Figure
 
-    from edsr_lab.io import atomic_write
+    from edsr_lab.files import atomic_write
     from edsr_lab.viz import plot_history
 
     fig = Figure(figsize=(11, 4))
@@ -641,7 +641,7 @@ def write_curves(history: Any, path: Path, bicubic: dict[str, float] | None) -> 
 
 
 def _write_json(path: Path, obj: Any) -> None:
-    from edsr_lab.io import atomic_write
+    from edsr_lab.files import atomic_write
 
     def write(tmp: str) -> None:
         Path(tmp).write_text(json.dumps(obj, indent=1, sort_keys=True) + "\n")
@@ -860,6 +860,7 @@ def run(
         callback=callback,
         resume_from=resume_from,
         progress=rank == 0,
+        is_main=rank == 0,
     )
 
     if rank == 0:
@@ -932,7 +933,8 @@ def args_to_config(args: Any) -> tuple[RunConfig, set[str]]:
     values = {
         k: getattr(args, k)
         for k in RunConfig.__dataclass_fields__
-        if hasattr(args, k) and getattr(args, k) not in (None, False)
+        # "is", not "in": 0 == False, and --iters 0 must reach the check, not vanish
+        if hasattr(args, k) and getattr(args, k) is not None and getattr(args, k) is not False
     }
     if "scales" in values:
         values["scales"] = tuple(values["scales"])
@@ -953,6 +955,6 @@ def main(args: Any) -> int:
         return 130
     except EdsrLabError:
         raise
-    except (ValueError, TypeError) as e:  # our own checks raise edsr_lab errors; this is a net
-        raise TrainOptionError(str(e).splitlines()[0]) from e
+    except ValueError as e:  # e.g. torch refusing a value we did not foresee: one line too
+        raise TrainOptionError(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
     return 1 if result.history.diverged else 0
