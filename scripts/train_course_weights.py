@@ -18,8 +18,8 @@ Models (MODELS below): EDSR baseline x2 (L1; the start of x3 and x4, as in the p
 Sec. 4.2, through ``edsr_lab.models.init_from``), the same x2 with L2 (notebook 05), with
 batch norm (notebook 03), SRResNet with L2 (notebook 02) and the MDSR baseline (x2/x3/x4,
 one random scale per batch as the official code trains it). Each is trained with
-``edsr_lab.train.train`` and ``edsr_lab.data.PatchSampler``: batch 16 of 48x48 LR patches,
-Adam as the paper, lr 1e-4 halved after two thirds of the steps.
+``edsr_lab.train.train`` and ``edsr_lab.data.PatchSampler`` (``MultiScaleSampler`` for MDSR):
+batch 16 of 48x48 LR patches, Adam as the paper, lr 1e-4 halved after two thirds of the steps.
 
     # the course weights (one GPU, about 4 minutes):
     PYTHONPATH=. python3 scripts/train_course_weights.py --device cuda --out data/course_weights
@@ -67,7 +67,14 @@ try:
 except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from edsr_lab.data import PatchSampler, center_crop_pair, find_pairs, load_pairs, mini_div2k
+from edsr_lab.data import (
+    MultiScaleSampler,
+    PatchSampler,
+    center_crop_pair,
+    find_pairs,
+    load_pairs,
+    mini_div2k,
+)
 from edsr_lab.data.div2k import MINI_KINDS, MINI_VALID
 from edsr_lab.data.samples import sample_names
 from edsr_lab.evaluate import bicubic_upscale, evaluate
@@ -212,51 +219,15 @@ class Data:
         return result.mean_psnr
 
 
-# ----------------------------------------------------------------------- MDSR training
-
-
-class OneScalePerBatch(nn.Module):
-    """MDSR as ``train()`` sees it: ``forward(lr)`` at the scale of the current batch.
-
-    The official code trains MDSR with one randomly chosen scale per batch;
-    :class:`MultiScaleSampler` picks it and sets ``current`` before handing out the batch,
-    so ``edsr_lab.train.train`` runs unchanged (it calls ``model(lr)``).
-    """
-
-    def __init__(self, mdsr: nn.Module):
-        super().__init__()
-        self.mdsr = mdsr
-        self.current = mdsr.scales[0]
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.mdsr(x, self.current)
-
-
-class MultiScaleSampler:
-    """A PatchSampler per scale; each ``sample()`` uses one, chosen uniformly at random."""
-
-    def __init__(self, samplers: dict[int, PatchSampler], target: OneScalePerBatch, seed: int):
-        self.samplers, self.target = samplers, target
-        self.scales = sorted(samplers)
-        self.generator = torch.Generator().manual_seed(seed)
-
-    def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
-        i = int(torch.randint(len(self.scales), (1,), generator=self.generator))
-        self.target.current = self.scales[i]
-        return self.samplers[self.scales[i]].sample()
-
-
 # ------------------------------------------------------------------------- training
 
 
-def _trainable(model: nn.Module, spec: Spec) -> nn.Module:
-    return OneScalePerBatch(model) if spec.arch == "MDSR" else model
-
-
-def _sampler(spec: Spec, data: Data, st: Settings, wrapper: nn.Module) -> Any:
+def _sampler(spec: Spec, data: Data, st: Settings) -> Any:
+    """Patches at the model's scale; for MDSR one random scale per batch (``(lr, hr, scale)``
+    batches, which ``train`` feeds to ``model(lr, scale)``), as the official code trains it."""
     if spec.arch == "MDSR":
-        samplers = {s: data.sampler(s, st, SEED + s) for s in spec.scales}
-        return MultiScaleSampler(samplers, wrapper, SEED)
+        samplers = [data.sampler(s, st, SEED + s) for s in spec.scales]
+        return MultiScaleSampler(samplers, seed=SEED)
     return data.sampler(spec.scales[0], st, SEED)
 
 
@@ -266,8 +237,7 @@ def measure_rate(spec: Spec, data: Data, st: Settings, device: torch.device) -> 
     if spec.arch == "SRResNet":
         model = srresnet(scale)
     elif spec.arch == "MDSR":
-        model = OneScalePerBatch(mdsr_baseline(spec.scales))
-        model.current = scale
+        model = mdsr_baseline(spec.scales)
     else:
         bn = "batch_norm" in spec.preset
         model = EDSR(16, 64, scale, batch_norm=bn)
@@ -280,13 +250,14 @@ def measure_rate(spec: Spec, data: Data, st: Settings, device: torch.device) -> 
                            amp_dtype=resolve_amp("auto", device), channels_last=channels_last,
                            track_grad_norm=False)  # fmt: skip
     lr, hr = data.sampler(scale, st, SEED).sample()
+    batch = (lr, hr, scale) if spec.arch == "MDSR" else (lr, hr)
     n_warm, n_timed = (1, 2) if st.tiny else (3, 10) if device.type == "cpu" else (10, 30)
     for _ in range(n_warm):
-        step(lr, hr)
+        step(*batch)
     _sync(device)
     t = time.perf_counter()
     for _ in range(n_timed):
-        loss, _ = step(lr, hr)
+        loss, _ = step(*batch)
     float(loss)
     _sync(device)
     return n_timed / (time.perf_counter() - t)
@@ -352,13 +323,11 @@ def train_one(
     """Train one model; returns it (on the CPU) and its history and timing."""
     torch.manual_seed(SEED)
     model = spec.build(done)
-    wrapper = _trainable(model, spec)
-    sampler = _sampler(spec, data, st, wrapper)
+    sampler = _sampler(spec, data, st)
     every = max(1, steps // st.n_evals)
 
     def curve_psnr(m: nn.Module) -> dict[str, float]:
-        net = m.mdsr if isinstance(m, OneScalePerBatch) else m
-        return {"psnr": sum(data.psnr(net, s, curve=True) for s in spec.scales) / len(spec.scales)}
+        return {"psnr": sum(data.psnr(m, s, curve=True) for s in spec.scales) / len(spec.scales)}
 
     cfg = TrainConfig(
         iters=steps,
@@ -371,9 +340,9 @@ def train_one(
         seed=SEED,
     )
     model.to(device)
-    start = curve_psnr(wrapper)["psnr"]
+    start = curve_psnr(model)["psnr"]
     t0 = time.perf_counter()
-    history = train(wrapper, sampler, cfg, device=device, eval_fn=curve_psnr, progress=False)
+    history = train(model, sampler, cfg, device=device, eval_fn=curve_psnr, progress=False)
     seconds = time.perf_counter() - t0
     if history.diverged:
         raise FloatingPointError(f"{spec.name} diverged at step {history.diverged_step}")
