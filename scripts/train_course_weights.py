@@ -133,7 +133,7 @@ def _from_x2(scale: int) -> Callable[[dict[str, nn.Module]], nn.Module]:
 
 MODELS: tuple[Spec, ...] = (
     Spec("course_edsr_baseline_x2", "EDSR", "edsr_baseline", lambda d: edsr_baseline(2), (2,),
-         "l1", 6000, purpose="the EDSR baseline (notebooks 05-08; start of x3/x4)"),
+         "l1", 6000, purpose="the EDSR baseline (notebooks 03, 05, 08; start of x3/x4)"),
     Spec("course_edsr_baseline_x3", "EDSR", "edsr_baseline", _from_x2(3), (3,), "l1", 2000,
          init="course_edsr_baseline_x2", purpose="x3 from x2 (paper Sec. 4.2)"),
     Spec("course_edsr_baseline_x4", "EDSR", "edsr_baseline", _from_x2(4), (4,), "l1", 2000,
@@ -148,7 +148,7 @@ MODELS: tuple[Spec, ...] = (
          same_steps_as="course_edsr_baseline_x2",
          purpose="course_edsr_baseline_x2 with BN in every block (notebook 03)"),
     Spec("course_mdsr_baseline", "MDSR", "mdsr_baseline", lambda d: mdsr_baseline((2, 3, 4)),
-         (2, 3, 4), "l1", 6000, purpose="one model for x2/x3/x4 (notebook 09)"),
+         (2, 3, 4), "l1", 6000, purpose="the MDSR baseline: one model for x2/x3/x4"),
 )  # fmt: skip
 
 
