@@ -140,7 +140,8 @@ class TrainConfig:
         return dataclasses.replace(cfg, **overrides)
 
     def validate(self) -> None:
-        """Raise ValueError naming the field when a value cannot work."""
+        """Raise :class:`~edsr_lab.errors.TrainOptionError` (a ``ValueError``) naming the field
+        when a value cannot work."""
         if self.loss not in ("l1", "l2"):
             raise TrainOptionError(f"TrainConfig.loss={self.loss!r}: use 'l1' (the paper) or 'l2'")
         if self.amp not in ("auto", "bf16", "off"):
