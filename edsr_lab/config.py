@@ -18,6 +18,8 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from edsr_lab.errors import BadArgumentError
+
 if TYPE_CHECKING:  # torch is imported inside the functions that need it, so that
     import torch  # ``python -m edsr_lab --help`` answers without loading it (~2-4 s)
 
@@ -48,7 +50,7 @@ def is_quick() -> bool:
     if value in _FALSE:
         return False
     if value:
-        raise ValueError(
+        raise BadArgumentError(
             f"EDSR_LAB_QUICK={value!r} is not understood; use 1 (quick mode) or 0 (full mode)"
         )
     import torch

@@ -17,6 +17,7 @@ use it before torch is loaded.
     ├── OutputPathError (OSError)          an output cannot be written there
     └── BadArgumentError (ValueError)      an argument value the function cannot use
         ├── BadArgumentTypeError (TypeError)
+        ├── SamplerError                   training samplers that do not fit together
         └── ImageInputError                an image *tensor/array* argument is unusable
             ├── ImageTypeError (TypeError) not a tensor, or an integer dtype
             ├── NonFiniteImageError        NaN or infinite values
@@ -124,7 +125,7 @@ class DeviceError(EdsrLabError, ValueError):
     """The requested device (e.g. ``cuda``) is not available on this machine."""
 
 
-class SamplerError(EdsrLabError, ValueError):
+class SamplerError(BadArgumentError):
     """Training samplers that do not fit together, or a saved sampler state that does not fit."""
 
 

@@ -32,7 +32,12 @@ import torch
 from torch import nn
 
 from edsr_lab.data.patches import center_crop_pair, dihedral, inverse_dihedral
-from edsr_lab.errors import DeviceError, SizeMismatchError
+from edsr_lab.errors import (
+    BadArgumentError,
+    BadArgumentTypeError,
+    DeviceError,
+    SizeMismatchError,
+)
 from edsr_lab.validate import check_image
 
 __all__ = [
@@ -213,9 +218,9 @@ def super_resolve(
     # Type, dtype, dimensions (the model checks NaN/inf and the value range in eval mode).
     check_image(lr, "super_resolve: lr", finite=False)
     if tile is not None and tile < 1:
-        raise ValueError(f"super_resolve: tile={tile} must be >= 1 or None")
+        raise BadArgumentError(f"super_resolve: tile={tile} must be >= 1 or None")
     if tile_overlap < 0:
-        raise ValueError(f"super_resolve: tile_overlap={tile_overlap} must be >= 0")
+        raise BadArgumentError(f"super_resolve: tile_overlap={tile_overlap} must be >= 0")
     single = lr.dim() == 3
     x = lr.unsqueeze(0) if single else lr
 
@@ -235,13 +240,13 @@ def super_resolve(
     if scale is None:
         scale = model_scale(model)
         if scale is None:
-            raise ValueError(
+            raise BadArgumentError(
                 "super_resolve: pass scale= (the model has no single .scale attribute"
                 + (f"; it supports scales {tuple(model.scales)})" if multiscale else ")")
             )
     scale = int(scale)
     if multiscale and scale not in tuple(model.scales):
-        raise ValueError(f"super_resolve: scale {scale} not in the model's {model.scales}")
+        raise BadArgumentError(f"super_resolve: scale {scale} not in the model's {model.scales}")
 
     device = _resolve_device(device, model)
     if amp and device.type != "cuda":
@@ -412,7 +417,9 @@ def _as_image(item: Any, what: str) -> torch.Tensor:
         from edsr_lab.io import load_image
 
         return load_image(item)
-    raise TypeError(f"{what}: expected a tensor (C, H, W) or an image path, got {type(item)}")
+    raise BadArgumentTypeError(
+        f"{what}: expected a tensor (C, H, W) or an image path, got {type(item)}"
+    )
 
 
 def _normalise_pairs(data: Any, names: Sequence[str] | None) -> list[tuple[str, Any, Any]]:
@@ -434,7 +441,7 @@ def _normalise_pairs(data: Any, names: Sequence[str] | None) -> list[tuple[str, 
         items = []
         for i, pair in enumerate(data):
             if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
-                raise TypeError(
+                raise BadArgumentTypeError(
                     f"evaluate: item {i} is {type(pair).__name__}; expected an (hr, lr) pair "
                     "of tensors or paths (as returned by edsr_lab.data.div2k.find_pairs)"
                 )
@@ -442,11 +449,11 @@ def _normalise_pairs(data: Any, names: Sequence[str] | None) -> list[tuple[str, 
             name = Path(hr).stem if isinstance(hr, (str, Path)) else f"img{i}"
             items.append((name, hr, lr))
     else:
-        raise TypeError(f"evaluate: cannot read pairs from {type(data).__name__}")
+        raise BadArgumentTypeError(f"evaluate: cannot read pairs from {type(data).__name__}")
     if names is not None:
         names = list(names)
         if len(names) != len(items):
-            raise ValueError(f"evaluate: {len(names)} names for {len(items)} images")
+            raise BadArgumentError(f"evaluate: {len(names)} names for {len(items)} images")
         items = [(n, hr, lr) for n, (_, hr, lr) in zip(names, items, strict=True)]
     return items
 
@@ -492,7 +499,9 @@ def evaluate(
 
     is_model = isinstance(model_or_fn, nn.Module)
     if not is_model and not callable(model_or_fn):
-        raise TypeError("evaluate: model_or_fn must be an nn.Module or a callable lr -> sr")
+        raise BadArgumentTypeError(
+            "evaluate: model_or_fn must be an nn.Module or a callable lr -> sr"
+        )
     result = EvalResult(scale=int(scale), protocol=protocol, label=label)
     for name, hr_item, lr_item in _normalise_pairs(pairs, names):
         hr = _as_image(hr_item, f"evaluate: HR of {name!r}")
@@ -512,7 +521,7 @@ def evaluate(
             with torch.inference_mode():
                 sr = model_or_fn(lr)
             if not isinstance(sr, torch.Tensor):
-                raise TypeError(
+                raise BadArgumentTypeError(
                     f"evaluate: the function returned {type(sr).__name__} for {name!r}; "
                     "expected a tensor (C, H, W)"
                 )
@@ -532,7 +541,7 @@ def evaluate(
         s = float(ssim(sr, hr, scale, protocol=protocol)) if compute_ssim else math.nan
         result.rows.append(EvalRow(name=name, psnr=p, ssim=s))
     if not result.rows:
-        raise ValueError("evaluate: no image pairs were given")
+        raise BadArgumentError("evaluate: no image pairs were given")
     return result
 
 
@@ -723,7 +732,7 @@ def evaluate_sets(
     from edsr_lab.paper import DATASETS, paper_value
 
     if protocol not in (None, "benchmark", "div2k"):
-        raise ValueError(f"protocol must be 'benchmark' or 'div2k', got {protocol!r}")
+        raise BadArgumentError(f"protocol must be 'benchmark' or 'div2k', got {protocol!r}")
     paper_model = paper_model_of(model, self_ensemble)
     info = getattr(model, "weights_info", None)
     label = label or (info.name if info is not None else paper_model or type(model).__name__)

@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edsr_lab.errors import BadArgumentError
 from edsr_lab.evaluate import input_channels, model_scale
 from edsr_lab.train import TrainConfig, make_optimizer, make_train_step, resolve_amp
 
@@ -111,7 +112,7 @@ def measure_step(
     if batch is None:
         s = scale or model_scale(model)
         if s is None:
-            raise ValueError("measure_step: pass scale= (the model has no .scale attribute)")
+            raise BadArgumentError("measure_step: pass scale= (the model has no .scale attribute)")
         c = input_channels(model) or 3
         g = torch.Generator().manual_seed(0)
         lr = torch.rand(batch_size, c, patch_size, patch_size, generator=g)

@@ -46,7 +46,17 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
+from edsr_lab.errors import (
+    BadArgumentError,
+    BadArgumentTypeError,
+    CheckpointError,
+    CheckpointExistsError,
+    DeviceError,
+    ResumeConfigError,
+    SamplerError,
+    SizeMismatchError,
+    TrainOptionError,
+)
 
 __all__ = [
     "History",
@@ -130,26 +140,27 @@ class TrainConfig:
         return dataclasses.replace(cfg, **overrides)
 
     def validate(self) -> None:
-        """Raise ValueError naming the field when a value cannot work."""
+        """Raise :class:`~edsr_lab.errors.TrainOptionError` (a ``ValueError``) naming the field
+        when a value cannot work."""
         if self.loss not in ("l1", "l2"):
-            raise ValueError(f"TrainConfig.loss={self.loss!r}: use 'l1' (the paper) or 'l2'")
+            raise TrainOptionError(f"TrainConfig.loss={self.loss!r}: use 'l1' (the paper) or 'l2'")
         if self.amp not in ("auto", "bf16", "off"):
-            raise ValueError(f"TrainConfig.amp={self.amp!r}: use 'auto', 'bf16' or 'off'")
+            raise TrainOptionError(f"TrainConfig.amp={self.amp!r}: use 'auto', 'bf16' or 'off'")
         for name in ("iters", "lr_decay_every", "log_every"):
             if int(getattr(self, name)) < 1:
-                raise ValueError(f"TrainConfig.{name}={getattr(self, name)!r} must be >= 1")
+                raise TrainOptionError(f"TrainConfig.{name}={getattr(self, name)!r} must be >= 1")
         for name in ("eval_every", "checkpoint_every"):
             if int(getattr(self, name)) < 0:
-                raise ValueError(f"TrainConfig.{name} must be >= 0 (0 = only at the end)")
+                raise TrainOptionError(f"TrainConfig.{name} must be >= 0 (0 = only at the end)")
         if not (self.lr > 0 and self.eps > 0 and self.rgb_range > 0):
             bad = next(n for n in ("lr", "eps", "rgb_range") if not getattr(self, n) > 0)
-            raise ValueError(f"TrainConfig.{bad}={getattr(self, bad)!r} must be > 0")
+            raise TrainOptionError(f"TrainConfig.{bad}={getattr(self, bad)!r} must be > 0")
         if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr={self.lr!r} must be > 0")
+            raise TrainOptionError(f"TrainConfig.lr={self.lr!r} must be > 0")
         if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(f"TrainConfig.grad_clip={self.grad_clip!r}: use None or > 0")
+            raise TrainOptionError(f"TrainConfig.grad_clip={self.grad_clip!r}: use None or > 0")
         if self.checkpoint_every and not self.checkpoint_path:
-            raise ValueError(
+            raise TrainOptionError(
                 "TrainConfig.checkpoint_every is set but checkpoint_path is None: "
                 "say where to save, e.g. checkpoint_path='checkpoints/run.pt'"
             )
@@ -294,12 +305,12 @@ def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | N
         return None
     if amp in (True, "bf16"):
         if device.type != "cuda":
-            raise ValueError(
+            raise DeviceError(
                 f"amp='bf16' needs a CUDA GPU but the device is {device}; "
                 "use amp='auto' (bf16 where it helps) or amp='off'"
             )
         return torch.bfloat16
-    raise ValueError(f"amp={amp!r}: use 'auto', 'bf16' or 'off'")
+    raise BadArgumentError(f"amp={amp!r}: use 'auto', 'bf16' or 'off'")
 
 
 def _autocast(device_type: str, dtype: torch.dtype | None):
@@ -324,7 +335,7 @@ def make_optimizer(
         fused = device.type == "cuda"
     params = [p for p in model.parameters() if p.requires_grad]
     if not params:
-        raise ValueError("the model has no trainable parameters (all requires_grad=False)")
+        raise BadArgumentError("the model has no trainable parameters (all requires_grad=False)")
     return torch.optim.Adam(
         params,
         lr=config.lr,
@@ -373,7 +384,7 @@ def make_train_step(
     elif loss == "l2":
         loss_fn = F.mse_loss
     else:
-        raise ValueError(f"loss={loss!r}: use 'l1' or 'l2'")
+        raise BadArgumentError(f"loss={loss!r}: use 'l1' or 'l2'")
     params = [p for group in optimizer.param_groups for p in group["params"]]
     device_type = params[0].device.type
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
@@ -638,7 +649,7 @@ def _checkpoint_target(config: TrainConfig, resume_from: str | Path | None) -> P
 def _batch_to(batch: Any, device: torch.device) -> tuple[torch.Tensor, torch.Tensor, int | None]:
     """``(lr, hr)`` or ``(lr, hr, scale)`` from a sampler, moved to ``device``."""
     if not (isinstance(batch, (tuple, list)) and len(batch) in (2, 3)):
-        raise TypeError(
+        raise BadArgumentTypeError(
             f"sampler.sample() returned {type(batch).__name__}; expected a tuple (lr, hr) "
             "of float tensors (N, C, h, w) and (N, C, h*scale, w*scale) in [0, 1], or "
             "(lr, hr, scale) for a multi-scale model"
@@ -660,7 +671,7 @@ class _BatchChecker:
             return
         self.seen.add(scale)
         if lr.dim() != 4 or hr.dim() != 4 or not lr.is_floating_point():
-            raise ValueError(
+            raise SamplerError(
                 f"sampler.sample() gave lr {tuple(lr.shape)} {lr.dtype} and hr "
                 f"{tuple(hr.shape)}; expected float tensors (N, C, h, w) and "
                 "(N, C, h*scale, w*scale)"
@@ -668,7 +679,7 @@ class _BatchChecker:
         with torch.no_grad(), _autocast(self.device.type, self.amp_dtype):
             out_shape = tuple(_forward(self.model, lr[:1], scale).shape)
         if out_shape[1:] != tuple(hr.shape[1:]):
-            raise ValueError(
+            raise SizeMismatchError(
                 f"the model maps an LR patch {tuple(lr.shape[1:])} to {out_shape[1:]} but "
                 f"the sampler's HR patch is {tuple(hr.shape[1:])}: do the model's scale "
                 "and the sampler's scale agree?"

@@ -36,7 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from edsr_lab.errors import VizInputError
+from edsr_lab.errors import OutputExistsError, VizInputError
 
 __all__ = ["CompareViewer", "compare"]
 
@@ -325,13 +325,13 @@ class CompareViewer:
         """Save :meth:`figure` as a PNG (or any format matplotlib writes), atomically.
 
         Raises:
-            FileExistsError: ``path`` exists and ``overwrite`` is False.
+            OutputExistsError: ``path`` exists and ``overwrite`` is False (a ``FileExistsError``).
         """
         from edsr_lab.io import atomic_write
 
         path = Path(path).expanduser()
         if path.exists() and not overwrite:
-            raise FileExistsError(
+            raise OutputExistsError(
                 f"{str(path)!r} already exists; choose another name or pass overwrite=True"
             )
         fig = self.figure()

@@ -406,7 +406,7 @@ def find_pairs(
     split = _check_split(split)
     (scale,) = _check_scales(scale)
     if track not in ("bicubic", "unknown"):
-        raise ValueError(f"track must be 'bicubic' or 'unknown', got {track!r}")
+        raise BadArgumentError(f"track must be 'bicubic' or 'unknown', got {track!r}")
     given = Path(root).expanduser()
     base = _resolve_root(given, split)
     if base is None:
@@ -423,7 +423,7 @@ def find_pairs(
     if indices is not None:
         hr_files = [hr_dir / f"{int(i):04d}.png" for i in indices]
         if not hr_files:
-            raise ValueError("indices is empty; give at least one image number")
+            raise BadArgumentError("indices is empty; give at least one image number")
         missing_hr = [p for p in hr_files if not p.is_file()]
         if missing_hr:
             raise DatasetError(
@@ -629,7 +629,7 @@ def part_folder(part: str) -> str:
     """Where a part's images land: ``train_HR`` -> ``DIV2K_train_HR``,
     ``valid_LR_bicubic_X2`` -> ``DIV2K_valid_LR_bicubic/X2`` (POSIX separators)."""
     if part not in DIV2K_PARTS:
-        raise ValueError(f"unknown DIV2K part {part!r}; known: {', '.join(DIV2K_PARTS)}")
+        raise BadArgumentError(f"unknown DIV2K part {part!r}; known: {', '.join(DIV2K_PARTS)}")
     if part.endswith("_HR"):
         return f"DIV2K_{part}"
     head, scale = part.rsplit("_", 1)
@@ -686,7 +686,7 @@ def download_div2k(
     parts = list(parts)
     unknown = [p for p in parts if p not in DIV2K_PARTS]
     if unknown:
-        raise ValueError(f"unknown DIV2K part(s) {unknown}; known: {', '.join(DIV2K_PARTS)}")
+        raise BadArgumentError(f"unknown DIV2K part(s) {unknown}; known: {', '.join(DIV2K_PARTS)}")
     download.check_url(base_url, "base_url")
     base_url = base_url if base_url.endswith("/") else base_url + "/"
     fix = f"If the server moved, put the zip into {str(root)!r} by hand and run again."

@@ -25,7 +25,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from edsr_lab import config
-from edsr_lab.errors import DatasetError
+from edsr_lab.errors import BadArgumentError, DatasetError
 
 #: The DIV2K validation images of the paper's ablations (Table 2): 0801-0810.
 DIV2K_ABLATION_VALID = range(801, 811)
@@ -72,14 +72,14 @@ def training_pairs(
     Raises:
         DatasetError: ``source="div2k"`` and DIV2K is missing or incomplete (the message
             names the missing folder and the command that fetches it).
-        ValueError: an unknown ``source`` or ``split``.
+        BadArgumentError: an unknown ``source`` or ``split`` (a ``ValueError``).
     """
     from edsr_lab.data.div2k import find_pairs, mini_div2k
 
     if source not in ("auto", "div2k", "mini"):
-        raise ValueError(f"source={source!r}: use 'auto', 'div2k' or 'mini'")
+        raise BadArgumentError(f"source={source!r}: use 'auto', 'div2k' or 'mini'")
     if split not in ("train", "valid"):
-        raise ValueError(f"split={split!r}: use 'train' or 'valid'")
+        raise BadArgumentError(f"split={split!r}: use 'train' or 'valid'")
     root = config.data_dir() / DIV2K_DIRNAME
     why = ""
     if source == "auto":

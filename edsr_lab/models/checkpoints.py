@@ -59,7 +59,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from edsr_lab.errors import CheckpointError
+from edsr_lab.errors import (
+    BadArgumentError,
+    BadArgumentTypeError,
+    CheckpointError,
+    OutputExistsError,
+    OutputPathError,
+)
 from edsr_lab.files import atomic_write
 from edsr_lab.models.common import count_parameters
 from edsr_lab.models.edsr import EDSR, dataset_mean
@@ -537,7 +543,7 @@ def load_official(
             )
     if res_scale is not None:
         if arch != "EDSR":
-            raise ValueError(f"res_scale applies to EDSR only; {source} holds {arch}")
+            raise BadArgumentError(f"res_scale applies to EDSR only; {source} holds {arch}")
         cfg["res_scale"] = float(res_scale)
     model = ARCHITECTURES[arch](**cfg)
     _strict_load(model, sd, source)
@@ -583,10 +589,12 @@ def init_from(model: nn.Module, scale: int) -> nn.Module:
     dtype, in its train/eval mode; ``new.transfer_report`` is a :class:`TransferReport`.
     """
     if isinstance(model, MDSR):
-        raise ValueError("MDSR already serves several scales; init_from is for EDSR/SRResNet")
+        raise BadArgumentError("MDSR already serves several scales; init_from is for EDSR/SRResNet")
     config = getattr(model, "config", None)
     if not isinstance(config, dict) or "scale" not in config:
-        raise TypeError(f"init_from needs an EDSR or SRResNet, got {type(model).__name__}")
+        raise BadArgumentTypeError(
+            f"init_from needs an EDSR or SRResNet, got {type(model).__name__}"
+        )
     new = type(model)(**{**config, "scale": scale})
     ref = next(model.parameters())
     new.to(device=ref.device, dtype=ref.dtype)
@@ -637,10 +645,10 @@ def _check_primitive(obj: Any, where: str) -> None:
     if type(obj) in (dict, OrderedDict):
         for k, v in obj.items():
             if not isinstance(k, (str, int, float, bool, type(None))):
-                raise TypeError(f"{where} has a key of type {type(k).__name__}: {k!r}")
+                raise BadArgumentTypeError(f"{where} has a key of type {type(k).__name__}: {k!r}")
             _check_primitive(v, f"{where}[{k!r}]")
         return
-    raise TypeError(
+    raise BadArgumentTypeError(
         f"{where} is a {type(obj).__module__}.{type(obj).__name__}; checkpoints store only "
         f"None, bools, numbers, strings, tensors, lists, tuples and dicts, so that "
         f"torch.load(weights_only=True) can read them back: convert it (float(x), str(path), "
@@ -671,8 +679,10 @@ def save_checkpoint(
     torch.compile / DataParallel wrappers are unwrapped. Returns the path.
 
     Raises:
-        FileExistsError: ``path`` exists and ``overwrite`` is False.
-        TypeError: ``model`` is not one of our models, or ``extra`` holds other objects.
+        OutputExistsError: ``path`` exists and ``overwrite`` is False (a ``FileExistsError``).
+        OutputPathError: ``path`` is a folder (an ``OSError``).
+        BadArgumentTypeError: ``model`` is not one of our models, or ``extra`` holds other
+            objects (a ``TypeError``).
         CheckpointError: ``.safetensors`` asked for but the package is not installed.
     """
     path = Path(path)
@@ -682,14 +692,14 @@ def save_checkpoint(
         getattr(model, "config", None), dict
     )
     if not ours and training is None:
-        raise TypeError(
+        raise BadArgumentTypeError(
             f"save_checkpoint saves edsr_lab's models ({', '.join(ARCHITECTURES)}), got {arch}; "
             f"for other modules use torch.save(model.state_dict(), path)"
         )
     if path.is_dir():
-        raise IsADirectoryError(f"{str(path)!r} is a folder; give a file name such as model.pt")
+        raise OutputPathError(f"{str(path)!r} is a folder; give a file name such as model.pt")
     if path.exists() and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"checkpoint {str(path)!r} already exists; pass overwrite=True to replace it, "
             f"or choose another file name"
         )
@@ -701,7 +711,7 @@ def save_checkpoint(
     checksum = tensor_checksum(state, training)
     path.parent.mkdir(parents=True, exist_ok=True)
     if path.suffix == ".safetensors" and training is not None:
-        raise ValueError(
+        raise BadArgumentError(
             f"{str(path)!r}: training checkpoints (optimizer, history, ...) are .pt files; "
             "save the model alone to .safetensors with save_checkpoint(model, path)"
         )
@@ -710,7 +720,7 @@ def save_checkpoint(
         try:
             extra_json = json.dumps(extra)
         except TypeError as e:
-            raise TypeError(
+            raise BadArgumentTypeError(
                 f"extra must be JSON-serialisable for a .safetensors file ({e}); "
                 f"save to a .pt path to keep tensors in extra"
             ) from e
