@@ -214,8 +214,7 @@ def test_quick_mode_uses_mini_div2k_when_div2k_is_absent(capsys, tmp_path, monke
 
 
 def test_train_help_names_every_option(capsys):
-    with pytest.raises(SystemExit):
-        main(["train", "--help"])
+    assert main(["train", "--help"]) == 0  # main() turns argparse's exit into a status
     text = capsys.readouterr().out
     for opt in (
         "--model",

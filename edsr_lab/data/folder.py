@@ -24,7 +24,7 @@ from pathlib import Path
 
 import torch
 
-from edsr_lab.errors import DatasetError
+from edsr_lab.errors import BadArgumentError, DatasetError
 
 __all__ = ["heldout_split", "list_images", "load_folder_pairs"]
 
@@ -69,9 +69,9 @@ def heldout_split(
         ValueError: fraction not in (0, 1) or max_heldout < 1.
     """
     if not 0.0 < float(fraction) < 1.0:
-        raise ValueError(f"fraction must be between 0 and 1, got {fraction!r}")
+        raise BadArgumentError(f"fraction must be between 0 and 1, got {fraction!r}")
     if isinstance(max_heldout, bool) or not isinstance(max_heldout, int) or max_heldout < 1:
-        raise ValueError(f"max_heldout must be a whole number >= 1, got {max_heldout!r}")
+        raise BadArgumentError(f"max_heldout must be a whole number >= 1, got {max_heldout!r}")
     paths = sorted((Path(p) for p in paths), key=lambda p: p.name)
     n = len(paths)
     if n < 2:
@@ -113,7 +113,7 @@ def load_folder_pairs(
     from edsr_lab.resize import degrade, modcrop
 
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
-        raise ValueError(f"scale must be a whole number >= 2, got {scale!r}")
+        raise BadArgumentError(f"scale must be a whole number >= 2, got {scale!r}")
     hrs, lrs = [], []
     for i, path in enumerate(paths):
         hr = load_image(path, channels=channels)

@@ -266,7 +266,9 @@ class PatchSampler:
         self, storage: str, hrs: list[torch.Tensor], lrs: list[torch.Tensor]
     ) -> tuple[str, str]:
         if storage not in (*STORAGES, "auto"):
-            raise ValueError(f"storage={storage!r}: use one of {', '.join(STORAGES)} or 'auto'")
+            raise BadArgumentError(
+                f"storage={storage!r}: use one of {', '.join(STORAGES)} or 'auto'"
+            )
         if storage == "auto":
             nbytes = sum(t.numel() for t in hrs) + sum(t.numel() for t in lrs)
             return choose_storage(nbytes, self.device)
