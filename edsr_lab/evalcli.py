@@ -71,33 +71,14 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(report.table())
         reports.append(report)
     if args.csv:
-        _write_csv(reports, args.csv, args.overwrite)
+        from edsr_lab.evaluate import write_csv_rows
+
+        rows = [row for r in reports for row in r.csv_rows()]
+        write_csv_rows(
+            rows, args.csv, overwrite=args.overwrite, how_to_overwrite="pass --overwrite"
+        )
         print(f"per-image PSNR/SSIM written to {args.csv}")
     return 0
-
-
-def _write_csv(reports, path, overwrite: bool) -> None:
-    import csv
-    import os
-    import uuid
-    from pathlib import Path
-
-    from edsr_lab.errors import DatasetExistsError
-
-    path = Path(path).expanduser()
-    if path.exists() and not overwrite:
-        raise DatasetExistsError(f"{str(path)!r} exists; pass --overwrite to replace it")
-    rows = [row for r in reports for row in r.csv_rows()]
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with open(tmp, "w", newline="") as f:
-            writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-            writer.writeheader()
-            writer.writerows(rows)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
 
 
 def cmd_download_benchmarks(args: argparse.Namespace) -> int:

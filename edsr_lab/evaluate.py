@@ -48,6 +48,7 @@ __all__ = [
     "evaluate",
     "evaluate_sets",
     "super_resolve",
+    "write_csv_rows",
 ]
 
 
@@ -639,27 +640,40 @@ class EvalReport:
 
         An existing file is kept (DatasetExistsError) unless ``overwrite``.
         """
-        import csv
-        import os
-        import uuid
+        return write_csv_rows(
+            self.csv_rows(), path, overwrite=overwrite, how_to_overwrite="pass overwrite=True"
+        )
 
-        from edsr_lab.errors import DatasetExistsError
 
-        path = Path(path).expanduser()
-        if path.exists() and not overwrite:
-            raise DatasetExistsError(f"{str(path)!r} exists; pass overwrite=True to replace it")
-        rows = self.csv_rows()
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
-        try:
-            with open(tmp, "w", newline="") as f:
-                writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["dataset"])
-                writer.writeheader()
-                writer.writerows(rows)
-            os.replace(tmp, path)
-        finally:
-            if tmp.exists():
-                tmp.unlink()
-        return path
+def write_csv_rows(
+    rows: Sequence[Mapping[str, Any]],
+    path: str | Path,
+    *,
+    overwrite: bool = False,
+    how_to_overwrite: str = "pass overwrite=True",
+) -> Path:
+    """Write dicts (e.g. :meth:`EvalReport.csv_rows`) as one CSV, never half-written.
+
+    Temporary file + rename (:func:`edsr_lab.files.atomic_write`). The columns are the
+    first row's keys. An existing file is kept (DatasetExistsError, whose message ends
+    "<how_to_overwrite> to replace it") unless ``overwrite``.
+    """
+    import csv
+
+    from edsr_lab.errors import DatasetExistsError
+    from edsr_lab.files import atomic_write
+
+    path = Path(path).expanduser()
+    if path.exists() and not overwrite:
+        raise DatasetExistsError(f"{str(path)!r} exists; {how_to_overwrite} to replace it")
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=list(rows[0]) if rows else ["dataset"])
+            writer.writeheader()
+            writer.writerows(rows)
+
+    return atomic_write(path, write)
 
 
 def paper_model_of(model: nn.Module, self_ensemble: bool = False) -> str | None:
