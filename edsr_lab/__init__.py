@@ -4,10 +4,23 @@ Super-Resolution", CVPR Workshops 2017) step by step.
 One tensor convention everywhere: float32 tensors shaped (C, H, W) or (N, C, H, W) with
 values in [0, 1]. The models do the paper's [0, 255] scaling and mean shift inside.
 
-Modules: ``io`` (read/write images), ``resize`` (MATLAB-compatible bicubic), ``metrics``
-(the paper's PSNR/SSIM protocols), ``models`` (SRResNet, EDSR, MDSR, official weights),
-``data`` (samples, DIV2K, patches), ``train``, ``evaluate``, ``viz``, ``config``,
-``errors`` (every exception type), ``validate`` (the shared checks of image tensors).
+Modules:
+
+- images: ``io`` (read/write images), ``png`` (16-bit PNG details), ``resize``
+  (MATLAB-compatible bicubic), ``validate`` (the shared checks of image tensors),
+  ``metrics`` (the paper's PSNR/SSIM protocols);
+- models and weights: ``models`` (SRResNet, EDSR, MDSR, checkpoints), ``weights``
+  (pretrained weights by name: official and the course's own);
+- data: ``data`` (samples, DIV2K, patches, multi-scale batches, any image folder, the
+  benchmark sets), ``download`` (resumable, checked downloads and safe unpacking);
+- training: ``train`` (the loop), ``run`` (a complete run: ``python -m edsr_lab train``),
+  ``profile`` (speed, memory, FLOPs);
+- results: ``evaluate`` (scoring the paper's way), ``paper`` (the paper's tables as data),
+  ``upscale`` (your own image files), ``dicom`` (DICOM slices), ``viz`` (figures),
+  ``viewer`` (interactive comparison in a notebook);
+- plumbing: ``cli`` and ``evalcli`` (the command line), ``config`` (quick mode, device,
+  folders), ``files`` (atomic writes), ``paths`` (why a path cannot be used), ``errors``
+  (every exception type).
 """
 
 # Deliberately light: importing the package loads neither torch nor Pillow, so the command

@@ -15,6 +15,15 @@ use it before torch is loaded.
     ├── CheckpointExistsError (FileExistsError)
     ├── OutputExistsError (FileExistsError) an output file exists, replacing not asked for
     ├── OutputPathError (OSError)          an output cannot be written there
+    ├── DownloadError (OSError)            a download failed or fetched the wrong file
+    ├── ArchiveError (ValueError)          a zip/tar archive is damaged or unsafe
+    ├── DeviceError (ValueError)           the requested device is not available
+    ├── MissingDependencyError (ImportError) an optional package is not installed
+    ├── DicomError (ValueError)            a DICOM file cannot be read or written
+    ├── TrainOptionError (ValueError)      an option of ``python -m edsr_lab train``
+    ├── RunExistsError (FileExistsError)   a training output folder holds another run
+    ├── FileWriteError (OSError)           a file could not be written (disk full)
+    ├── ResumeConfigError (ValueError)     resuming with changed optimiser settings
     └── BadArgumentError (ValueError)      an argument value the function cannot use
         ├── BadArgumentTypeError (TypeError)
         ├── SamplerError                   training samplers that do not fit together
