@@ -465,7 +465,7 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     path = Path(path)
     source = f"checkpoint {str(path)!r}"
     raw = ck._torch_load(path, map_location="cpu")
-    if isinstance(raw, dict) and raw.get("format") == _LEGACY_FORMAT:
+    if isinstance(raw, dict) and raw.get("format") == ck._LEGACY_TRAINING_FORMAT:
         return dict(raw)  # written by edsr_lab before the formats were merged
     if not (isinstance(raw, dict) and raw.get("format") == ck.FORMAT):
         raise CheckpointError(
@@ -488,9 +488,6 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
         **training,
     }
 
-
-#: Training checkpoints before the model and training formats were merged.
-_LEGACY_FORMAT = "edsr_lab.train/1"
 
 #: Fields whose change on resume alters the optimisation (see ``resume_changes``).
 _OPTIMISATION_FIELDS = (

@@ -22,12 +22,15 @@ A ``.pt`` file written with ``torch.save`` holding one dict::
 
 A *training checkpoint* (written by :func:`edsr_lab.train.train`) is a model checkpoint
 plus ``"training": {"step", "config" (the TrainConfig), "optimizer", "scheduler",
-"history", "rng", "sampler"}``. So :func:`load_checkpoint`, :func:`load_weights`,
-``python -m edsr_lab upscale`` and :func:`load_official` all read it (the last three take
-only the weights), and :func:`edsr_lab.train.load_training_checkpoint` returns the
-training state to resume. A ``.safetensors`` file holds the same tensors with ``format``,
-``version``, ``arch``, ``config``, ``extra`` and ``checksum`` as JSON metadata (model
-checkpoints only). Version 1 files (no checksum) are still read.
+"history", "rng", "sampler" (when the sampler has a state)}``. So
+:func:`load_checkpoint`, :func:`load_weights`, ``python -m edsr_lab upscale`` and
+:func:`load_official` all read it (the last three take only the weights), and
+:func:`edsr_lab.train.load_training_checkpoint` returns the training state to resume.
+A ``.safetensors`` file holds the same tensors with ``format``, ``version``, ``arch``,
+``config``, ``extra`` and ``checksum`` as JSON metadata (model checkpoints only).
+Version 1 files (no checksum) are still read, and so are training checkpoints of the
+older separate format ``{"format": "edsr_lab.train/1", ...}`` (by
+:func:`edsr_lab.train.load_training_checkpoint` only).
 
 On load, the stored config is checked against the tensors' names and shapes *before* the
 model is built (a damaged or hostile config cannot make it allocate without bound), and
