@@ -26,6 +26,7 @@ from pathlib import Path
 import torch
 
 from edsr_lab import config, download
+from edsr_lab.data.div2k import SOURCE_SUFFIXES
 from edsr_lab.errors import ArchiveError, DatasetError
 
 #: The benchmark archive of the official EDSR-PyTorch project (its README links it).
@@ -35,8 +36,8 @@ BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 BENCHMARK_SETS = {"set5": "Set5", "set14": "Set14", "b100": "B100", "urban100": "Urban100"}
 SET_SIZES = {"set5": 5, "set14": 14, "b100": 100, "urban100": 100, "div2k-valid": 100}
 
-#: Image files accepted in a folder given as ``--data``.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+#: Image files accepted in a folder given as ``--data``: the same as a DIV2K source folder's.
+IMAGE_SUFFIXES = SOURCE_SUFFIXES
 
 FIX_BENCHMARKS = "python -m edsr_lab download-benchmarks"
 
