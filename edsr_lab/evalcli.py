@@ -44,15 +44,15 @@ def _scales(model, asked: list[int] | None) -> list[int]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from edsr_lab import config
-    from edsr_lab.evaluate import _resolve_device, evaluate_sets
+    from edsr_lab.cli import _check_device
+    from edsr_lab.evaluate import evaluate_sets
 
     if args.tile is not None and args.tile < 1:
         raise EdsrLabError(f"--tile {args.tile} must be >= 1")
     if args.limit is not None and args.limit < 1:
         raise EdsrLabError(f"--limit {args.limit} must be >= 1")
-    device = args.device or str(config.default_device())
-    model = _load_model(args, _resolve_device(device, None))
+    device = _check_device(args.device)
+    model = _load_model(args, device)
     reports = []
     for scale in _scales(model, args.scale):
         report = evaluate_sets(
