@@ -660,10 +660,12 @@ def setup_distributed(device: str | None) -> torch.device:
     """
     import torch.distributed as dist
 
+    from edsr_lab.cli import _check_device  # one line naming --device if it is not here
+
+    dev = _check_device(device or None)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
-        return torch.device(device) if device else lab_config.default_device()
+        return dev
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    dev = torch.device(device) if device else lab_config.default_device()
     if dev.type == "cuda":
         if local >= torch.cuda.device_count():
             raise TrainOptionError(

@@ -98,6 +98,7 @@ def test_train_writes_every_output_and_refuses_to_overwrite(capsys, tmp_path, di
         (["--init", "missing.pt"], "--init missing.pt: no such file"),
         (["--resume"], "no run to continue"),
         (["--patch-size", "40"], "smaller than --patch-size 40"),
+        (["--device", "cdua"], "--device cdua: 'cdua' is not a device name"),
     ],
 )
 def test_mistakes_give_one_line_and_exit_2(capsys, tmp_path, div2k, args, message):
