@@ -193,23 +193,6 @@ def test_load_pairs_uint8_and_size_check(layout, tmp_path):
 # ------------------------------------------------------------------------- mini_div2k
 
 
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDSR_LAB_DATA", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def few_samples(tmp_path, monkeypatch):
-    """A sample folder with just the two valid images and one train image (fast builds)."""
-    folder = tmp_path / "samples"
-    folder.mkdir()
-    for name in ("natural_coffee", "texture_gravel", "natural_chelsea"):
-        shutil.copy(config.samples_dir() / f"{name}.png", folder)
-    monkeypatch.setattr(config, "samples_dir", lambda: folder)
-    return folder
-
-
 def test_mini_div2k_builds_once(data_dir):
     root = mini_div2k(scales=3)  # the real sample set, one scale (keeps the test fast)
     assert root.parent == config.cache_dir() / "mini_div2k"

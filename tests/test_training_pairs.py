@@ -2,33 +2,14 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from edsr_lab import config
 from edsr_lab.data import make_div2k_layout, training_pairs
 from edsr_lab.errors import DatasetError
-
-
-@pytest.fixture
-def data_dir(tmp_path, monkeypatch):
-    monkeypatch.setenv("EDSR_LAB_DATA", str(tmp_path / "data"))
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def few_samples(tmp_path, monkeypatch):
-    """The two mini-DIV2K valid images and one train image: the mini build stays fast."""
-    folder = tmp_path / "samples"
-    folder.mkdir()
-    for name in ("natural_coffee", "texture_gravel", "natural_chelsea"):
-        shutil.copy(config.samples_dir() / f"{name}.png", folder)
-    monkeypatch.setattr(config, "samples_dir", lambda: folder)
-    return folder
 
 
 def _fake_div2k(root: Path, n_train: int = 3, n_valid: int = 12) -> Path:
