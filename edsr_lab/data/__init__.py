@@ -1,4 +1,4 @@
-"""Data for the course: bundled samples, the DIV2K layout, and training patches.
+"""Data for the course: bundled samples, DIV2K, your own images, patches, benchmark sets.
 
 - :mod:`~edsr_lab.data.samples`: the small CC0/public-domain images in ``data/samples``.
 - :mod:`~edsr_lab.data.div2k`: find, check, download or build DIV2K-layout folders.
@@ -7,6 +7,10 @@
 - :mod:`~edsr_lab.data.pairs`: :func:`training_pairs`, the one call notebooks use to get
   their data (DIV2K if present, else the mini-DIV2K made from the samples).
 - :mod:`~edsr_lab.data.multiscale`: MDSR's batches, each at one randomly drawn scale.
+- :mod:`~edsr_lab.data.folder`: train on any folder of HR images (fixed held-out split,
+  LR made with MATLAB bicubic).
+- :mod:`~edsr_lab.data.benchmarks`: the paper's Table 3 sets (Set5, Set14, B100, Urban100)
+  and DIV2K valid for ``evaluate``: download, layout checks, (HR, LR) pairs.
 """
 
 from edsr_lab.data.div2k import (

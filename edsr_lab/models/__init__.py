@@ -6,7 +6,8 @@
 * Building blocks in :mod:`edsr_lab.models.common` (MeanShift, ResBlock, Upsampler).
 * Weights in :mod:`edsr_lab.models.checkpoints`: official EDSR-PyTorch files
   (:func:`load_official`), our own format (:func:`save_checkpoint`, :func:`load_checkpoint`)
-  and x2 -> x3/x4 initialisation (:func:`init_from`).
+  and x2 -> x3/x4 initialisation (:func:`init_from`); :func:`load_official` also reads
+  BasicSR EDSR files, converted by :mod:`edsr_lab.models.convert`.
 
 Every model maps float (N, C, H, W) in [0, 1] to (N, C, s*H, s*W), about [0, 1] and not
 clamped; the x255 scaling and the DIV2K mean shift happen inside.
