@@ -188,15 +188,9 @@ def _check_device(device: str | None):
 
 def _load_model(checkpoint: str, device):
     """A checkpoint file, or a name from the weights registry (``edsr_lab.weights``)."""
-    from edsr_lab.models import load_checkpoint
+    from edsr_lab import weights
 
-    path = Path(checkpoint).expanduser()
-    if not path.exists() and not path.is_symlink() and path.suffix == "":
-        from edsr_lab import weights
-
-        if checkpoint in weights.registry():
-            return weights.load_pretrained(checkpoint, map_location=device)
-    return load_checkpoint(path, map_location=device)
+    return weights.load_model(checkpoint, map_location=device)
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:

@@ -417,22 +417,16 @@ def build_model(name: str, scales: tuple[int, ...], n_resblocks=None, n_feats=No
 
 
 def _read_init(spec: str) -> nn.Module:
-    """The model behind ``--init``: a checkpoint file (ours or official), or a registry name."""
-    from edsr_lab.models import load_checkpoint
+    """The model behind ``--init``: a checkpoint file (ours, official or BasicSR), or a
+    registry name (course weights, official models: :mod:`edsr_lab.weights`)."""
+    from edsr_lab.weights import load_model, load_pretrained
 
     path = Path(spec).expanduser()
     if path.is_file():
-        return load_checkpoint(path)
+        return load_model(path)
     looks_like_name = os.sep not in spec and "/" not in spec and not path.suffix
     if not looks_like_name:
         raise TrainOptionError(f"--init {spec}: no such file")
-    try:  # Registry names (course weights, official models) live in edsr_lab.weights.
-        from edsr_lab.weights import load_pretrained
-    except ImportError:
-        raise TrainOptionError(
-            f"--init {spec}: no such file, and this edsr_lab has no weights registry "
-            "(edsr_lab.weights) to look the name up; give a checkpoint file"
-        ) from None
     return load_pretrained(spec)
 
 

@@ -246,20 +246,22 @@ def load_pretrained(
 
 
 def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs: Any) -> Any:
-    """A model from a registry name (:func:`load_pretrained`) or a checkpoint file.
+    """A model from a checkpoint file or a registry name (:func:`load_pretrained`).
 
     Files: our format and official EDSR-PyTorch files via
     :func:`edsr_lab.models.load_checkpoint`; BasicSR EDSR files via
-    :func:`edsr_lab.models.load_official`, which converts them. For ``--weights`` /
-    ``--checkpoint`` style options that accept either. Returns a float32 model in eval mode.
+    :func:`edsr_lab.models.load_official`, which converts them. An existing file wins over
+    a registry name spelled the same. For ``--checkpoint`` / ``--init`` style options that
+    accept either. Returns a float32 model in eval mode.
     """
     from edsr_lab.models import load_checkpoint, load_official
     from edsr_lab.models.checkpoints import _read_state_dict
     from edsr_lab.models.convert import is_basicsr_edsr
 
-    if not isinstance(name_or_path, Path) and str(name_or_path) in registry():
-        return load_pretrained(str(name_or_path), map_location=map_location, **kwargs)
     path = Path(name_or_path).expanduser()
+    is_name = not isinstance(name_or_path, Path) and str(name_or_path) in registry()
+    if is_name and not path.is_file():
+        return load_pretrained(str(name_or_path), map_location=map_location, **kwargs)
     try:
         model = load_checkpoint(path, map_location=map_location)
     except CheckpointError:

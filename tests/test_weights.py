@@ -178,3 +178,18 @@ def test_basicsr_checkpoint_gives_the_same_output(tmp_path, scale, wrapper):
     basicsr["body.0.conv3.weight"] = basicsr["body.0.conv1.weight"]
     with pytest.raises(CheckpointError, match="BasicSR.*body.0.conv3.weight"):
         load_official(basicsr)
+
+
+def test_load_model_reads_basicsr_files_and_prefers_a_file_to_a_registry_name(
+    tmp_path, monkeypatch
+):
+    """What --checkpoint (upscale, evaluate) and --init (train) accept, via load_model."""
+    model = _tiny(2, seed=5)
+    torch.save({"params": _to_basicsr(model.state_dict(), 2)}, tmp_path / "basicsr.pth")
+    x = torch.rand(1, 3, 7, 6)
+    loaded = weights.load_model(str(tmp_path / "basicsr.pth"))
+    torch.testing.assert_close(loaded(x), model(x), rtol=0, atol=1e-6)
+    # A file spelled like a registry name is that file, not the registry's weights.
+    monkeypatch.chdir(tmp_path)
+    save_checkpoint(model, tmp_path / "course_edsr_baseline_x2")
+    assert weights.load_model("course_edsr_baseline_x2").config["n_resblocks"] == 2
