@@ -38,6 +38,18 @@ from pathlib import Path, PurePosixPath
 
 from edsr_lab.errors import ArchiveError, DownloadError
 
+__all__ = [
+    "MAX_RATIO",
+    "archive_names",
+    "check_url",
+    "fetch",
+    "move_aside",
+    "removing_new_dirs",
+    "safe_extract",
+    "sha256_file",
+    "verify",
+]
+
 #: ``progress(label, bytes_done, bytes_total_or_None)``; or True for a tqdm bar, None/False
 #: for silence.
 Progress = Callable[[str, int, "int | None"], None] | bool | None

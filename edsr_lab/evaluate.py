@@ -44,6 +44,7 @@ __all__ = [
     "EvalReport",
     "EvalResult",
     "EvalRow",
+    "SetResult",
     "bicubic_upscale",
     "evaluate",
     "evaluate_sets",

@@ -16,6 +16,15 @@ does. Look values up with :func:`paper_value`.
 
 from __future__ import annotations
 
+__all__ = [
+    "DATASETS",
+    "SOURCE",
+    "TABLE2",
+    "TABLE3",
+    "paper_model_name",
+    "paper_value",
+]
+
 SOURCE = {"div2k": "Lim et al. 2017, Table 2", "benchmark": "Lim et al. 2017, Table 3"}
 
 #: Data set keys used by ``evaluate`` (``--data``) and their display names.

@@ -65,6 +65,7 @@ __all__ = [
     "make_optimizer",
     "make_scheduler",
     "make_train_step",
+    "resolve_amp",
     "restore_training_state",
     "save_training_checkpoint",
     "train",

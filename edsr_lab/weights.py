@@ -35,6 +35,21 @@ from typing import Any
 from edsr_lab import config, download
 from edsr_lab.errors import CheckpointError
 
+__all__ = [
+    "COURSE_DIR",
+    "OFFICIAL",
+    "OFFICIAL_BASE_URL",
+    "WeightsInfo",
+    "cache_dir",
+    "course_dir",
+    "course_weights",
+    "download_weights",
+    "get",
+    "load_model",
+    "load_pretrained",
+    "registry",
+]
+
 #: The official model zoo (EDSR-PyTorch's ``src/model/edsr.py`` and ``mdsr.py`` URLs).
 OFFICIAL_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/models/"
 

@@ -29,6 +29,16 @@ from edsr_lab import config, download
 from edsr_lab.data.div2k import SOURCE_SUFFIXES
 from edsr_lab.errors import ArchiveError, DatasetError
 
+__all__ = [
+    "BENCHMARK_SETS",
+    "BENCHMARK_URL",
+    "SET_SIZES",
+    "benchmark_dir",
+    "download_benchmarks",
+    "eval_pairs",
+    "load_eval_pair",
+]
+
 #: The benchmark archive of the official EDSR-PyTorch project (its README links it).
 BENCHMARK_URL = "https://cv.snu.ac.kr/research/EDSR/benchmark.tar"
 

@@ -27,6 +27,11 @@ import torch
 from edsr_lab.data.patches import PatchSampler
 from edsr_lab.errors import SamplerError
 
+__all__ = [
+    "MultiScaleSampler",
+    "child_seeds",
+]
+
 
 def child_seeds(seed: int, n: int) -> list[int]:
     """``n`` seeds derived from ``seed``: the scale picker's, then one per scale.

@@ -27,6 +27,12 @@ from pathlib import Path
 from edsr_lab import config
 from edsr_lab.errors import BadArgumentError, DatasetError
 
+__all__ = [
+    "DIV2K_ABLATION_VALID",
+    "div2k_available",
+    "training_pairs",
+]
+
 #: The DIV2K validation images of the paper's ablations (Table 2): 0801-0810.
 DIV2K_ABLATION_VALID = range(801, 811)
 
