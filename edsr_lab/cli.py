@@ -367,7 +367,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--checkpoint",
         required=True,
-        help="our .pt/.safetensors, an official EDSR-PyTorch .pt, or a weights name",
+        help="our .pt/.safetensors, an official EDSR-PyTorch or BasicSR file, or a weights name",
     )
     p.add_argument("--out", default="upscaled", help="output folder (default: ./upscaled)")
     p.add_argument(
@@ -469,7 +469,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--init",
         default=None,
         metavar="CHECKPOINT",
-        help="start from these weights: our checkpoint or an official EDSR-PyTorch "
+        help="start from these weights: our checkpoint, an official EDSR-PyTorch or BasicSR "
         "file (or a weights-registry name); another scale copies all but the "
         "upsampler, as the paper starts x3/x4 from x2",
     )
