@@ -40,7 +40,12 @@ import time
 from pathlib import Path
 
 from edsr_lab import config  # torch-free: imports torch only inside its functions
-from edsr_lab.errors import EdsrLabError
+from edsr_lab.errors import (
+    BadArgumentError,
+    DatasetError,
+    EdsrLabError,
+    MissingDependencyError,
+)
 
 
 def _cmd_info(args: argparse.Namespace) -> int:
@@ -70,7 +75,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
         from nbclient import NotebookClient
         from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
     except ImportError as err:
-        raise EdsrLabError(
+        raise MissingDependencyError(
             f"running notebooks needs nbclient and nbformat ({err}); "
             'install the course tools with: pip install -e ".[dev]"'
         ) from err
@@ -80,7 +85,7 @@ def _cmd_course(args: argparse.Namespace) -> int:
     if args.only:
         books = [b for b in books if any(b.name.startswith(o) for o in args.only)]
     if not books:
-        raise EdsrLabError(f"no notebooks matching {args.only or '*'} in {folder}")
+        raise DatasetError(f"no notebooks matching {args.only or '*'} in {folder}")
     out = Path(args.out).expanduser().resolve()
     out.mkdir(parents=True, exist_ok=True)
     if args.quick:
@@ -118,7 +123,7 @@ def _cmd_download_div2k(args: argparse.Namespace) -> int:
     from urllib.parse import urlsplit
 
     if args.base_url is not None and urlsplit(args.base_url).scheme not in ("http", "https"):
-        raise EdsrLabError(
+        raise BadArgumentError(
             f"--base-url {args.base_url!r}: only http:// and https:// mirrors are supported"
         )
     from edsr_lab.data import div2k
@@ -126,7 +131,7 @@ def _cmd_download_div2k(args: argparse.Namespace) -> int:
     parts = args.parts or list(div2k.DEFAULT_PARTS)
     unknown = [p for p in parts if p not in div2k.DIV2K_PARTS]
     if unknown:  # checked here, not by argparse choices, so the parser needs no torch import
-        raise EdsrLabError(
+        raise BadArgumentError(
             f"unknown DIV2K part(s) {' '.join(unknown)}; choose from: {' '.join(div2k.DIV2K_PARTS)}"
         )
     root = div2k.download_div2k(args.root, parts=parts, base_url=args.base_url or div2k.DIV2K_URL)
@@ -200,7 +205,7 @@ def _cmd_upscale(args: argparse.Namespace) -> int:
     sources = upscale.collect_inputs(args.images)
     out = Path(args.out).expanduser()
     if args.scale is not None and args.scale < 1:
-        raise EdsrLabError(f"--scale {args.scale}: the scale must be a whole number >= 1")
+        raise BadArgumentError(f"--scale {args.scale}: the scale must be a whole number >= 1")
     model = _load_model(args.checkpoint, device)
     scale = upscale.check_scale(model, args.scale, args.checkpoint)
     _, failed = upscale.upscale_files(

@@ -10,14 +10,14 @@ from __future__ import annotations
 
 import argparse
 
-from edsr_lab.errors import EdsrLabError
+from edsr_lab.errors import BadArgumentError
 
 
 def _load_model(args: argparse.Namespace, device):
     from edsr_lab import weights
 
     if bool(args.weights) == bool(args.checkpoint):
-        raise EdsrLabError(
+        raise BadArgumentError(
             "evaluate needs exactly one of --weights NAME (e.g. edsr_baseline_x2; see "
             "python -m edsr_lab download-weights --list) or --checkpoint PATH"
         )
@@ -31,11 +31,11 @@ def _scales(model, asked: list[int] | None) -> list[int]:
     have = [int(s) for s in have if s is not None]
     if not asked:
         if not have:
-            raise EdsrLabError("the model does not say its scale; pass --scale")
+            raise BadArgumentError("the model does not say its scale; pass --scale")
         return have
     wrong = [s for s in asked if s not in have]
     if wrong:
-        raise EdsrLabError(
+        raise BadArgumentError(
             f"the model upscales by x{'/x'.join(map(str, have))}, not x"
             f"{'/x'.join(map(str, wrong))}; pick a model for that scale (e.g. --weights "
             f"edsr_baseline_x{wrong[0]}) or drop --scale"
@@ -48,9 +48,9 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     from edsr_lab.evaluate import evaluate_sets
 
     if args.tile is not None and args.tile < 1:
-        raise EdsrLabError(f"--tile {args.tile} must be >= 1")
+        raise BadArgumentError(f"--tile {args.tile} must be >= 1")
     if args.limit is not None and args.limit < 1:
-        raise EdsrLabError(f"--limit {args.limit} must be >= 1")
+        raise BadArgumentError(f"--limit {args.limit} must be >= 1")
     device = _check_device(args.device)
     model = _load_model(args, device)
     reports = []

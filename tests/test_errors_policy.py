@@ -61,7 +61,8 @@ def builtin_raises(source: str) -> list[tuple[int, str]]:
         if not isinstance(node, ast.Raise) or node.exc is None:
             continue  # a bare ``raise`` re-raises what was caught: not a new error
         target = node.exc.func if isinstance(node.exc, ast.Call) else node.exc
-        if isinstance(target, ast.Name) and target.id in BUILTIN_ERRORS:
+        # The bare base class is too vague for an ``except ValueError``/``OSError`` caller.
+        if isinstance(target, ast.Name) and target.id in BUILTIN_ERRORS | {"EdsrLabError"}:
             found.append((node.lineno, target.id))
         elif (  # builtins.ValueError(...)
             isinstance(target, ast.Attribute)
@@ -95,9 +96,16 @@ def test_scanner_finds_builtin_raises_and_nothing_else():
         "        raise errors.OutputPathError('o') from e\n"
         "    except KeyError:\n"
         "        raise\n"
+        "    if x == 4:\n"
+        "        raise EdsrLabError('too vague')\n"
         "    raise NotImplementedError\n"
     )
-    assert builtin_raises(source) == [(4, "ValueError"), (6, "FileExistsError"), (8, "TypeError")]
+    assert builtin_raises(source) == [
+        (4, "ValueError"),
+        (6, "FileExistsError"),
+        (8, "TypeError"),
+        (16, "EdsrLabError"),
+    ]
 
 
 def test_package_raises_only_edsr_lab_errors():
