@@ -159,9 +159,13 @@ class CompareViewer:
         self.scores = w.HTML()
 
         def column(name: str) -> Any:
-            return w.VBox([w.HTML(f"<b>{name}</b>"), self.full[name], self.zoomed[name]])
+            # fixed width, so columns wrap on a narrow screen instead of growing scrollbars
+            size = w.Layout(width=f"{self.panel_px + 8}px", overflow="hidden")
+            return w.VBox(
+                [w.HTML(f"<b>{name}</b>"), self.full[name], self.zoomed[name]], layout=size
+            )
 
-        self._side = w.HBox([column(n) for n in self.names])
+        self._side = w.HBox([column(n) for n in self.names], layout=w.Layout(flex_flow="row wrap"))
         self._swipe = w.VBox(
             [w.HBox([self.left, self.right, self.split]), self.swipe_full, self.swipe_zoomed]
         )

@@ -176,7 +176,7 @@ def chromium(tmp_path):
         "--remote-debugging-port=0",
         "--remote-allow-origins=*",
         f"--user-data-dir={tmp_path / 'chromium-profile'}",
-        "--window-size=1400,1100",
+        "--window-size=1700,1100",
         "about:blank",
     ]
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -290,6 +290,7 @@ def test_viewer_renders_in_jupyterlab(lab, chromium, notebook):
         ),
     )
     elapsed = time.monotonic() - start
+    page.js("document.querySelector('.edsr-lab-viewer').scrollIntoView(), true")
     _save_screenshot(page)
     print(f"\nscreenshot: {ARTEFACT} (viewer rendered {elapsed:.1f} s after opening Lab)")
 
