@@ -46,6 +46,7 @@ from __future__ import annotations
 import copy
 import datetime as _dt
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -200,7 +201,7 @@ def stored_range(ds: Dataset) -> tuple[int, int]:
 # --------------------------------------------------------------------------------------------
 def _first(value: Any) -> float:
     """WindowCenter/Width may hold several values (several presets): use the first."""
-    if isinstance(value, list | tuple) or type(value).__name__ == "MultiValue":
+    if isinstance(value, Sequence) and not isinstance(value, str | bytes):  # MultiValue too
         value = value[0]
     return float(value)
 

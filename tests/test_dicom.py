@@ -137,6 +137,12 @@ def test_window_comes_from_the_file_or_the_data():
     assert dicom.window_from_dataset(ds, values) == ((lo + hi) / 2, hi - lo)
 
 
+def test_window_uses_the_first_of_several_presets(tmp_path):
+    path = _variant(tmp_path, WindowCenter=[40, 400], WindowWidth=[400, 2000])
+    values, ds = dicom.read_dicom(path)
+    assert dicom.window_from_dataset(ds, values) == (40.0, 400.0)
+
+
 def test_png_output_is_the_windowed_slice_in_16_bits(tmp_path):
     from PIL import Image
 
