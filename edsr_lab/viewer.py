@@ -38,7 +38,7 @@ from PIL import Image
 
 from edsr_lab.errors import OutputExistsError, VizInputError
 
-__all__ = ["CompareViewer", "compare"]
+__all__ = ["CompareViewer", "compare", "comparison_images"]
 
 _BOX = (255, 215, 0)  # region outline on the full images (gold, visible on grey and RGB)
 _MIN_REGION = 16  # SSIM's 11x11 window needs room; smaller regions say little anyway
@@ -344,27 +344,26 @@ class CompareViewer:
         return atomic_write(path, lambda tmp: fig.savefig(tmp, dpi=dpi, format=fmt))
 
 
-def compare(
+def comparison_images(
     model: torch.nn.Module,
     *,
     hr: torch.Tensor | None = None,
     lr: torch.Tensor | None = None,
     scale: int | None = None,
     name: str = "model",
-    **kwargs: Any,
-) -> CompareViewer:
-    """A :class:`CompareViewer` of bicubic, the model's output and (if known) HR.
+) -> dict[str, torch.Tensor]:
+    """``{"bicubic": ..., name: ..., "HR": ...}``: what :func:`compare` shows, without widgets.
 
     Args:
-        model: an SR model (RGB or grey input).
+        model: an SR model (RGB or grey input; a grey image goes through an RGB model as
+            three equal channels and comes back as one, with ITU-R 601 luma).
         hr: the ground truth (C, H, W) in [0, 1]. Given alone, the LR is made from it with
             the paper's degradation (:func:`edsr_lab.resize.degrade`, MATLAB bicubic) after
             cropping it to a multiple of the scale.
-        lr: your low-resolution image (C, h, w); alone when there is no HR (then no
-            scores), or with ``hr`` for a real LR/HR pair (HR = scale x LR).
+        lr: your low-resolution image (C, h, w); alone when there is no HR (then no "HR"
+            entry), or with ``hr`` for a real LR/HR pair (HR = scale x LR).
         scale: default the model's scale.
-        name: the model's panel title.
-        **kwargs: passed to :class:`CompareViewer` (``region``, ``zoom_px``, ...).
+        name: the model's key.
     """
     from edsr_lab.dicom import _super_resolve_grey
     from edsr_lab.evaluate import bicubic_upscale, input_channels, model_scale, super_resolve
@@ -385,4 +384,22 @@ def compare(
     images = {"bicubic": bicubic_upscale(lr, scale), name: sr}
     if hr is not None:
         images["HR"] = hr
-    return CompareViewer(images, reference="HR" if hr is not None else None, **kwargs)
+    return images
+
+
+def compare(
+    model: torch.nn.Module,
+    *,
+    hr: torch.Tensor | None = None,
+    lr: torch.Tensor | None = None,
+    scale: int | None = None,
+    name: str = "model",
+    **kwargs: Any,
+) -> CompareViewer:
+    """A :class:`CompareViewer` of bicubic, the model's output and (if known) HR.
+
+    Arguments as :func:`comparison_images`; ``**kwargs`` go to :class:`CompareViewer`
+    (``region``, ``zoom_px``, ...).
+    """
+    images = comparison_images(model, hr=hr, lr=lr, scale=scale, name=name)
+    return CompareViewer(images, reference="HR" if "HR" in images else None, **kwargs)

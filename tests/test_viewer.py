@@ -14,7 +14,7 @@ from PIL import Image
 from edsr_lab import metrics
 from edsr_lab.errors import VizInputError
 from edsr_lab.models import EDSR
-from edsr_lab.viewer import CompareViewer, compare
+from edsr_lab.viewer import CompareViewer, compare, comparison_images
 
 
 def _images(c: int = 3, h: int = 48, w: int = 64) -> dict[str, torch.Tensor]:
@@ -119,6 +119,10 @@ def test_compare_builds_bicubic_model_and_hr_panels():
     assert viewer.images["HR"].shape == (3, 40, 50)
     grey = compare(model, lr=torch.rand(1, 20, 25))  # grey through an RGB model
     assert grey.images["model"].shape == (1, 40, 50) and grey.reference is None
+    images = comparison_images(model, hr=hr, name="EDSR")  # the same, without widgets
+    assert list(images) == viewer.names
+    for n in viewer.names:
+        assert torch.equal(images[n], viewer.images[n].clamp(0, 1))
 
 
 def test_bad_inputs_give_clear_errors():
