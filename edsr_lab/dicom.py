@@ -101,6 +101,8 @@ def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     path = Path(path)
     if path.suffix.lower() in _DICOM_SUFFIXES:
         return True
+    if not path.is_file():  # never open a FIFO (it would block) or a folder
+        return False
     try:
         with open(path, "rb") as f:
             head = f.read(132)

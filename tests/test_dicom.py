@@ -8,6 +8,7 @@ intercept; MR_small.dcm: 16-bit MR with a window) and variants the tests write.
 from __future__ import annotations
 
 import builtins
+import os
 import sys
 
 import numpy as np
@@ -210,6 +211,10 @@ def test_is_dicom_file_by_suffix_or_preamble(tmp_path):
     png = tmp_path / "x.png"
     png.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
     assert not dicom.is_dicom_file(png)
+    assert not dicom.is_dicom_file(tmp_path)  # a folder
+    if hasattr(os, "mkfifo"):
+        os.mkfifo(tmp_path / "pipe")
+        assert not dicom.is_dicom_file(tmp_path / "pipe")  # returns, does not block
 
 
 def test_cli_upscale_dicom_writes_dicom_and_reports_each_failure(tmp_path, capsys):
