@@ -199,37 +199,54 @@ def _load_model(checkpoint: str, device):
 
 
 def _cmd_upscale(args: argparse.Namespace) -> int:
-    from edsr_lab import upscale
+    from edsr_lab import dicom, upscale
 
     device = _check_device(args.device)  # before the (slow) model load
     sources = upscale.collect_inputs(args.images)
+    # DICOM files given by name go through edsr_lab.dicom (a derived .dcm out)
+    slices = [s for s in sources if dicom.is_dicom_file(s)]
+    sources = [s for s in sources if s not in slices]
+    if slices:
+        dicom._pydicom()  # one clear line, before loading the model, if the extra is missing
     out = Path(args.out).expanduser()
     if args.scale is not None and args.scale < 1:
         raise BadArgumentError(f"--scale {args.scale}: the scale must be a whole number >= 1")
     model = _load_model(args.checkpoint, device)
     scale = upscale.check_scale(model, args.scale, args.checkpoint)
-    _, failed = upscale.upscale_files(
-        model,
-        sources,
-        out,
-        scale,
-        mode=args.mode,
-        bits=args.bits,
-        overwrite=args.overwrite,
-        tile=args.tile,
-        self_ensemble=args.self_ensemble,
-        device=device,
-    )
+    failed = 0
+    if sources:
+        _, failed = upscale.upscale_files(
+            model,
+            sources,
+            out,
+            scale,
+            mode=args.mode,
+            bits=args.bits,
+            overwrite=args.overwrite,
+            tile=args.tile,
+            self_ensemble=args.self_ensemble,
+            device=device,
+        )
+    if slices:
+        failed += dicom.upscale_files(
+            model,
+            slices,
+            out,
+            scale=scale,
+            overwrite=args.overwrite,
+            tile=args.tile,
+            self_ensemble=args.self_ensemble,
+            device=device,
+        )
     return 1 if failed else 0
 
 
 def _cmd_upscale_dicom(args: argparse.Namespace) -> int:
     from edsr_lab import dicom
-    from edsr_lab.models import load_checkpoint
 
     dicom._pydicom()  # one clear line, before loading the model, if the extra is missing
-    device = args.device or config.default_device()
-    model = load_checkpoint(args.checkpoint, map_location=device)
+    device = _check_device(args.device)
+    model = _load_model(args.checkpoint, device)
     window_cw = tuple(args.window) if args.window else None
     failed = dicom.upscale_files(
         model,

@@ -256,3 +256,18 @@ def test_cli_upscale_dicom_refuses_name_clashes_before_writing(tmp_path, capsys)
     assert code == 2 and err.startswith("error: ") and "both be written" in err
     assert len(err.strip().splitlines()) == 1
     assert not out.exists()
+
+
+def test_cli_upscale_sends_dicom_files_through_the_dicom_path(tmp_path, capsys):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(EDSR(n_resblocks=1, n_feats=8, scale=2), tmp_path / "tiny.pt")
+    from edsr_lab.data import sample_path
+
+    png = sample_path("gray_camera")
+    out = tmp_path / "out"
+    args = ["upscale", CT, str(png), "--checkpoint", str(ckpt), "--out", str(out)]
+    assert cli.main(args) == 0
+    written = pydicom.dcmread(out / "CT_small_x2.dcm")
+    assert written.Rows == 256 and written.ImageType[0] == "DERIVED"
+    assert (out / "gray_camera_x2.png").is_file()
+    assert "1 of 1 DICOM file(s) written" in capsys.readouterr().out
