@@ -53,7 +53,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from edsr_lab.errors import DicomError, MissingDependencyError
+from edsr_lab.errors import DicomError, MissingDependencyError, OutputExistsError
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydicom.dataset import Dataset
@@ -387,14 +387,14 @@ def write_dicom(ds: Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
     """Write ``ds`` as a DICOM file (Part 10, with preamble and file meta), atomically.
 
     Raises:
-        FileExistsError: ``overwrite=False`` and ``path`` exists.
+        OutputExistsError (a FileExistsError): ``overwrite=False`` and ``path`` exists.
     """
-    from edsr_lab.io import atomic_write
+    from edsr_lab.files import atomic_write
 
     _pydicom()
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{str(path)!r} already exists; choose another name or pass overwrite=True"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -439,7 +439,7 @@ def upscale_dicom(
     if dst.exists() and dst.resolve() == src.resolve():
         raise DicomError(f"output {str(dst)!r} is the input file; choose another name or folder")
     if dst.exists() and not overwrite:
-        raise FileExistsError(
+        raise OutputExistsError(
             f"{str(dst)!r} already exists; choose another name or pass overwrite=True"
         )
     values, ds = read_dicom(src)
