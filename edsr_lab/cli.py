@@ -95,13 +95,11 @@ def _cmd_course(args: argparse.Namespace) -> int:
     for book in books:
         nb = nbformat.read(book, as_version=4)
         start = time.perf_counter()
+        # CurveZMQ keys for the kernel's sockets: encrypted, and no "running over TCP
+        # without encryption" warning in the middle of the course's output.
+        km = KernelManager(kernel_name="python3", transport_encryption="auto")
         client = NotebookClient(
-            nb,
-            timeout=args.timeout,
-            # CurveZMQ keys for the kernel's sockets: encrypted, and no "running over TCP
-            # without encryption" warning in the middle of the course's output.
-            km=KernelManager(kernel_name="python3", transport_encryption="auto"),
-            resources={"metadata": {"path": folder}},
+            nb, timeout=args.timeout, km=km, resources={"metadata": {"path": folder}}
         )
         status = "ok"
         try:
@@ -110,6 +108,11 @@ def _cmd_course(args: argparse.Namespace) -> int:
             last_line = re.sub(r"\x1b\[[0-9;]*m", "", str(err)).strip().splitlines()[-1]
             status = f"FAILED: {type(err).__name__}: {last_line[:120]}"
             failed.append(book.name)
+        finally:
+            # nbclient shuts down only kernels it started itself; without this every
+            # notebook's kernel (and its memory) lives until the command exits.
+            if km.has_kernel:
+                km.shutdown_kernel(now=False)
         nbformat.write(nb, out / book.name)
         print(f"  {book.name:<40} {time.perf_counter() - start:7.1f} s  {status}", flush=True)
     if failed:
