@@ -45,6 +45,7 @@ from edsr_lab.errors import (
     DatasetError,
     EdsrLabError,
     MissingDependencyError,
+    one_line,
 )
 
 
@@ -604,10 +605,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except EdsrLabError as err:  # bad input: one line, exit 2 (its message says what to do)
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except OSError as err:  # e.g. a disk that is full or went away while writing
-        print(f"error: {_one_line(err)}", file=sys.stderr)
+        print(f"error: {one_line(err)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(
@@ -615,7 +616,3 @@ def main(argv: list[str] | None = None) -> int:
             file=sys.stderr,
         )
         return 130
-
-
-def _one_line(err: BaseException) -> str:
-    return " ".join(str(err).split()) or type(err).__name__

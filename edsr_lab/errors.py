@@ -161,3 +161,8 @@ class FileWriteError(EdsrLabError, OSError):
 class ResumeConfigError(EdsrLabError, ValueError):
     """Resuming with optimiser settings that differ from the checkpoint's, without saying
     whether to apply them (``train(..., resume_changes="apply")``)."""
+
+
+def one_line(err: BaseException) -> str:
+    """``err``'s message on one line (what the CLI prints), or its type name if empty."""
+    return " ".join(str(err).split()) or type(err).__name__

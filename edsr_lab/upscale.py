@@ -43,6 +43,7 @@ from edsr_lab.errors import (
     EdsrLabError,
     OutputExistsError,
     OutputPathError,
+    one_line,
 )
 from edsr_lab.io import ImageInfo, read_image, save_image
 from edsr_lab.paths import unreadable_reason, unwritable_reason
@@ -306,7 +307,7 @@ def upscale_files(
             save_image(sr, job.target, bits=out_bits, overwrite=overwrite)
         except (EdsrLabError, OSError) as err:
             failed += 1
-            log(f"FAILED {job.source}: {_one_line(err)}")
+            log(f"FAILED {job.source}: {one_line(err)}")
             continue
         written += 1
         what = f"{out_mode}, {out_bits if out_bits != 32 else 'float32'}-bit"
@@ -317,11 +318,6 @@ def upscale_files(
     summary = f"{written} of {len(jobs)} image(s) written to {out_dir}"
     log(summary + (f"; {failed} failed (see the FAILED lines above)" if failed else ""))
     return written, failed
-
-
-def _one_line(err: BaseException) -> str:
-    text = " ".join(str(err).split())
-    return text or type(err).__name__
 
 
 def check_scale(model: nn.Module, scale: int | None, checkpoint: str) -> int:
