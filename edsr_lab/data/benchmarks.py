@@ -53,6 +53,10 @@ IMAGE_SUFFIXES = SOURCE_SUFFIXES
 
 FIX_BENCHMARKS = "python -m edsr_lab download-benchmarks"
 
+#: The most bytes the benchmark archive may have (it has about 250 MB): a longer body is
+#: the wrong file or an endless one, and is refused before it fills the disk.
+MAX_ARCHIVE_BYTES = 2**30
+
 
 def benchmark_dir(root: str | Path | None = None) -> Path:
     """The folder holding ``Set5/`` etc.: ``root/benchmark`` (default ``data/benchmark``)."""
@@ -93,7 +97,7 @@ def download_benchmarks(
 
     Skips the work when all four sets are already there (marker ``benchmark/.done`` and
     an HR folder per set). The archive streams to ``benchmark.tar.part`` (a rerun resumes
-    it), is checked (length; ``sha256`` if given, also for
+    it; at most ``MAX_ARCHIVE_BYTES``), is checked (length; ``sha256`` if given, also for
     a ``benchmark.tar`` already there, which is moved aside and fetched again from ``url``
     when it fails; the four ``<Set>/HR/*.png`` folders are present; safe to extract) and
     is deleted after extraction unless ``keep_archive``. Only the four sets' folders
@@ -124,8 +128,8 @@ def download_benchmarks(
         archive = parent / "benchmark.tar"
         # Also for an archive already there: it is checked against sha256 (when given).
         download.fetch(
-            url, archive, sha256=sha256, progress=progress, label="benchmark.tar",
-            timeout=timeout,
+            url, archive, sha256=sha256, max_size=MAX_ARCHIVE_BYTES, progress=progress,
+            label="benchmark.tar", timeout=timeout,
             fix=f"Or download {url} by hand into {str(parent)!r} and run the command again.",
         )  # fmt: skip
         try:
