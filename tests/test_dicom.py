@@ -271,3 +271,16 @@ def test_cli_upscale_sends_dicom_files_through_the_dicom_path(tmp_path, capsys):
     assert written.Rows == 256 and written.ImageType[0] == "DERIVED"
     assert (out / "gray_camera_x2.png").is_file()
     assert "1 of 1 DICOM file(s) written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("slope, intercept", [(0.5, -100.0), (2.0, -1024.0)])
+def test_roundtrip_with_a_rescale_slope_is_exact(tmp_path, slope, intercept):
+    """Stored = (value - intercept) / slope on writing, the inverse of reading; with slope
+    1 (the bundled files) a wrong order of the two would go unnoticed."""
+    src = _variant(tmp_path, RescaleSlope=slope, RescaleIntercept=intercept)
+    out = tmp_path / "sr.dcm"
+    dicom.upscale_dicom(Nearest(2), src, out)
+    original, written = pydicom.dcmread(src), pydicom.dcmread(out)
+    expected = original.pixel_array.repeat(2, 0).repeat(2, 1)
+    np.testing.assert_array_equal(written.pixel_array, expected)
+    assert (float(written.RescaleSlope), float(written.RescaleIntercept)) == (slope, intercept)
