@@ -31,6 +31,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edsr_lab.config import resolve_device
 from edsr_lab.data.patches import center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.errors import (
     BadArgumentError,
@@ -139,30 +140,17 @@ def _free_cuda_memory() -> None:
 
 
 def _resolve_device(device: str | torch.device | None, model: nn.Module | None) -> torch.device:
-    """The device to run on (default: the model's); DeviceError (one line) when it does not
-    exist on this machine."""
+    """The device to run on (default: the model's); see :func:`edsr_lab.config.resolve_device`.
+
+    TEMPORARY shim until the lead's integration step: ``cli._check_device`` imports it and
+    prefixes ``--device X:`` itself, so the Python half of the message is left out here.
+    """
     if device is None:
         return _model_device(model) if model is not None else torch.device("cpu")
     try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise DeviceError(
-            f"super_resolve: {str(device)!r} is not a device name; use cpu, cuda or cuda:1"
-        ) from err
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"super_resolve: device {str(device)!r} was asked for but this machine has no "
-                "CUDA GPU (or PyTorch was installed without CUDA); use device='cpu'"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"super_resolve: device {str(device)!r} does not exist; this machine has "
-                f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)"
-            )
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("super_resolve: device 'mps' is not available on this machine")
-    return device
+        return resolve_device(device)
+    except DeviceError as err:
+        raise DeviceError(str(err).replace(" (device='cpu' from Python)", "")) from None
 
 
 def super_resolve(
@@ -250,7 +238,7 @@ def super_resolve(
     if multiscale and scale not in tuple(model.scales):
         raise BadArgumentError(f"super_resolve: scale {scale} not in the model's {model.scales}")
 
-    device = _resolve_device(device, model)
+    device = resolve_device(device) if device is not None else _model_device(model)
     if amp and device.type != "cuda":
         raise DeviceError(f"super_resolve: amp=True (bf16) needs a CUDA device, not {device}")
     model.to(device)

@@ -15,9 +15,9 @@ Course weights (``course_*``) are small models trained by ``scripts/train_course
 and committed under ``data/course_weights/`` with a ``manifest.json`` that records each
 file's full SHA-256 and how it was trained; they need no download.
 
-Downloads go to a per-user cache, ``~/.cache/edsr_lab/weights`` (``$XDG_CACHE_HOME`` is
-honoured; ``EDSR_LAB_CACHE=DIR`` moves it to ``DIR/weights``). Once a file is there and
-passes its hash check, nothing is fetched again: loading works offline. A file that fails
+Downloads go to the cache, ``data/cache/weights`` (:func:`edsr_lab.config.cache_dir`;
+``EDSR_LAB_CACHE=DIR`` moves it to ``DIR/weights``). Once a file is there and passes its
+hash check, nothing is fetched again: loading works offline. A file that fails
 the check is moved aside (``<name>.corrupt``) and never loaded.
 
     >>> model = load_pretrained("edsr_baseline_x2")          # doctest: +SKIP
@@ -116,13 +116,9 @@ OFFICIAL: dict[str, WeightsInfo] = {
 _PAPER_ROWS = {"edsr_baseline": "EDSR baseline", "edsr": "EDSR", "mdsr_baseline": "MDSR baseline"}
 
 
-def cache_dir() -> Path:
-    """The per-user cache: ``$EDSR_LAB_CACHE``, else ``$XDG_CACHE_HOME/edsr_lab``, else
-    ``~/.cache/edsr_lab``. Weights go to its ``weights/`` folder."""
-    if os.environ.get("EDSR_LAB_CACHE"):
-        return Path(os.environ["EDSR_LAB_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "edsr_lab"
+# TEMPORARY shim until the lead's integration step: evalcli prints weights.cache_dir().
+# The one cache folder is edsr_lab.config.cache_dir().
+cache_dir = config.cache_dir
 
 
 def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
@@ -198,7 +194,7 @@ def download_weights(
     """Make the weights ``name`` available locally and checked; return their path.
 
     Official files are fetched (resumably, with a progress bar) into
-    ``cache_dir()/weights`` unless already there; ``base_url`` replaces the folder part of
+    ``config.cache_dir()/weights`` unless already there; ``base_url`` replaces the folder part of
     the URL (a mirror holding the same file names). Course weights are local files; their
     full SHA-256 is checked.
 
@@ -224,7 +220,7 @@ def download_weights(
             )
         return path
     url = _mirror_url(info, base_url)
-    folder = cache_dir() / "weights"
+    folder = config.cache_dir() / "weights"
     with download.removing_new_dirs(folder):
         return download.fetch(
             url, folder / info.file, sha256=info.sha256, progress=progress, label=info.file,
