@@ -34,6 +34,7 @@ from typing import Any
 
 from edsr_lab import config, download
 from edsr_lab.errors import CheckpointError
+from edsr_lab.losses import PAPER_LOSS
 
 __all__ = [
     "COURSE_DIR",
@@ -148,7 +149,7 @@ def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
                 arch=arch,
                 scales=scales,
                 paper=_PAPER_ROWS.get(str(e.get("preset")))
-                if e.get("loss", "l1") == "l1"
+                if e.get("loss", PAPER_LOSS) == PAPER_LOSS  # paper rows assume its loss
                 else None,
                 info=dict(e),
             )
