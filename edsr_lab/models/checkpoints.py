@@ -70,10 +70,8 @@ from edsr_lab.errors import (
     OutputPathError,
 )
 from edsr_lab.files import atomic_write
-from edsr_lab.models.common import count_parameters
-from edsr_lab.models.edsr import EDSR, dataset_mean
-from edsr_lab.models.mdsr import MDSR
-from edsr_lab.models.srresnet import SRResNet
+from edsr_lab.models.common import count_parameters, dataset_mean
+from edsr_lab.models.registry import ARCHITECTURES, architecture, is_multiscale
 from edsr_lab.paths import unreadable_reason
 
 __all__ = [
@@ -90,8 +88,8 @@ __all__ = [
     "tensor_checksum",
 ]
 
-#: The model classes our checkpoints can rebuild, by the name stored in the file.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"EDSR": EDSR, "SRResNet": SRResNet, "MDSR": MDSR}
+# ARCHITECTURES (from the registry): the model classes our checkpoints can rebuild, by the
+# class name stored in the file; a model registered with register_model is one of them.
 
 FORMAT = "edsr_lab"
 FORMAT_VERSION = 2  # 2 added "checksum" and "training"; version 1 files are still read
@@ -341,7 +339,7 @@ def _check_config(arch: str, config: Mapping[str, Any], sd: Mapping, source: str
     for key, have in expected.items():
         if key in config and config[key] != have:
             raise refuse(f"{key}={config[key]!r} but its tensors have {have}")
-    if arch == "MDSR":
+    if architecture(arch) is not None and architecture(arch).multiscale:
         scales = config.get("scales")
         if not isinstance(scales, (list, tuple)) or len(scales) != _count(
             sd, "upsample.{}.0.weight"
@@ -463,9 +461,8 @@ def _describe(arch: str, config: Mapping[str, Any]) -> str:
 # ---------------------------------------------------------------------------- loading
 
 
-def _strict_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(sd, strict=True)`` with a readable CheckpointError on mismatch."""
-    own = model.state_dict()
+def _mismatches(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor]) -> list[str]:
+    """What differs between a model's state dict ``own`` and ``sd``: one item per kind."""
     missing = [k for k in own if k not in sd]
     unexpected = [k for k in sd if k not in own]
     wrong = [
@@ -473,17 +470,25 @@ def _strict_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) 
         for k in own
         if k in sd and sd[k].shape != own[k].shape
     ]
-    if not (missing or unexpected or wrong):
+    lines = []
+    if wrong:
+        lines.append(f"{len(wrong)} shape mismatch(es): " + "; ".join(wrong[:3]))
+    if missing:
+        lines.append(f"{len(missing)} key(s) missing from the file, e.g. {missing[:4]}")
+    if unexpected:
+        lines.append(f"{len(unexpected)} unexpected key(s) in the file, e.g. {unexpected[:4]}")
+    return lines
+
+
+def _strict_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
+    """``model.load_state_dict(sd, strict=True)`` with a readable CheckpointError on mismatch."""
+    problems = _mismatches(model.state_dict(), sd)
+    if not problems:
         model.load_state_dict(sd, strict=True)
         return
     cfg = getattr(model, "config", {})
     lines = [f"{source} does not fit {_describe(type(model).__name__, cfg)}:"]
-    if wrong:
-        lines.append(f"  {len(wrong)} shape mismatch(es): " + "; ".join(wrong[:3]))
-    if missing:
-        lines.append(f"  {len(missing)} key(s) missing from the file, e.g. {missing[:4]}")
-    if unexpected:
-        lines.append(f"  {len(unexpected)} unexpected key(s) in the file, e.g. {unexpected[:4]}")
+    lines += [f"  {line}" for line in problems]
     try:
         fits = infer_config(sd, source=source)
     except CheckpointError:
@@ -591,8 +596,11 @@ def init_from(model: nn.Module, scale: int) -> nn.Module:
     second stage ``tail.0.2`` starts fresh. The new model sits on ``model``'s device and
     dtype, in its train/eval mode; ``new.transfer_report`` is a :class:`TransferReport`.
     """
-    if isinstance(model, MDSR):
-        raise BadArgumentError("MDSR already serves several scales; init_from is for EDSR/SRResNet")
+    if is_multiscale(model):
+        raise BadArgumentError(
+            f"{type(model).__name__} already serves several scales; init_from is for "
+            "single-scale models (EDSR, SRResNet)"
+        )
     config = getattr(model, "config", None)
     if not isinstance(config, dict) or "scale" not in config:
         raise BadArgumentTypeError(
@@ -861,14 +869,38 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Mo
             f"edsr_lab's models ({', '.join(ARCHITECTURES)}), so it cannot be rebuilt from "
             "the file: build that model yourself, then load_weights(model, path)"
         )
-    _check_config(record["arch"], record["config"], record["state_dict"], source)
-    try:
-        model = cls(**record["config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(
-            f"{source}: its config {record['config']!r} cannot build {record['arch']}: {e}"
-        ) from e
+    model = _build_checked(record["arch"], record["config"], record["state_dict"], source)
     _strict_load(model, record["state_dict"], source)
     model.checkpoint_extra = record["extra"]
     model.eval()
     return _to_device(model, map_location)
+
+
+def _build_checked(
+    arch: str, config: dict, sd: Mapping[str, torch.Tensor], source: str
+) -> nn.Module:
+    """``cls(**config)`` once the config is known to fit the file's tensors.
+
+    Official-layout models are checked by :func:`_check_config` (bounded by the tensors,
+    so a hostile config cannot make it allocate without bound); other registered models
+    are first built on the meta device (shapes only, no memory) and compared.
+    """
+    info = architecture(arch)
+    assert info is not None  # read_checkpoint refused unknown architectures
+    try:
+        if info.official_layout:
+            _check_config(arch, config, sd, source)
+        else:
+            with torch.device("meta"):
+                problems = _mismatches(info.cls(**config).state_dict(), sd)
+            if problems:
+                raise CheckpointError(
+                    f"{source}: its config {config!r} builds a {arch} whose tensors differ from "
+                    f"the file's ({'; '.join(problems)}), so the file is damaged or was "
+                    "edited; download or save it again"
+                )
+        return info.cls(**config)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: its config {config!r} cannot build {arch}: {e}") from e

@@ -44,6 +44,18 @@ ACTIVATIONS = ("relu", "prelu", "leaky_relu")
 ActSpec = str | nn.Module | Callable[[], nn.Module] | None
 
 
+def dataset_mean(n_colors: int) -> tuple[float, ...]:
+    """The mean the models subtract: DIV2K's RGB mean, or its luma for 1-channel models."""
+    if n_colors == 3:
+        return tuple(DIV2K_MEAN)
+    if n_colors == 1:
+        return (GRAY_MEAN,)
+    raise BadArgumentError(
+        f"n_colors must be 3 (RGB) or 1 (grey), got {n_colors!r}; convert other images with "
+        f"edsr_lab.io.load_image(path, channels=3 or 1)"
+    )
+
+
 def default_conv(
     in_channels: int, out_channels: int, kernel_size: int, bias: bool = True
 ) -> nn.Conv2d:
