@@ -267,7 +267,7 @@ def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs:
     accept either. Returns a float32 model in eval mode.
     """
     from edsr_lab.models import load_checkpoint, load_official
-    from edsr_lab.models.checkpoints import _read_state_dict
+    from edsr_lab.models.checkpoints import read_state_dict
     from edsr_lab.models.convert import is_basicsr_edsr
 
     path = Path(name_or_path).expanduser()
@@ -279,7 +279,7 @@ def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs:
     except CheckpointError:
         if not path.is_file() or path.suffix == ".safetensors":
             raise
-        sd, _ = _read_state_dict(path, "cpu")  # raises the same clear errors
+        sd, _ = read_state_dict(path)  # raises the same clear errors
         if not is_basicsr_edsr(sd):
             raise
         model = load_official(sd, map_location=map_location)

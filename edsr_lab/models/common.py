@@ -346,6 +346,17 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
 
 
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile / DataParallel / DDP wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
+
+
 def _is_compiling() -> bool:
     """True while torch.compile traces (a value read-back there would break the graph)."""
     fn = getattr(torch.compiler, "is_compiling", None)  # added in PyTorch 2.3
