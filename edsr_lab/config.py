@@ -20,6 +20,7 @@ time, so a notebook can flip it with ``os.environ`` before asking.
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -140,8 +141,6 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
 def describe() -> dict[str, str]:
     """A small report of the environment, for notebook 00 and ``python -m edsr_lab info``."""
-    import platform
-
     import torch
 
     cuda = torch.cuda.is_available()

@@ -56,6 +56,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from edsr_lab import __version__
 from edsr_lab.errors import DicomError, MissingDependencyError, OutputExistsError
 from edsr_lab.files import atomic_write
 
@@ -92,7 +93,7 @@ DICOM_SUFFIXES = (".dcm", ".dicom")
 def _pydicom() -> Any:
     """Import pydicom, or raise one clear line saying how to install it."""
     try:
-        import pydicom
+        import pydicom  # here: an optional extra, and this module must import without it
     except ImportError as err:
         raise MissingDependencyError(
             f"reading and writing DICOM needs pydicom, which is not installed ({err}); "
@@ -278,10 +279,8 @@ def derived_dataset(
         Little Endian (uncompressed) transfer syntax. Everything else is kept.
     """
     pydicom = _pydicom()
-    from pydicom.dataset import Dataset as _Dataset
+    from pydicom.dataset import Dataset as _Dataset  # pydicom is an optional extra
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    import edsr_lab
 
     out = copy.deepcopy(ds)
     slope, intercept = _rescale(ds)
@@ -304,7 +303,7 @@ def derived_dataset(
     image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
     out.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
     text = description or (
-        f"Super-resolved x{scale} by edsr-lab {edsr_lab.__version__} (EDSR, Lim et al. 2017); "
+        f"Super-resolved x{scale} by edsr-lab {__version__} (EDSR, Lim et al. 2017); "
         "detail is synthesised, not measured: not for diagnostic use"
     )
     out.DerivationDescription = text[:1024]

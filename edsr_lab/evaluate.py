@@ -412,6 +412,17 @@ def paper_model_of(model: nn.Module, self_ensemble: bool = False) -> str | None:
     return None if "baseline" in name else name + "+"
 
 
+def _paper_columns(
+    paper_model: str | None, scale: int, key: str, protocol: str, *, whole: bool
+) -> tuple[Any, Any]:
+    """The paper's (model, bicubic) values for a set, or None where the scores are not
+    comparable with its tables (another protocol, a crop, a subset, not one of its sets)."""
+    if not (whole and key in DATASETS and (protocol == "div2k") == (key == "div2k-valid")):
+        return None, None
+    model = paper_value(paper_model, scale, key) if paper_model else None
+    return model, paper_value("Bicubic", scale, key)
+
+
 def evaluate_sets(
     model: nn.Module,
     data: Sequence[str | Path],
@@ -495,20 +506,11 @@ def evaluate_sets(
                     ).rows  # fmt: skip
                 if bar is not None:
                     bar.update(1)
-            table_ok = (proto == "div2k") == (key == "div2k-valid") and key in DATASETS
-            table_ok = table_ok and crop is None and not limit
-            report.sets.append(
-                SetResult(
-                    dataset=key if key in DATASETS else str(d),
-                    name=name,
-                    model=res,
-                    bicubic=bic,
-                    paper=paper_value(paper_model, int(scale), key)
-                    if table_ok and paper_model
-                    else None,
-                    paper_bicubic=paper_value("Bicubic", int(scale), key) if table_ok else None,
-                )
+            paper, paper_bic = _paper_columns(
+                paper_model, int(scale), key, proto, whole=crop is None and not limit
             )
+            dataset = key if key in DATASETS else str(d)
+            report.sets.append(SetResult(dataset, name, res, bic, paper, paper_bic))
     finally:
         if bar is not None:
             bar.close()

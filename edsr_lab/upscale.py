@@ -51,6 +51,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
 from edsr_lab import dicom
@@ -131,8 +132,6 @@ def collect_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def _peek(path: Path) -> ImageInfo | None:
     """The file's mode and precision from its header, without decoding; None if unreadable."""
-    from PIL import Image
-
     if unreadable_reason(path) is not None:  # never open a FIFO (it would block)
         return None
     try:

@@ -132,6 +132,7 @@ def _unreadable(path: Path, e: BaseException) -> CheckpointError:
 
 
 def safetensors_module() -> Any:
+    """``safetensors.torch``, imported here: safetensors is an optional extra."""
     try:
         import safetensors.torch
     except ImportError as e:
@@ -143,8 +144,9 @@ def safetensors_module() -> Any:
 
 
 def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    """The tensors and metadata of a ``.safetensors`` file; CheckpointError naming it."""
     st = safetensors_module()
-    import safetensors
+    import safetensors  # present: safetensors_module() checked it (an optional extra)
 
     if not path.exists():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path")
