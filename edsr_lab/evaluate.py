@@ -529,11 +529,13 @@ def _resolve_device(device: str | torch.device | None, model: nn.Module | None) 
     """The device to run on (default: the model's); see :func:`edsr_lab.config.resolve_device`.
 
     TEMPORARY shim: ``cli._check_device`` prefixes ``--device X:`` itself and rewrites
-    ``device='cpu'``, so the Python half of the message is left out here.
+    ``device='cpu'``, so the leading ``device`` and the Python half of the message are left
+    out here (its tests match the old wording).
     """
     if device is None:
         return _model_device(model) if model is not None else torch.device("cpu")
     try:
         return resolve_device(device)
     except DeviceError as err:
-        raise DeviceError(str(err).replace(" (device='cpu' from Python)", "")) from None
+        reason = str(err).replace(" (device='cpu' from Python)", "").removeprefix("device ")
+        raise DeviceError(reason) from None
