@@ -71,6 +71,7 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 __all__ = [
     "DICOM_SUFFIXES",
     "INSTALL_HINT",
+    "require_pydicom",
     "derived_dataset",
     "is_dicom_file",
     "read_dicom",
@@ -90,8 +91,9 @@ INSTALL_HINT = 'pip install -e ".[dicom]"  (or: pip install pydicom)'
 DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
-def _pydicom() -> Any:
-    """Import pydicom, or raise one clear line saying how to install it."""
+def require_pydicom() -> Any:
+    """The pydicom module, or MissingDependencyError: one line with the install command
+    (a command calls it first, so a missing extra is said before a model is loaded)."""
     try:
         import pydicom  # here: an optional extra, and this module must import without it
     except ImportError as err:
@@ -145,7 +147,7 @@ def read_dicom(path: str | os.PathLike[str]) -> tuple[torch.Tensor, Dataset]:
         DicomError: missing file, not DICOM, no pixel data, compressed pixel data pydicom
             cannot decode, several frames, colour, or float pixel data.
     """
-    pydicom = _pydicom()
+    pydicom = require_pydicom()
     path = Path(path).expanduser()
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -278,7 +280,7 @@ def derived_dataset(
         description, a SourceImageSequence item referencing the original, and Explicit VR
         Little Endian (uncompressed) transfer syntax. Everything else is kept.
     """
-    pydicom = _pydicom()
+    pydicom = require_pydicom()
     from pydicom.dataset import Dataset as _Dataset  # pydicom is an optional extra
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
@@ -340,7 +342,7 @@ def write_dicom(ds: Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
     Raises:
         OutputExistsError (a FileExistsError): ``overwrite=False`` and ``path`` exists.
     """
-    _pydicom()
+    require_pydicom()
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
         raise OutputExistsError(
@@ -368,3 +370,7 @@ def upscale_files(model: nn.Module, files: Any, out_dir: Any, **kwargs: Any) -> 
     from edsr_lab.upscale import upscale_dicom_files
 
     return upscale_dicom_files(model, files, out_dir, **kwargs)[1]
+
+
+# TEMPORARY shim until the lead's integration step: cli.py calls dicom._pydicom().
+_pydicom = require_pydicom
