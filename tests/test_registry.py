@@ -115,6 +115,19 @@ def test_registering_a_name_or_class_twice_is_refused(toy):
     with pytest.raises(BadArgumentError, match="one set of flags"):
         register_model(ToyNet, multiscale=True)
 
+    # a notebook cell run again: the same definitions, replaced on request
+    class ToyNet2(ToyNet):
+        pass
+
+    ToyNet2.__name__ = "ToyNet"
+
+    @register_model(ToyNet2, replace=True, n_feats=5)
+    def toy_small(scale: int = 2) -> ToyNet:
+        return ToyNet2(n_feats=5, scale=scale)
+
+    assert get_model("toy_small").cls is ToyNet2 and ARCHITECTURES["ToyNet"] is ToyNet2
+    assert isinstance(build_model("toy_small", 2), ToyNet2)
+
 
 def test_a_new_model_is_one_file_plus_one_registration(toy, tmp_path):
     torch.manual_seed(0)

@@ -123,6 +123,7 @@ def register_model(
     *,
     multiscale: bool = False,
     official_layout: bool = False,
+    replace: bool = False,
     **preset: Any,
 ) -> Callable[[Callable[..., nn.Module]], Callable[..., nn.Module]]:
     """Decorator: register the preset function below it under its own name.
@@ -132,28 +133,32 @@ def register_model(
         multiscale: the class serves several scales (built with ``scales=``; MDSR).
         official_layout: the class's parameter names are EDSR-PyTorch's (see
             :class:`Architecture`).
+        replace: replace a preset (and class) registered under the same name, e.g. when
+            a notebook cell that defines and registers a model runs again.
         **preset: the constructor arguments the preset fixes (n_resblocks, n_feats,
             res_scale, ...): shown by :func:`get_model`, used by :func:`preset_of`.
 
-    The function is returned unchanged. A name registered twice, or a class registered
-    again with other flags, raises BadArgumentError (:func:`unregister_model` first).
+    The function is returned unchanged. A name registered twice, or another class (or
+    other flags) under a registered class name, raises BadArgumentError unless
+    ``replace``.
     """
     if not (isinstance(cls, type) and issubclass(cls, nn.Module)):
         raise BadArgumentTypeError(f"register_model needs an nn.Module class, got {cls!r}")
     arch = Architecture(cls, bool(multiscale), bool(official_layout))
     known = _ARCH_INFO.get(arch.name)
-    if known is not None and known != arch:
+    if known is not None and known != arch and not replace:
         raise BadArgumentError(
             f"register_model: {arch.name} is registered already as {known}; a class has "
-            "one set of flags (or another class has the same name)"
+            "one set of flags (or another class has the same name); pass replace=True "
+            "to replace it"
         )
 
     def register(factory: Callable[..., nn.Module]) -> Callable[..., nn.Module]:
         name = factory.__name__
-        if name in _MODELS:
+        if name in _MODELS and not replace:
             raise BadArgumentError(
-                f"register_model: a model named {name!r} is registered already; "
-                "choose another function name, or unregister_model it first"
+                f"register_model: a model named {name!r} is registered already; choose "
+                "another function name, or pass replace=True (e.g. re-running a cell)"
             )
         doc = inspect.getdoc(factory) or ""
         _ARCH_INFO[arch.name] = arch
