@@ -118,6 +118,11 @@ OFFICIAL: dict[str, WeightsInfo] = {
     )
 }
 
+#: The most bytes a weights download may bring (the largest official file, edsr_x4, is
+#: about 170 MB): a longer body is the wrong file or an endless one, refused before it
+#: fills the cache.
+MAX_WEIGHTS_BYTES = 2**30
+
 _PAPER_ROWS = {"edsr_baseline": "EDSR baseline", "edsr": "EDSR", "mdsr_baseline": "MDSR baseline"}
 
 
@@ -285,8 +290,8 @@ def download_weights(
     folder = config.cache_dir() / "weights"
     with download.removing_new_dirs(folder):
         return download.fetch(
-            url, folder / info.file, sha256=info.sha256, progress=progress, label=info.file,
-            timeout=timeout,
+            url, folder / info.file, sha256=info.sha256, max_size=MAX_WEIGHTS_BYTES,
+            progress=progress, label=info.file, timeout=timeout,
             fix=f"Or download {info.file} by hand (e.g. from {info.url}) into {str(folder)!r}.",
         )  # fmt: skip
 

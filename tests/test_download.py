@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from _http import Server
 
-from edsr_lab import download
+from edsr_lab import archives, download
 from edsr_lab.errors import ArchiveError, DownloadError
 
 DATA = bytes(range(256)) * 40  # 10 KiB
@@ -109,12 +109,12 @@ def test_zip_bomb_by_declared_size_is_refused_before_writing(tmp_path):
 
 
 def test_member_expanding_beyond_its_declared_size_is_stopped(tmp_path):
-    class Lying(download._Member):
+    class Lying(archives._Member):
         pass
 
     m = Lying("x.png", False, 10, lambda: io.BytesIO(b"\0" * (3 << 20)))
     with pytest.raises(ArchiveError, match="beyond its declared 10 bytes"):
-        download._write_members([m], tmp_path / "out", budget=1 << 30, label="t.zip")
+        archives._write_members([m], tmp_path / "out", budget=1 << 30, label="t.zip")
     assert not list((tmp_path / "out").iterdir())  # the partial file was removed
 
 

@@ -12,7 +12,8 @@ DIV2K validation (0801-0900) uses the DIV2K layout of :mod:`edsr_lab.data.div2k`
 * :func:`download_benchmarks` fetches the archive the official project publishes
   (``BENCHMARK_URL``, about 250 MB) through :mod:`edsr_lab.download`: resumable, progress
   bar, length checked (and a SHA-256 if you pass one: the host publishes none), the four
-  sets' HR folders checked to be in it, extracted safely.
+  sets' HR folders checked to be in it, extracted safely (only the sets' folders; a
+  damaged archive leaves nothing half-extracted and is fetched again by a rerun).
 * :func:`eval_pairs` lists a data set's images as ``(name, hr_path, lr_path or None)``,
   checking the layout with messages that say what is missing and the command that fixes
   it; where an LR folder is missing, ``lr_path`` is None and :func:`load_eval_pair` makes
@@ -21,6 +22,7 @@ DIV2K validation (0801-0900) uses the DIV2K layout of :mod:`edsr_lab.data.div2k`
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import torch
@@ -51,6 +53,10 @@ IMAGE_SUFFIXES = SOURCE_SUFFIXES
 
 FIX_BENCHMARKS = "python -m edsr_lab download-benchmarks"
 
+#: The most bytes the benchmark archive may have (it has about 250 MB): a longer body is
+#: the wrong file or an endless one, and is refused before it fills the disk.
+MAX_ARCHIVE_BYTES = 2**30
+
 
 def benchmark_dir(root: str | Path | None = None) -> Path:
     """The folder holding ``Set5/`` etc.: ``root/benchmark`` (default ``data/benchmark``)."""
@@ -66,6 +72,18 @@ def _expected_tree(folder: str, scale: int) -> str:
     )
 
 
+def _fetch_command(root: str | Path | None, url: str, sha256: str | None) -> str:
+    """The command that downloads the archive again, with the options this call used."""
+    parts = [FIX_BENCHMARKS]
+    if root is not None:
+        parts += ["--root", shlex.quote(str(root))]
+    if url != BENCHMARK_URL:
+        parts += ["--url", shlex.quote(url)]
+    if sha256:
+        parts += ["--sha256", shlex.quote(sha256)]
+    return " ".join(parts)
+
+
 def download_benchmarks(
     root: str | Path | None = None,
     *,
@@ -79,17 +97,23 @@ def download_benchmarks(
 
     Skips the work when all four sets are already there (marker ``benchmark/.done`` and
     an HR folder per set). The archive streams to ``benchmark.tar.part`` (a rerun resumes
-    it), is checked (length; ``sha256`` if given; the four ``<Set>/HR/*.png`` folders are
-    present; safe to extract) and is deleted after extraction unless ``keep_archive``. A
-    wrong archive is kept aside as ``benchmark.tar.corrupt``. If the first download
-    fails, no empty folder is left behind.
+    it; at most ``MAX_ARCHIVE_BYTES``), is checked (length; ``sha256`` if given, also for
+    a ``benchmark.tar`` already there, which is moved aside and fetched again from ``url``
+    when it fails; the four ``<Set>/HR/*.png`` folders are present; safe to extract) and
+    is deleted after extraction unless ``keep_archive``. Only the four sets' folders
+    (``benchmark/Set5/`` ...) are extracted: anything else in the archive is skipped and
+    listed, so it can never replace other files of the data folder. The extraction
+    happens in a staging folder and is moved into place only when the whole archive read
+    without error. A damaged or wrong archive is moved aside as ``benchmark.tar.corrupt``
+    (a rerun fetches it again) and the error says the command to run. If the first
+    download fails, no empty folder is left behind.
 
     Returns:
         The ``benchmark`` folder.
 
     Raises:
-        DownloadError: the server could not be reached, the transfer broke off (run again
-            to resume), or the file fails its checks.
+        DownloadError: the server could not be reached, the transfer broke off or stalled
+            (run again to resume), or the file fails its checks.
         ArchiveError: the archive is damaged, unsafe, or lacks a set.
     """
     download.check_url(url, "url")
@@ -99,24 +123,27 @@ def download_benchmarks(
     folders = list(BENCHMARK_SETS.values())
     if marker.is_file() and all(any((bench / f / "HR").glob("*.png")) for f in folders):
         return bench
+    again = _fetch_command(root, url, sha256)
     with download.removing_new_dirs(parent):
         archive = parent / "benchmark.tar"
-        if not archive.exists():
-            download.fetch(
-                url, archive, sha256=sha256, progress=progress, label="benchmark.tar",
-                timeout=timeout,
-                fix=f"Or download {url} by hand into {str(parent)!r} and run the command again.",
-            )  # fmt: skip
+        # Also for an archive already there: it is checked against sha256 (when given).
+        download.fetch(
+            url, archive, sha256=sha256, max_size=MAX_ARCHIVE_BYTES, progress=progress,
+            label="benchmark.tar", timeout=timeout,
+            fix=f"Or download {url} by hand into {str(parent)!r} and run the command again.",
+        )  # fmt: skip
         try:
             download.safe_extract(
                 archive,
                 parent,
                 expect=[f"benchmark/{f}/HR/*.png" for f in folders],
+                only=[f"benchmark/{f}" for f in folders],
                 what=archive.name,
+                fix=f"fetch it again with: {again}",
             )
         except ArchiveError as err:
-            download.move_aside(archive, "not the benchmark archive")
-            raise ArchiveError(f"{err} (kept as {archive.name}.corrupt)") from err
+            aside = download.move_aside(archive, "not a usable benchmark archive", quiet=True)
+            raise ArchiveError(f"{err} (the file was moved aside to {aside.name})") from err
         marker.write_text("extracted\n")
         if not keep_archive:
             archive.unlink()
