@@ -231,10 +231,13 @@ def test_cli_upscale_dicom_writes_dicom_and_reports_each_failure(tmp_path, capsy
     assert pydicom.dcmread(out / "CT_small_x2.dcm").Rows == 256
     assert pydicom.dcmread(out / "MR_small_x2.dcm").Rows == 128
 
-    # run again: existing outputs are not replaced without --overwrite
+    # run again: existing outputs are refused before anything is written (as for images),
+    # with a message for both the CLI and Python users
     before = (out / "CT_small_x2.dcm").read_bytes()
-    assert cli.main(["upscale-dicom", CT, "--checkpoint", str(ckpt), "--out", str(out)]) == 1
-    assert "--overwrite" in capsys.readouterr().out
+    assert cli.main(["upscale-dicom", CT, "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "--overwrite (overwrite=True from Python)" in err
+    assert "pass overwrite=True" not in err and len(err.strip().splitlines()) == 1
     assert (out / "CT_small_x2.dcm").read_bytes() == before
 
     # png output, with a window
