@@ -196,6 +196,6 @@ def test_a_member_written_through_a_symlinked_folder_is_refused(tmp_path, kind):
         archive = _zip(tmp_path / "a.zip", {"ok/0001.png": b"x", "data/evil.png": b"x"})
     else:
         archive = _tar(tmp_path / "a.tar", [_info("ok/0001.png"), _info("data/evil.png")])
-    with pytest.raises(ArchiveError, match="'data/evil.png' resolves outside"):
+    with pytest.raises(ArchiveError, match=r"'data/evil\.png' would be written through .*outside"):
         download.safe_extract(archive, dest)
     assert list(outside.iterdir()) == [] and not (dest / "ok").exists()
