@@ -237,7 +237,9 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     st = safetensors_module()
     import safetensors  # present: safetensors_module() checked it (an optional extra)
 
-    reason = unreadable_reason(path, "checkpoint")  # missing, a folder, empty, a FIFO, ...
+    if not path.exists() and not path.is_symlink():
+        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path")
+    reason = unreadable_reason(path, "checkpoint")  # a folder, empty, a FIFO, a broken link
     if reason is not None:
         raise CheckpointError(f"checkpoint {str(path)!r}: {reason}")
     try:
