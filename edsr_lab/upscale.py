@@ -514,7 +514,9 @@ def upscale_dicom(
         **kwargs: passed to :func:`edsr_lab.inference.super_resolve` (tile, device, ...).
 
     Returns:
-        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing"}`` of the output.
+        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing", "notes"}`` of
+        the output; ``notes``: what was noticed but did not stop it (a WindowCenter that is
+        not a number: the slice's full range was used for display).
 
     Raises:
         DicomError: an output name that is neither .dcm nor .png, or ``dst`` is ``src``;
@@ -535,13 +537,20 @@ def upscale_dicom(
         )
     values, ds = dicom.read_dicom(src)
     scale = resolve_scale(model, scale)
+    notes: list[str] = []
+    if suffix != ".png":
+        dicom.check_derivable(ds)  # a geometry that cannot be written: before the work
+    if window_cw is None:  # an unreadable window only affects display: a note, not a failure
+        window_cw, note = dicom.display_window(ds, values)
+        notes += [note] if note else []
+    center, width = window_cw
     sr = super_resolve_values(model, values, scale=scale, **kwargs)
-    center, width = window_cw or dicom.window_from_dataset(ds, values)
     info: dict[str, Any] = {
         "lr_shape": tuple(values.shape[-2:]),
         "sr_shape": tuple(sr.shape[-2:]),
         "scale": scale,
         "window": (center, width),
+        "notes": notes,
     }
     if suffix == ".png":
         invert = str(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
