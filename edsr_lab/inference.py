@@ -53,6 +53,7 @@ __all__ = [
     "MIN_TILE",
     "available_memory",
     "bicubic_upscale",
+    "check_scale_value",
     "check_tile",
     "estimate_forward_bytes",
     "input_channels",
@@ -129,6 +130,24 @@ def _xs(scales: tuple[int, ...]) -> str:
     return ", ".join(f"x{s}" for s in scales)
 
 
+def check_scale_value(scale: Any) -> int:
+    """``scale`` as an int >= 1 (an integral float such as 2.0 is accepted).
+
+    Raises:
+        BadArgumentError: 0, 2.5, True, ...; BadArgumentTypeError (also a TypeError) for
+            what is not a number at all ("2", [2]).
+    """
+    if isinstance(scale, float) and scale.is_integer():
+        scale = int(scale)
+    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
+        kind = BadArgumentError if isinstance(scale, numbers.Real) else BadArgumentTypeError
+        raise kind(
+            f"scale {scale!r}: the scale must be a whole number >= 1, e.g. --scale 2 "
+            "(scale=2 from Python)"
+        )
+    return int(scale)
+
+
 def resolve_scale(
     model: nn.Module,
     scale: int | None = None,
@@ -162,15 +181,7 @@ def resolve_scale(
         s = have[0] if have else 2
         why = f"serves several scales ({_xs(have)})" if have else "does not say its scale"
         raise BadArgumentError(f"{what} {why}; say which: --scale {s} (scale={s} from Python)")
-    if isinstance(scale, float) and scale.is_integer():
-        scale = int(scale)
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        kind = BadArgumentError if isinstance(scale, numbers.Real) else BadArgumentTypeError
-        raise kind(
-            f"scale {scale!r}: the scale must be a whole number >= 1, e.g. --scale 2 "
-            "(scale=2 from Python)"
-        )
-    scale = int(scale)
+    scale = check_scale_value(scale)
     if have and scale not in have:
         other = "drop --scale" if len(have) == 1 else "pick one of its scales"
         raise BadArgumentError(

@@ -18,6 +18,7 @@ from torch import nn
 
 from edsr_lab import cli, inference, upscale
 from edsr_lab.errors import BadArgumentError, BadArgumentTypeError, DeviceError
+from edsr_lab.evaluate import evaluate
 from edsr_lab.inference import estimate_forward_bytes, super_resolve
 from edsr_lab.io import load_image, save_image
 from edsr_lab.models import EDSR, edsr_baseline, save_checkpoint
@@ -215,3 +216,28 @@ def test_whole_number_tiles_of_other_types_are_accepted(model):
     expected = super_resolve(model, x, tile=8)
     for tile in (8.0, torch.tensor(8)):
         torch.testing.assert_close(super_resolve(model, x, tile=tile), expected, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize(
+    "kwargs, error",
+    [
+        ({"protocol": "abc"}, "unknown protocol"),
+        ({"tile": 2.5}, "tile"),
+        ({"tile_overlap": -1}, "tile_overlap"),
+        ({"scale": 2.5}, "scale"),
+    ],
+)
+def test_evaluate_checks_its_options_before_running_anything(model, kwargs, error):
+    """A bad protocol surfaced after the first image was super-resolved; scale=2.5 was
+    silently taken as 2 for a function (int(scale))."""
+    calls: list[int] = []
+
+    def fn(lr):
+        calls.append(1)
+        return F.interpolate(lr[None], scale_factor=2)[0]
+
+    pairs = [(torch.rand(3, 16, 16), torch.rand(3, 8, 8))]
+    for subject in (model, fn):
+        with model_inputs() as seen, pytest.raises(BadArgumentError, match=error):
+            evaluate(subject, pairs, **{"scale": 2, **kwargs})
+        assert seen == [] and calls == []

@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from edsr_lab import cli, weights
-from edsr_lab.errors import CheckpointError
+from edsr_lab.errors import BadArgumentTypeError, CheckpointError
 from edsr_lab.models import (
     EDSR,
     SRResNet,
@@ -212,3 +212,13 @@ def test_a_checkpoint_path_that_is_a_folder_says_so(tmp_path, name):
         with pytest.raises(CheckpointError, match="is a folder") as caught:
             load(folder)
         assert "does not exist" not in str(caught.value)
+
+
+def test_an_empty_or_non_path_checkpoint_is_one_clear_error():
+    """'' was taken as the working folder ("checkpoint '.' is a folder"); None or 123 gave a
+    raw TypeError from pathlib."""
+    with pytest.raises(CheckpointError, match="give a checkpoint file or a weights name"):
+        weights.load_model("")
+    for wrong in (None, 123):
+        with pytest.raises(BadArgumentTypeError, match="checkpoint path or a weights name"):
+            weights.load_model(wrong)
