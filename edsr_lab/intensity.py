@@ -390,14 +390,15 @@ def parse_range(spec: str | tuple[float, float]) -> tuple[str, tuple[float, floa
 
 def _two_numbers(parts: Any, spec: Any) -> tuple[float, float]:
     parts = list(parts)
+    bad = BadArgumentError(
+        f"range {spec!r}: expected two numbers LO,HI (e.g. -1024,3071); use {_KINDS_HELP}"
+    )
+    if len(parts) != 2:
+        raise bad
     try:
-        if len(parts) != 2:
-            raise ValueError
         lo, hi = (float(p) for p in parts)
     except (TypeError, ValueError):
-        raise BadArgumentError(
-            f"range {spec!r}: expected two numbers LO,HI (e.g. -1024,3071); use {_KINDS_HELP}"
-        ) from None
+        raise bad from None
     if not (math.isfinite(lo) and math.isfinite(hi)) or not hi > lo:
         raise BadArgumentError(f"range {spec!r}: need finite LO < HI, e.g. -1024,3071")
     return lo, hi

@@ -397,19 +397,20 @@ def parse_degradation(text: str) -> tuple[str, dict[str, Any]]:
                 f"{', '.join(options)}"
             )
         default = options[key].default
-        try:
-            if value.lower() == "none":
-                params[key] = None
-            elif isinstance(default, bool):
-                if value.lower() not in ("true", "false", "1", "0"):
-                    raise ValueError
-                params[key] = value.lower() in ("true", "1")
-            elif isinstance(default, int | float):
+        bad = BadArgumentError(
+            f"degradation {text!r}: {key}={value!r} is not a valid {type(default).__name__}"
+        )
+        if value.lower() == "none":
+            params[key] = None
+        elif isinstance(default, bool):
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise bad
+            params[key] = value.lower() in ("true", "1")
+        elif isinstance(default, int | float):
+            try:
                 params[key] = float(value)
-            else:
-                params[key] = value
-        except ValueError:
-            raise BadArgumentError(
-                f"degradation {text!r}: {key}={value!r} is not a valid {type(default).__name__}"
-            ) from None
+            except ValueError:
+                raise bad from None
+        else:
+            params[key] = value
     return name, params
