@@ -29,7 +29,12 @@ How each kind of file is read (``load_image`` and ``to_tensor`` share these rule
 * Mode ``F`` (32-bit float) must already hold values in [0, 1]; anything else (for example
   a 0-255 scale, NaN or inf) raises ``ImageReadError`` saying what was found.
 * EXIF orientation (phone photos) is applied, so the tensor is upright as a viewer shows it.
-* Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame only.
+* Animated files (GIF, APNG) give their first frame only. A multi-page TIFF (usually a
+  stack of slices) is refused, never read as its page 1 silently: read every page with
+  :func:`edsr_lab.stored.read_values`.
+* Medical values (12-bit content in 16-bit files, signed or float TIFFs in Hounsfield
+  units) need their own range, not the container's: read them with
+  :func:`edsr_lab.stored.read_values` and map them with :mod:`edsr_lab.intensity`.
 * A PNG whose pixel data ends cleanly but too early (Pillow would read the missing rows as
   black, after allocating the size the header claims) is refused; see :mod:`edsr_lab.png`.
 * Grayscale to ``channels=3`` repeats the channel; colour to ``channels=1`` uses ITU-R 601
@@ -131,7 +136,7 @@ def load_image(
 
     Returns:
         torch.float32 tensor of shape (channels, H, W), values in [0, 1], upright according
-        to the file's EXIF orientation; the first frame of multi-frame files. See the module
+        to the file's EXIF orientation; the first frame of animated files. See the module
         docstring for how each Pillow mode (16-bit, ``I``, ``F``, CMYK, palettes) is read.
 
     Raises:
@@ -185,6 +190,14 @@ def read_image(
     path = Path(path).expanduser()
     with open_image(path, max_pixels=max_pixels) as img:
         mode, fmt = img.mode, img.format
+        pages = int(getattr(img, "n_frames", 1))
+        if fmt == "TIFF" and pages > 1:
+            raise ImageReadError(
+                path,
+                f"it is a multi-page TIFF ({pages} pages, e.g. a stack of slices) and this "
+                "reads one image; read every page with edsr_lab.stored.read_values(path), or "
+                "save each page as its own file",
+            )
         # Decode before reading EXIF: PNG keeps EXIF after the pixels, so getexif() would
         # decode the file itself and spoil the 16-bit PNG path.
         array16 = decode_png16_color(path, img)
@@ -466,7 +479,7 @@ def _float_to_float(data: np.ndarray, what: str) -> np.ndarray:
         )
     lo, hi = float(data.min()), float(data.max())
     if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
-        hint = " It looks like a 0-255 scale: divide by 255." if lo >= 0 and hi <= 255 else ""
+        hint = " It looks like a 0-255 scale: divide by 255." if lo >= 0 and 2 < hi <= 255 else ""
         raise _BadPixels(
             f"the {what} has values from {lo:g} to {hi:g}, but float pixels must already be "
             f"in [0, 1].{hint}"

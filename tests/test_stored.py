@@ -84,6 +84,15 @@ def test_every_page_of_a_multipage_tiff_is_read(tmp_path):
     assert image.intensity_map().lo == float(stack.min())  # one map for the whole stack
 
 
+def test_load_image_refuses_a_multipage_tiff_instead_of_reading_page_one(tmp_path):
+    stack = np.stack([_hu(seed) for seed in range(3)])[:, None].astype(np.float32) / 2400 + 0.5
+    path = save_values(stack, tmp_path / "stack.tif")
+    with pytest.raises(ImageReadError, match="multi-page TIFF \\(3 pages.*read_values"):
+        load_image(path, channels=1)
+    single = save_values(stack[0], tmp_path / "single.tif")
+    assert load_image(single, channels=1).shape == (1, 10, 12)
+
+
 def test_pages_of_different_sizes_are_refused(tmp_path):
     pages = [
         Image.fromarray(np.zeros((4, 5), np.uint8)),
