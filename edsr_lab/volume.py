@@ -55,13 +55,14 @@ def model_sr(
         s*h, s*w) on x's device, in eval mode under ``torch.inference_mode``. A grey batch
         given to an RGB model is repeated to 3 channels and its output turned back into grey
         with ``0.299 R + 0.587 G + 0.114 B``. Values are *not* clamped to [0, 1]. No tiling:
-        for very large slices use :func:`edsr_lab.evaluate.super_resolve` (which clamps).
+        for very large slices use :func:`edsr_lab.inference.super_resolve` (which clamps).
     """
-    from edsr_lab.evaluate import input_channels, model_scale
+    from edsr_lab.inference import input_channels, model_scale
+    from edsr_lab.models.registry import is_multiscale
 
     channels = input_channels(model)
     scales = getattr(model, "scales", None)
-    multiscale = isinstance(scales, list | tuple) and len(scales) > 0
+    multiscale = is_multiscale(model)
     if scale is None:
         scale = model_scale(model)
     if multiscale and scale is None:

@@ -249,3 +249,14 @@ def test_dihedral_outputs_of_an_equivariant_model_agree():
     outs = dihedral_outputs(nearest, x)
     assert outs.shape == (8, 1, 1, 12, 12)
     assert torch.allclose(outs.std(dim=0), torch.zeros(1, 1, 12, 12))
+
+
+def test_model_sr_needs_a_scale_for_a_multiscale_model():
+    from edsr_lab.weights import load_pretrained
+
+    mdsr = load_pretrained("course_mdsr_baseline", progress=False)
+    with pytest.raises(BadArgumentError, match="pass scale="):
+        model_sr(mdsr)
+    x = torch.rand(1, 1, 6, 7)
+    assert model_sr(mdsr, scale=3)(x).shape == (1, 1, 18, 21)
+    assert model_sr(mdsr, scale=2)(x).shape == (1, 1, 12, 14)
