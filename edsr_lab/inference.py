@@ -211,7 +211,7 @@ def _whole_number(value: Any, name: str, low: int, example: str) -> int:
             ) from None
     if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
         raise BadArgumentError(
-            f"{name}={value!r}: {name} must be a whole number >= {low}, e.g. {example}"
+            f"{name}={value!r} must be >= {low} and a whole number, e.g. {example}"
         )
     return int(value)
 
