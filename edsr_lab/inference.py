@@ -28,6 +28,7 @@ import numbers
 import operator
 import os
 import sys
+import threading
 import weakref
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -335,11 +336,14 @@ def available_memory(device: str | torch.device) -> int | None:
     return int(free)
 
 
+# The meter of the probe running in this thread (probes in other threads count apart).
+_ACTIVE = threading.local()
+
+
 class _PeakMeter:
     """Counts the bytes of the tensors a forward creates that are alive at once (by
     storage, so views and in-place results count once) and keeps the peak."""
 
-    active: _PeakMeter | None = None
 
     def __init__(self) -> None:
         self.refs: dict[int, int] = {}
@@ -378,7 +382,7 @@ class _Counted(torch.Tensor):
     @classmethod
     def __torch_function__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
         out = super().__torch_function__(func, types, args, kwargs or {})
-        meter = _PeakMeter.active
+        meter = getattr(_ACTIVE, "meter", None)
         if meter is not None:
             for t in _results(out):
                 meter.track(t)
@@ -399,7 +403,7 @@ def _probe_per_pixel(model: nn.Module, channels: int, scale: int) -> float | Non
         device = _model_device(model)
         with torch.inference_mode():
             x = torch.zeros(1, channels, _PROBE, _PROBE, device=device).as_subclass(_Counted)
-            _PeakMeter.active = meter
+            _ACTIVE.meter = meter
             y = shadow.forward(x, scale) if _takes_scale(shadow) else shadow.forward(x)
             del y
     # Any model may be given: one that cannot run on a tiny input, or that deepcopy
@@ -407,7 +411,7 @@ def _probe_per_pixel(model: nn.Module, channels: int, scale: int) -> float | Non
     except Exception:  # noqa: BLE001
         return None
     finally:
-        _PeakMeter.active = None
+        _ACTIVE.meter = None
     return meter.peak * _ESTIMATE_MARGIN / (_PROBE * _PROBE)
 
 
