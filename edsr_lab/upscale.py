@@ -19,16 +19,20 @@ output keeps what its input was:
   adding it makes every pixel opaque.
 
 Outputs are named ``<input stem>_x<scale>.png`` (``.tif`` for float) in one folder.
-DICOM slices (:func:`upscale_dicom_files`, ``upscale-dicom``) become derived DICOM files
-``<stem>_x<scale>.dcm`` (or windowed 16-bit PNGs); :mod:`edsr_lab.dicom` reads and writes
-them, :func:`edsr_lab.inference.super_resolve_values` runs the model on their values.
+DICOM slices (:func:`upscale_dicom_files`, ``upscale-dicom``; and among the files given
+to :func:`upscale_files`) become derived DICOM files ``<stem>_x<scale>.dcm`` (or windowed
+16-bit PNGs); :mod:`edsr_lab.dicom` reads and writes them,
+:func:`edsr_lab.inference.super_resolve_values` runs the model on their values.
 
-Every kind of file goes through the same two steps:
+Every kind of file goes through the same two steps, all the files of one command in one
+plan:
 
 1. :func:`plan_jobs` decides every output path before anything is written: two inputs
    that would give the same name (compared as resolved paths), an output that would
-   replace an input, or an existing output (without ``overwrite``) stop it with one line
-   and nothing written.
+   replace an input (even with ``overwrite``, whatever the kinds), an image output over
+   an existing DICOM file, or an existing output (without ``overwrite``) stop it with
+   one line and nothing written. Bad options (scale, tile, window, an empty ``--out``)
+   are refused before it.
 2. :func:`run_jobs` processes each file on its own, prints one line per file
    (``FAILED <file>: <reason>`` for a failure, so one bad file does not stop the others)
    and a summary.
