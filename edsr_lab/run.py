@@ -32,17 +32,16 @@ import math
 import os
 import sys
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from edsr_lab import config as lab_config
-from edsr_lab.errors import DatasetError, EdsrLabError, RunExistsError, TrainOptionError
+from edsr_lab.errors import EdsrLabError, RunExistsError, TrainOptionError
 
-__all__ = ["MODELS", "RunConfig", "RunResult", "StepSeededSampler", "TrainData", "run"]
+__all__ = ["MODELS", "RunConfig", "RunResult", "run"]
 
 #: ``--model`` choices: the paper's presets (Table 1) and SRResNet (Ledig et al.).
 MODELS = ("srresnet", "edsr_baseline", "edsr", "mdsr_baseline", "mdsr")
@@ -57,9 +56,6 @@ RUN_FILES = (
     "curves.png",
     "summary.json",
 )
-
-#: DIV2K images the official code validates on during training (``--data_range 801-810``).
-DIV2K_VALID = range(801, 811)
 
 # Options that define a run: on --resume they must be left out or equal the stored ones.
 _FIXED_ON_RESUME = (
@@ -191,212 +187,6 @@ def check_config(cfg: RunConfig) -> RunConfig:
     return dataclasses.replace(cfg, scales=scales)
 
 
-# -------------------------------------------------------------------------------- data
-
-
-@dataclass
-class TrainData:
-    """Training images (uint8, per scale) and validation pairs (float, per scale)."""
-
-    kind: str  # "div2k", "mini" or "folder"
-    root: Path
-    description: str
-    train: dict[int, tuple[list[torch.Tensor], list[torch.Tensor]]] = field(default_factory=dict)
-    valid: dict[int, list[tuple[str, torch.Tensor, torch.Tensor]]] = field(default_factory=dict)
-    valid_names: list[str] = field(default_factory=list)
-
-
-def _u8_to_float(t: torch.Tensor) -> torch.Tensor:
-    return t.float() / 255.0
-
-
-def resolve_data_root(data: str | None, scales: tuple[int, ...]) -> tuple[str, Path, str]:
-    """Which data a run uses: ``(kind, root, note)`` with kind "div2k", "mini" or "folder".
-
-    ``data=None``: ``config.data_dir()/DIV2K`` when it holds ``DIV2K_train_HR``; otherwise,
-    in quick mode, the mini-DIV2K built from the bundled samples (saying so), else an error
-    with the download command.
-    """
-    from edsr_lab.data import div2k
-
-    if data is None:
-        root = lab_config.data_dir() / "DIV2K"
-        if div2k._resolve_root(root, "train") is not None:
-            return "div2k", root, f"DIV2K in {root}"
-        if lab_config.is_quick():
-            mini = div2k.mini_div2k(sorted(set(scales) | {2, 3, 4}))
-            return (
-                "mini",
-                mini,
-                (
-                    f"DIV2K not found in {root}; quick mode: training on the mini-DIV2K made from "
-                    f"the bundled sample images ({mini})"
-                ),
-            )
-        raise DatasetError(
-            f"DIV2K not found in {root}: download it with `python -m edsr_lab download-div2k` "
-            "(about 7 GB), or pass --data DIR (a DIV2K-layout root or a folder of HR images)"
-        )
-    path = Path(data).expanduser()
-    if not path.exists():
-        raise DatasetError(f"--data {data}: no such folder")
-    if not path.is_dir():
-        raise DatasetError(f"--data {data}: not a folder (give a DIV2K root or a folder of images)")
-    base = div2k._resolve_root(path, "train")
-    if base is not None:
-        return "div2k", base, f"DIV2K layout in {base}"
-    return "folder", path, f"folder of HR images {path}"
-
-
-def load_data(
-    kind: str, root: Path, scales: tuple[int, ...], *, patch_size: int, holdout: float
-) -> TrainData:
-    """Load training images and validation pairs for each scale (see :func:`run`)."""
-    from edsr_lab.data import div2k
-    from edsr_lab.data.folder import heldout_split, list_images, load_folder_pairs
-
-    data = TrainData(kind=kind, root=root, description="")
-    if kind == "folder":
-        train_files, valid_files = heldout_split(list_images(root), holdout)
-        data.valid_names = [p.name for p in valid_files]
-        for s in scales:
-            data.train[s] = load_folder_pairs(train_files, s, min_lr_size=patch_size)
-            hrs, lrs = load_folder_pairs(valid_files, s)
-            data.valid[s] = [
-                (n, _u8_to_float(h), _u8_to_float(x))
-                for n, h, x in zip(data.valid_names, hrs, lrs, strict=True)
-            ]
-        data.description = (
-            f"{len(train_files)} training images, {len(valid_files)} held out "
-            f"(--holdout {holdout}: {', '.join(data.valid_names)}); LR made with the MATLAB bicubic"
-        )
-        return data
-
-    has_valid = (root / div2k.hr_dirname("valid")).is_dir()
-    for s in scales:
-        hr_files = sorted((root / div2k.hr_dirname("train")).glob("*.png"))
-        lr_dir = root / div2k.lr_dirname("train", s)
-        held: list[Path] = []
-        if lr_dir.is_dir():
-            hrs, lrs = div2k.load_pairs(div2k.find_pairs(root, "train", s), scale=s)
-            made = ""
-        else:  # no LR folder for this scale: make LR on the fly, as for a plain folder
-            if not hr_files:
-                raise DatasetError(f"{root / div2k.hr_dirname('train')} holds no PNG images")
-            files = hr_files
-            if not has_valid:
-                files, held = heldout_split(hr_files, holdout)
-            hrs, lrs = load_folder_pairs(files, s, min_lr_size=patch_size)
-            made = f" (no {div2k.lr_dirname('train', s)}: LR made with the MATLAB bicubic)"
-        small = [i for i, x in enumerate(lrs) if min(x.shape[-2:]) < patch_size]
-        if small:
-            raise DatasetError(
-                f"training image {small[0] + 1} of {root} at x{s} has an LR of "
-                f"{tuple(lrs[small[0]].shape[-2:])}, smaller than --patch-size {patch_size}; "
-                "use a smaller --patch-size"
-            )
-        data.train[s] = (hrs, lrs)
-        if has_valid:
-            v_dir = root / div2k.hr_dirname("valid")
-            wanted = [i for i in DIV2K_VALID if (v_dir / f"{i:04d}.png").is_file()]
-            v_hr = [v_dir / f"{i:04d}.png" for i in wanted] or sorted(v_dir.glob("*.png"))[:10]
-            if (root / div2k.lr_dirname("valid", s)).is_dir():
-                pairs = [
-                    (h, root / div2k.lr_dirname("valid", s) / div2k.lr_filename(h.name, s))
-                    for h in v_hr
-                ]
-                vh, vl = div2k.load_pairs(pairs, scale=s)
-            else:
-                vh, vl = load_folder_pairs(v_hr, s)
-            names = [p.stem for p in v_hr]
-        else:
-            if not held:
-                hr_all = sorted(p for p, _ in div2k.find_pairs(root, "train", s))
-                train_part, held = heldout_split(hr_all, holdout)
-                keep = {p.name for p in train_part}
-                idx = [i for i, p in enumerate(hr_all) if p.name in keep]
-                data.train[s] = ([hrs[i] for i in idx], [lrs[i] for i in idx])
-            vh, vl = load_folder_pairs(held, s)
-            names = [p.stem for p in held]
-        data.valid[s] = [
-            (n, _u8_to_float(h), _u8_to_float(x)) for n, h, x in zip(names, vh, vl, strict=True)
-        ]
-        data.valid_names = names
-        data.description = (
-            f"{len(data.train[s][0])} training images, validation on {', '.join(names)}{made}"
-        )
-    return data
-
-
-class StepSeededSampler:
-    """Batches for step t from a generator seeded by (seed, rank, t): resumable anywhere.
-
-    Wraps one :class:`~edsr_lab.data.patches.PatchSampler` per scale. At step t the scale
-    is drawn from a generator seeded by (seed, t) only -- the same on every rank, so all
-    DDP ranks train the same scale in a step, as the paper's MDSR minibatches are drawn at
-    one scale -- and the patches from one seeded by (seed, rank, t), so each rank has its
-    own stream. The state is just the step count.
-
-    ``sample()`` returns ``(lr, hr)`` for one scale and ``(lr, hr, scale)`` for several.
-    """
-
-    def __init__(self, samplers: dict[int, Any], *, seed: int = 0, rank: int = 0):
-        self.samplers = dict(samplers)
-        self.scales = tuple(sorted(self.samplers))
-        self.seed, self.rank = int(seed), int(rank)
-        self.count = 0
-
-    def _key(self, rank: int) -> int:
-        # Distinct seeds for (seed, rank, step); mt19937 streams of nearby seeds are unrelated.
-        return ((self.seed % 2**20) * 1024 + rank) * 2**32 + self.count
-
-    def sample(self) -> tuple:
-        g = torch.Generator().manual_seed(self._key(1023))  # rank-independent: the scale
-        scale = self.scales[int(torch.randint(len(self.scales), (1,), generator=g))]
-        sampler = self.samplers[scale]
-        sampler.generator.manual_seed(self._key(self.rank))
-        self.count += 1
-        lr, hr = sampler.sample()
-        return (lr, hr) if len(self.scales) == 1 else (lr, hr, scale)
-
-    def state_dict(self) -> dict[str, int]:
-        return {"count": self.count, "seed": self.seed}
-
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.count = int(state["count"])
-
-
-def build_sampler(
-    data: TrainData,
-    *,
-    patch_size: int,
-    batch_size: int,
-    device: torch.device,
-    storage: str = "auto",
-    seed: int = 0,
-    rank: int = 0,
-) -> StepSeededSampler:
-    """One PatchSampler per scale (``batch_size`` per rank), wrapped for seeded steps."""
-    from edsr_lab.data.patches import PatchSampler
-
-    samplers = {}
-    for s, (hrs, lrs) in data.train.items():
-        try:
-            samplers[s] = PatchSampler(
-                hrs,
-                lrs,
-                s,
-                patch_size=patch_size,
-                batch_size=batch_size,
-                device=device,
-                storage=storage,
-                seed=seed,
-            )
-        except ValueError as e:
-            raise DatasetError(f"cannot cut training patches at x{s}: {e}") from e
-    return StepSeededSampler(samplers, seed=seed, rank=rank)
-
-
 # ------------------------------------------------------------------------------- model
 
 
@@ -478,7 +268,7 @@ def init_model(target: nn.Module, spec: str) -> tuple[nn.Module, str]:
 # -------------------------------------------------------------------------- validation
 
 
-def validate(model: nn.Module, data: TrainData, device: torch.device) -> dict[str, float]:
+def validate(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
     """Validation PSNR (benchmark protocol: Y channel, ``scale`` border) per scale and mean.
 
     Returns ``{"psnr_x2": ..., "psnr_x3": ..., "psnr": mean over scales}``.
@@ -507,7 +297,7 @@ def validate(model: nn.Module, data: TrainData, device: torch.device) -> dict[st
     return out
 
 
-def bicubic_psnr(data: TrainData) -> dict[str, float]:
+def bicubic_psnr(data: Any) -> dict[str, float]:
     """The same validation with MATLAB-bicubic upscaling instead of a model."""
     from edsr_lab.evaluate import bicubic_upscale, evaluate
 
@@ -732,14 +522,17 @@ def run(
 
         dist.barrier()  # rank 0 has cleaned/created the folder
 
-    kind, root, note = resolve_data_root(cfg.data, cfg.scales)
-    _say(f"data: {note}")
-    data = load_data(kind, root, cfg.scales, patch_size=cfg.patch_size, holdout=cfg.holdout)
+    from edsr_lab.data.samplers import StepSeededSampler
+    from edsr_lab.data.sources import choose_training_data, load_training_data
+
+    choice = choose_training_data(cfg.data, scales=cfg.scales, fallback=False)
+    _say(f"data: {_data_note(choice, named=cfg.data is not None)}")
+    data = load_training_data(choice, cfg.scales, patch_size=cfg.patch_size, holdout=cfg.holdout)
     _say(f"data: {data.description}")
 
     per_rank = cfg.batch_size // world
-    sampler = build_sampler(
-        data,
+    sampler = StepSeededSampler.from_images(
+        data.train,
         patch_size=cfg.patch_size,
         batch_size=per_rank,
         device=device,
@@ -747,8 +540,7 @@ def run(
         seed=cfg.seed,
         rank=rank,
     )
-    first = sampler.samplers[sampler.scales[0]]
-    _say(f"patches: {first.storage_reason}")
+    _say(f"patches: {sampler.storage_reason}")
     if world > 1:
         _say(f"distributed: {world} processes x {per_rank} patches = global batch {cfg.batch_size}")
 
@@ -784,8 +576,8 @@ def run(
     if rank == 0:
         resolved = {
             "run": cfg.to_dict(),
-            "data": {"kind": kind, "root": str(root), "description": data.description},
-            "patch_storage": first.storage_reason,
+            "data": {"kind": data.kind, "root": str(data.root), "description": data.description},
+            "patch_storage": sampler.storage_reason,
             "world_size": world,
             "per_rank_batch": per_rank,
             "torch": torch.__version__,
@@ -877,6 +669,18 @@ def run(
         dist.barrier()
         dist.destroy_process_group()
     return RunResult(model=model, history=history, summary=summary, out=out)
+
+
+def _data_note(choice: Any, *, named: bool) -> str:
+    """One line saying which data the run uses, and why (see edsr_lab.data.sources)."""
+    if choice.kind == "mini":
+        return (
+            f"{choice.reason}: training on the mini-DIV2K made from the bundled sample "
+            f"images ({choice.root})"
+        )
+    if choice.kind == "folder":
+        return f"folder of HR images {choice.root}"
+    return f"DIV2K layout in {choice.root}" if named else f"DIV2K in {choice.root}"
 
 
 def _resumed_length(path: Path) -> int:
