@@ -183,16 +183,9 @@ def _cmd_make_dataset(args: argparse.Namespace) -> int:
 
 def _check_device(device: str | None):
     """The torch device to use; DeviceError (one line) when this machine lacks it."""
-    if device is None:
-        return config.default_device()
-    from edsr_lab.errors import DeviceError
-    from edsr_lab.evaluate import _resolve_device
+    from edsr_lab.train.ddp import check_device
 
-    try:
-        return _resolve_device(device, None)
-    except DeviceError as err:
-        reason = str(err).removeprefix("super_resolve: ").replace("device='cpu'", "--device cpu")
-        raise DeviceError(f"--device {device}: {reason}") from None
+    return check_device(device)
 
 
 def _load_model(checkpoint: str, device):
@@ -267,9 +260,31 @@ def _cmd_upscale_dicom(args: argparse.Namespace) -> int:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from edsr_lab import run
+    from edsr_lab.errors import TrainOptionError
+    from edsr_lab.train import RunConfig, run
 
-    return run.main(args)
+    values = {
+        k: getattr(args, k)
+        for k in RunConfig.__dataclass_fields__
+        # "is", not "in": 0 == False, and --iters 0 must reach the check, not vanish
+        if hasattr(args, k) and getattr(args, k) is not None and getattr(args, k) is not False
+    }
+    if "scales" in values:
+        values["scales"] = tuple(values["scales"])
+    cfg = RunConfig(**values)
+    try:
+        result = run(cfg, given=set(values))
+    except KeyboardInterrupt:
+        print(
+            f"\ninterrupted; continue with: python -m edsr_lab train --out {cfg.out} --resume",
+            file=sys.stderr,
+        )
+        return 130
+    except EdsrLabError:
+        raise
+    except ValueError as e:  # e.g. torch refusing a value we did not foresee: one line too
+        raise TrainOptionError(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
+    return 1 if result.history.diverged else 0
 
 
 _TRAIN_MODELS = ("srresnet", "edsr_baseline", "edsr", "mdsr_baseline", "mdsr")
@@ -513,7 +528,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="validation PSNR every N updates; best.pt keeps the best (default 1000)",
     )
     p.add_argument(
-        "--save-every", type=int, default=None, help="write last.pt every N updates (default 1000)"
+        "--save-every",
+        dest="checkpoint_every",
+        type=int,
+        default=None,
+        help="write last.pt every N updates (default 1000)",
     )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument(
