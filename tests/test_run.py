@@ -274,7 +274,8 @@ def test_finetune_on_a_folder_of_hr_images_reports_the_gains(capsys, tmp_path, d
     gain = summary["final"]["psnr_x2"] - summary["init"]["psnr_x2"]
     assert summary["gain_over_init_db"]["psnr_x2"] == pytest.approx(gain)
     line = next(x for x in stdout.splitlines() if x.strip().startswith("x2:"))
-    assert f"{gain:+.2f} over the start" in line and "over bicubic" in line
+    said = f"{abs(gain):.2f} dB {'above' if gain >= 0 else 'below'} the start"
+    assert said in line and "bicubic" in line
     assert json.loads((out / "config.json").read_text())["data"]["kind"] == "folder"
 
 
