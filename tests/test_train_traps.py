@@ -11,6 +11,7 @@ test that fails on the old behaviour.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -19,7 +20,7 @@ import torch
 from edsr_lab.cli import main
 from edsr_lab.data import make_div2k_layout
 from edsr_lab.io import save_image
-from edsr_lab.train import TrainConfig
+from edsr_lab.train import RunConfig, TrainConfig, load_training_checkpoint
 from edsr_lab.train.log import History, StepLog
 from edsr_lab.train.report import report_lines
 
@@ -98,3 +99,45 @@ def test_gpu_losses_are_read_back_every_few_dozen_steps_not_every_step():
         assert len(log.history) == 25 and "loss 0.50000" in log.bar.postfix
     finally:
         log.close()
+
+
+# --------------------------------------------------------- quick defaults and the ETA
+
+
+def test_quick_mode_gets_short_defaults_and_says_which(capsys, tmp_path, monkeypatch):
+    from edsr_lab.cli import build_parser
+    from edsr_lab.cli.train import config_from_args
+
+    monkeypatch.setenv("EDSR_LAB_QUICK", "1")
+    quick = RunConfig.quick()
+    assert quick.iters < 1000 and quick.batch_size < 16 and quick.eval_every < 1000
+    cfg, given = config_from_args(build_parser().parse_args(["train"]))
+    assert cfg == quick and given == set()
+    out = tmp_path / "q"
+    # quick mode's data too (the mini-DIV2K); --iters given, the other lengths left out
+    args = ["--device", "cpu", "--n-resblocks", "1", "--n-feats", "8", "--iters", "8"]
+    assert main(["train", *args, "--out", str(out)]) == 0
+    stdout = capsys.readouterr().out
+    said = f"--batch-size {quick.batch_size} --patch-size {quick.patch_size}"
+    assert "quick mode (EDSR_LAB_QUICK=1): a short run by default" in stdout and said in stdout
+    assert "--iters" not in stdout.split("by default")[1].split("\n")[0]  # it was given
+    settings = json.loads((out / "config.json").read_text())["run"]
+    assert (settings["batch_size"], settings["patch_size"]) == (quick.batch_size, quick.patch_size)
+    assert load_training_checkpoint(out / "last.pt")["step"] == 8
+    assert "the 2 updates to go take about" in stdout  # the duration, after the first steps
+    # full mode: the paper's recipe
+    monkeypatch.setenv("EDSR_LAB_QUICK", "0")
+    assert config_from_args(build_parser().parse_args(["train"]))[0] == RunConfig()
+    assert RunConfig.defaults().iters == 300_000
+
+
+def test_given_options_win_over_quick_defaults_and_are_not_listed(
+    capsys, tmp_path, div2k, monkeypatch
+):
+    monkeypatch.setenv("EDSR_LAB_QUICK", "1")
+    code, stdout, _ = _train(
+        capsys, "--data", str(div2k), "--iters", "2", "--eval-every", "2", "--save-every", "2",
+        "--out", str(tmp_path / "g"),
+    )  # fmt: skip
+    assert code == 0 and "a short run by default" not in stdout
+    assert load_training_checkpoint(tmp_path / "g" / "last.pt")["step"] == 2

@@ -36,7 +36,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from edsr_lab import models
+from edsr_lab import config, models
 from edsr_lab.data.samplers import StepSeededSampler
 from edsr_lab.data.sources import DataChoice, TrainData, choose_training_data, load_training_data
 from edsr_lab.errors import RunExistsError, TrainOptionError
@@ -110,13 +110,14 @@ def run(
     """Train a model as ``python -m edsr_lab train`` does; returns a :class:`RunResult`.
 
     ``run(model="edsr_baseline", scales=(2,), iters=300_000, out="runs/x2")`` or
-    ``run(RunConfig(...))``. With ``resume=True``, options not given are read from the run
-    in ``out`` (``given`` names the options set explicitly; by default those in
-    ``options``). Under ``torchrun`` each process runs this and rank 0 writes the files.
+    ``run(RunConfig(...))``. Options left out take :meth:`RunConfig.defaults` (in quick
+    mode a short run, said in one line). With ``resume=True``, options not given are read
+    from the run in ``out`` (``given`` names the options set explicitly; by default those
+    in ``options``). Under ``torchrun`` each process runs this and rank 0 writes the files.
     """
     # TEMPORARY shim until the notebooks switch: run(save_every=...) is checkpoint_every.
     options = {_RENAMED.get(k, k): v for k, v in options.items()}
-    cfg = dataclasses.replace(cfg or RunConfig(), **options)
+    cfg = dataclasses.replace(cfg or RunConfig.defaults(), **options)
     cfg = dataclasses.replace(cfg, scales=tuple(cfg.scales))
     given = set(options) if given is None else {_RENAMED.get(k, k) for k in given}
     device = ddp.setup_distributed(cfg.device)
@@ -124,6 +125,8 @@ def run(
     if cfg.resume:
         prepare_out(out, resume=True, overwrite=False)
         cfg = merge_resume(cfg, given)
+    else:
+        _say_quick_defaults(cfg, given)
     cfg.validate()
     if cfg.batch_size % ddp.world_size():
         raise TrainOptionError(
@@ -147,6 +150,21 @@ def run(
         dist.barrier()
         dist.destroy_process_group()
     return RunResult(model=model, history=history, summary=summary, out=out)
+
+
+def _say_quick_defaults(cfg: RunConfig, given: set[str]) -> None:
+    """In quick mode, say which options took quick mode's defaults (not the paper's)."""
+    quick, paper = RunConfig.quick(), RunConfig()
+    short = [
+        f"{option_name(f)} {getattr(cfg, f)}"
+        for f in ("iters", "batch_size", "patch_size", "eval_every", "checkpoint_every")
+        if f not in given and getattr(cfg, f) == getattr(quick, f) != getattr(paper, f)
+    ]
+    if short and config.is_quick():
+        _say(
+            f"quick mode (EDSR_LAB_QUICK=1): a short run by default ({' '.join(short)}); "
+            "give an option to change it, or leave quick mode for the paper's recipe"
+        )
 
 
 def _data(cfg: RunConfig, device: torch.device) -> tuple[TrainData, StepSeededSampler]:
