@@ -20,7 +20,7 @@ import torch
 from edsr_lab.cli import main
 from edsr_lab.data import make_div2k_layout
 from edsr_lab.io import save_image
-from edsr_lab.train import RunConfig, TrainConfig, load_training_checkpoint
+from edsr_lab.train import RunConfig, TrainConfig, load_training_checkpoint, run
 from edsr_lab.train.log import History, StepLog
 from edsr_lab.train.report import report_lines
 
@@ -141,3 +141,51 @@ def test_given_options_win_over_quick_defaults_and_are_not_listed(
     )  # fmt: skip
     assert code == 0 and "a short run by default" not in stdout
     assert load_training_checkpoint(tmp_path / "g" / "last.pt")["step"] == 2
+
+
+# --------------------------------------------------------------- a failed start
+
+
+def test_a_failed_start_leaves_no_folder_behind(capsys, tmp_path, div2k):
+    out = tmp_path / "new" / "run"
+    code, _, err = _train(capsys, "--data", str(div2k), "--patch-size", "40", "--out", str(out))
+    assert code == 2 and "smaller than --patch-size 40" in err
+    assert not (tmp_path / "new").exists()
+
+
+def test_a_start_failing_in_the_loop_removes_only_what_it_wrote(tmp_path, div2k, monkeypatch):
+    from edsr_lab.train import runner
+
+    def boom(*args, **kwargs):
+        raise RuntimeError("the first step failed")
+
+    monkeypatch.setattr(runner, "train", boom)
+    kept = tmp_path / "mine"
+    kept.mkdir()
+    (kept / "notes.txt").write_text("the user's")
+    for out in (tmp_path / "fresh", kept):
+        with pytest.raises(RuntimeError, match="first step"):
+            run(out=str(out), data=str(div2k), iters=2, device="cpu", n_resblocks=1, n_feats=8,
+                batch_size=4, patch_size=8)  # fmt: skip
+    assert not (tmp_path / "fresh").exists()
+    assert sorted(p.name for p in kept.iterdir()) == ["notes.txt"]
+
+
+# ------------------------------------------------- resuming a run with no checkpoint yet
+
+
+def test_resume_of_a_run_killed_before_its_first_save_starts_it_from_step_0(
+    capsys, tmp_path, div2k
+):
+    out = tmp_path / "run"
+    args = ["--data", str(div2k), "--eval-every", "3", "--save-every", "3"]
+    assert _train(capsys, *args, "--iters", "3", "--out", str(out))[0] == 0
+    # What a kill -9 before the first save leaves: the settings and the bicubic summary.
+    for name in ("last.pt", "best.pt", "history.csv", "curves.png"):
+        (out / name).unlink()
+    code, _, err = _train(capsys, "--out", str(out))
+    assert code == 2 and "--resume" in err  # the folder is taken: resume it ...
+    code, stdout, _ = _train(capsys, "--out", str(out), "--resume")
+    assert code == 0, stdout  # ... and resuming works
+    assert "no last.pt yet" in stdout and "from step 0" in stdout
+    assert load_training_checkpoint(out / "last.pt")["step"] == 3
