@@ -12,6 +12,12 @@ test that fails on the old behaviour.
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -189,3 +195,78 @@ def test_resume_of_a_run_killed_before_its_first_save_starts_it_from_step_0(
     assert code == 0, stdout  # ... and resuming works
     assert "no last.pt yet" in stdout and "from step 0" in stdout
     assert load_training_checkpoint(out / "last.pt")["step"] == 3
+
+
+# --------------------------------------------------------------- Ctrl-C and SIGTERM
+
+
+def test_the_first_signal_asks_to_stop_and_a_second_one_stops_at_once():
+    from edsr_lab.train.loop import TrainingInterrupted, _Signals
+
+    before = signal.getsignal(signal.SIGINT)
+    with _Signals() as signals:
+        os.kill(os.getpid(), signal.SIGINT)  # handled: no KeyboardInterrupt here
+        time.sleep(0.01)
+        assert signals.received == signal.SIGINT and signals.stop_due(at_log_point=False)
+        assert signal.getsignal(signal.SIGINT) is before  # the next Ctrl-C acts at once
+    assert signal.getsignal(signal.SIGINT) is before
+    assert issubclass(TrainingInterrupted, KeyboardInterrupt)
+
+
+class _Reader(threading.Thread):
+    """Collects a pipe's output while the process runs (the progress bar never ends a line)."""
+
+    def __init__(self, pipe):
+        super().__init__(daemon=True)
+        self.pipe, self.text = pipe, ""
+
+    def run(self) -> None:
+        for chunk in iter(lambda: self.pipe.read1(4096), b""):
+            self.text += chunk.decode(errors="replace")
+
+
+@pytest.mark.parametrize("signum, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_saves_last_pt_first_and_resume_continues_exactly(
+    capsys, tmp_path, div2k, signum, code
+):
+    """Stopped mid-run with no save due, the run saves last.pt; resumed, it ends with the
+    weights of an uninterrupted run."""
+    out = tmp_path / "stopped"
+    never = ["--eval-every", "100000", "--save-every", "100000"]
+    args = ["--data", str(div2k), "--device", "cpu", *TINY, *never]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "edsr_lab", "train", *args, "--iters", "100000", "--out", str(out)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    said, err = _Reader(proc.stdout), _Reader(proc.stderr)
+    said.start()
+    err.start()
+    deadline = time.monotonic() + 120
+    while "updates to go" not in said.text:  # printed once the first steps ran
+        assert proc.poll() is None, err.text[-2000:]
+        assert time.monotonic() < deadline, "no training steps after 120 s"
+        time.sleep(0.05)
+    proc.send_signal(signum)
+    assert proc.wait(timeout=60) == code, err.text[-2000:]
+    said.join(timeout=10)
+    err.join(timeout=10)
+    assert "--resume" in err.text and "saved" in said.text + err.text
+    step = load_training_checkpoint(out / "last.pt")["step"]
+    assert 6 <= step < 100000
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # the same arithmetic as the stopped process
+    try:
+        end = ["--iters", str(step + 3)]
+        assert main(["train", "--out", str(out), "--resume", *end]) == 0
+        assert main(["train", *args, *end, "--out", str(tmp_path / "straight")]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    capsys.readouterr()
+    a = load_training_checkpoint(out / "last.pt")
+    b = load_training_checkpoint(tmp_path / "straight" / "last.pt")
+    assert a["step"] == b["step"] == step + 3
+    assert all(torch.equal(a["model"][k], b["model"][k]) for k in b["model"])

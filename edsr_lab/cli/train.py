@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import signal
 import sys
+from pathlib import Path
 
 # torch-free: the edsr_lab.train package loads its torch-using modules on first use
 from edsr_lab.train.config import AMP_MODES, LOSSES, MODELS, STORAGES, RunConfig, TrainConfig
@@ -165,14 +167,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, given = config_from_args(args)
     try:
         result = run(cfg, given=given)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; continue with: python -m edsr_lab train --out {cfg.out} --resume",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (train() saves last.pt first)
+        print(f"\n{_interrupted(stop, Path(cfg.out).expanduser())}", file=sys.stderr)
+        return 128 + getattr(stop, "signal", signal.SIGINT)
     except EdsrLabError:
         raise
     except ValueError as e:  # e.g. torch refusing a value we did not foresee: one line too
         raise TrainOptionError(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
     return 1 if result.history.diverged else 0
+
+
+def _interrupted(stop: KeyboardInterrupt, out: Path) -> str:
+    """What an interrupted run kept, and the command that continues it."""
+    resume = f"python -m edsr_lab train --out {out} --resume"
+    saved = getattr(stop, "saved", None)
+    if saved is not None:
+        return f"interrupted after step {stop.step}, saved in {saved}; continue with: {resume}"
+    if (out / "last.pt").is_file():
+        return f"interrupted; continue from the last save with: {resume}"
+    if (out / "config.json").is_file():
+        return f"interrupted before the first save; start the run again with: {resume}"
+    return "interrupted before the run started; nothing was written"
