@@ -33,6 +33,7 @@ from typing import Any
 
 import torch
 
+from edsr_lab.data.div2k import find_pairs
 from edsr_lab.data.patches import PatchSampler
 from edsr_lab.errors import DatasetError, SamplerError
 
@@ -143,8 +144,6 @@ class MultiScaleSampler:
         **kwargs: Any,
     ) -> MultiScaleSampler:
         """Build from a DIV2K-layout folder holding LR images for every scale in ``scales``."""
-        from edsr_lab.data.div2k import find_pairs
-
         index_list = None if indices is None else list(indices)
         pairs = {s: find_pairs(root, split, s, indices=index_list) for s in scales}
         return cls.from_pairs(pairs, **kwargs)

@@ -32,6 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from edsr_lab.config import default_device  # integration: config.resolve_device
 from edsr_lab.errors import BadArgumentTypeError, SamplerError, SizeMismatchError
 from edsr_lab.train import ddp
 from edsr_lab.train.config import TrainConfig
@@ -146,8 +147,6 @@ class _Setup:
     format), the optimizer and schedule (restored when resuming), the step function."""
 
     def __init__(self, model, sampler, config, device, resume_from, resume_changes, is_main):
-        from edsr_lab.config import default_device  # integration: config.resolve_device
-
         self.device = torch.device(device) if device is not None else default_device()
         self.path = checkpoint_target(config, resume_from) if is_main else None
         self.amp_dtype = resolve_amp(config.amp, self.device)
