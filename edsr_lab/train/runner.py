@@ -131,6 +131,8 @@ def run(
             f"{ddp.world_size()} processes; use a multiple of {ddp.world_size()}"
         )
     check_out(out, overwrite=cfg.overwrite, own=cfg.resume or restart)
+    if ddp.is_distributed():
+        dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
     with _LeaveAsFound(out) as found:
         data, sampler = _data(cfg, device)
         model, summary = _model(cfg, data, device, out, restart)
