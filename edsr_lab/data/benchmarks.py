@@ -12,7 +12,8 @@ DIV2K validation (0801-0900) uses the DIV2K layout of :mod:`edsr_lab.data.div2k`
 * :func:`download_benchmarks` fetches the archive the official project publishes
   (``BENCHMARK_URL``, about 250 MB) through :mod:`edsr_lab.download`: resumable, progress
   bar, length checked (and a SHA-256 if you pass one: the host publishes none), the four
-  sets' HR folders checked to be in it, extracted safely.
+  sets' HR folders checked to be in it, extracted safely (only the sets' folders; a
+  damaged archive leaves nothing half-extracted and is fetched again by a rerun).
 * :func:`eval_pairs` lists a data set's images as ``(name, hr_path, lr_path or None)``,
   checking the layout with messages that say what is missing and the command that fixes
   it; where an LR folder is missing, ``lr_path`` is None and :func:`load_eval_pair` makes
@@ -21,6 +22,7 @@ DIV2K validation (0801-0900) uses the DIV2K layout of :mod:`edsr_lab.data.div2k`
 
 from __future__ import annotations
 
+import shlex
 from pathlib import Path
 
 import torch
@@ -51,6 +53,10 @@ IMAGE_SUFFIXES = SOURCE_SUFFIXES
 
 FIX_BENCHMARKS = "python -m edsr_lab download-benchmarks"
 
+#: The most bytes the benchmark archive may have (it has about 250 MB): a longer body is
+#: the wrong file or an endless one, and is refused before it fills the disk.
+MAX_ARCHIVE_BYTES = 2**30
+
 
 def benchmark_dir(root: str | Path | None = None) -> Path:
     """The folder holding ``Set5/`` etc.: ``root/benchmark`` (default ``data/benchmark``)."""
@@ -66,6 +72,18 @@ def _expected_tree(folder: str, scale: int) -> str:
     )
 
 
+def _fetch_command(root: str | Path | None, url: str, sha256: str | None) -> str:
+    """The command that downloads the archive again, with the options this call used."""
+    parts = [FIX_BENCHMARKS]
+    if root is not None:
+        parts += ["--root", shlex.quote(str(root))]
+    if url != BENCHMARK_URL:
+        parts += ["--url", shlex.quote(url)]
+    if sha256:
+        parts += ["--sha256", shlex.quote(sha256)]
+    return " ".join(parts)
+
+
 def download_benchmarks(
     root: str | Path | None = None,
     *,
@@ -79,17 +97,23 @@ def download_benchmarks(
 
     Skips the work when all four sets are already there (marker ``benchmark/.done`` and
     an HR folder per set). The archive streams to ``benchmark.tar.part`` (a rerun resumes
-    it), is checked (length; ``sha256`` if given; the four ``<Set>/HR/*.png`` folders are
-    present; safe to extract) and is deleted after extraction unless ``keep_archive``. A
-    wrong archive is kept aside as ``benchmark.tar.corrupt``. If the first download
-    fails, no empty folder is left behind.
+    it; at most ``MAX_ARCHIVE_BYTES``), is checked (length; ``sha256`` if given, also for
+    a ``benchmark.tar`` already there, which is moved aside and fetched again from ``url``
+    when it fails; the four ``<Set>/HR/*.png`` folders are present; safe to extract) and
+    is deleted after extraction unless ``keep_archive``. Only the four sets' folders
+    (``benchmark/Set5/`` ...) are extracted: anything else in the archive is skipped and
+    listed, so it can never replace other files of the data folder. The extraction
+    happens in a staging folder and is moved into place only when the whole archive read
+    without error. A damaged or wrong archive is moved aside as ``benchmark.tar.corrupt``
+    (a rerun fetches it again) and the error says the command to run. If the first
+    download fails, no empty folder is left behind.
 
     Returns:
         The ``benchmark`` folder.
 
     Raises:
-        DownloadError: the server could not be reached, the transfer broke off (run again
-            to resume), or the file fails its checks.
+        DownloadError: the server could not be reached, the transfer broke off or stalled
+            (run again to resume), or the file fails its checks.
         ArchiveError: the archive is damaged, unsafe, or lacks a set.
     """
     download.check_url(url, "url")
@@ -99,24 +123,27 @@ def download_benchmarks(
     folders = list(BENCHMARK_SETS.values())
     if marker.is_file() and all(any((bench / f / "HR").glob("*.png")) for f in folders):
         return bench
+    again = _fetch_command(root, url, sha256)
     with download.removing_new_dirs(parent):
         archive = parent / "benchmark.tar"
-        if not archive.exists():
-            download.fetch(
-                url, archive, sha256=sha256, progress=progress, label="benchmark.tar",
-                timeout=timeout,
-                fix=f"Or download {url} by hand into {str(parent)!r} and run the command again.",
-            )  # fmt: skip
+        # Also for an archive already there: it is checked against sha256 (when given).
+        download.fetch(
+            url, archive, sha256=sha256, max_size=MAX_ARCHIVE_BYTES, progress=progress,
+            label="benchmark.tar", timeout=timeout,
+            fix=f"Or download {url} by hand into {str(parent)!r} and run the command again.",
+        )  # fmt: skip
         try:
             download.safe_extract(
                 archive,
                 parent,
                 expect=[f"benchmark/{f}/HR/*.png" for f in folders],
+                only=[f"benchmark/{f}" for f in folders],
                 what=archive.name,
+                fix=f"fetch it again with: {again}",
             )
         except ArchiveError as err:
-            download.move_aside(archive, "not the benchmark archive")
-            raise ArchiveError(f"{err} (kept as {archive.name}.corrupt)") from err
+            aside = download.move_aside(archive, "not a usable benchmark archive", quiet=True)
+            raise ArchiveError(f"{err} (the file was moved aside to {aside.name})") from err
         marker.write_text("extracted\n")
         if not keep_archive:
             archive.unlink()
@@ -139,8 +166,10 @@ def eval_pairs(
     Args:
         data: ``"set5"``, ``"set14"``, ``"b100"``, ``"urban100"`` (under
             ``benchmark_dir(root)``), ``"div2k-valid"`` (DIV2K 0801-0900 under
-            ``data/DIV2K``, or ``root``), or a folder of HR images (any names; their LR
-            is made with MATLAB bicubic).
+            ``data/DIV2K``, or ``root``), a folder in the official benchmark layout
+            (``HR/`` and ``LR_bicubic/X<scale>/``, e.g. your own copy of ``Set5``; its LR
+            images are used), or a folder of HR images (any names; their LR is made with
+            MATLAB bicubic).
         scale: 2, 3 or 4 (any integer >= 2 for folders and missing LR folders).
         root: where the data lives (default: ``config.data_dir()``).
 
@@ -168,30 +197,44 @@ def eval_pairs(
                 f"{folder} not found: {str(hr_dir)!r} {state}. Expected layout:\n"
                 f"{_expected_tree(folder, scale)}\nGet the benchmark sets with: {fix}"
             )
-        lr_dir = bench / folder / "LR_bicubic" / f"X{scale}"
-        out = []
-        for hr in _images(hr_dir):
-            lr = lr_dir / f"{hr.stem}x{scale}{hr.suffix}" if lr_dir.is_dir() else None
-            if lr is not None and not lr.is_file():
-                raise DatasetError(
-                    f"{folder}: the LR image {str(lr)!r} of {str(hr)!r} is missing (the folder "
-                    f"{str(lr_dir)!r} exists but is incomplete). Delete that folder to have the "
-                    f"LR images made with MATLAB bicubic, or run: {fix}"
-                )
-            out.append((hr.stem, hr, lr))
-        return out
+        return _set_pairs(bench / folder, scale, folder, f"run: {fix}")
     folder = Path(data).expanduser()
     if not folder.is_dir():
         known = ", ".join([*BENCHMARK_SETS, "div2k-valid"])
         raise DatasetError(
             f"--data {str(data)!r} is neither a known data set ({known}) nor a folder of HR images"
         )
+    if (folder / "HR").is_dir() and _images(folder / "HR"):
+        # the official benchmark layout: <set>/HR/*.png and <set>/LR_bicubic/X<s>/*x<s>.png
+        return _set_pairs(folder, scale, str(folder), "give its HR folder alone")
     files = _images(folder)
     if not files:
         raise DatasetError(
-            f"the folder {str(folder)!r} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"
+            f"the folder {str(folder)!r} holds no images (looked for "
+            f"{', '.join(IMAGE_SUFFIXES)}); give a folder of HR images, or one in the official "
+            f"benchmark layout ({folder.name}/HR/<name>.png and, optionally, "
+            f"{folder.name}/LR_bicubic/X{scale}/<name>x{scale}.png)"
         )
     return [(p.stem, p, None) for p in files]
+
+
+def _set_pairs(
+    set_dir: Path, scale: int, name: str, fix: str
+) -> list[tuple[str, Path, Path | None]]:
+    """``(name, hr, lr or None)`` of a set in the official layout (``set_dir/HR``, optional
+    ``set_dir/LR_bicubic/X<scale>`` with ``<name>x<scale>.<ext>``); LR None without that folder."""
+    lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
+    out = []
+    for hr in _images(set_dir / "HR"):
+        lr = lr_dir / f"{hr.stem}x{scale}{hr.suffix}" if lr_dir.is_dir() else None
+        if lr is not None and not lr.is_file():
+            raise DatasetError(
+                f"{name}: the LR image {str(lr)!r} of {str(hr)!r} is missing (the folder "
+                f"{str(lr_dir)!r} exists but is incomplete). Delete that folder to have the "
+                f"LR images made with MATLAB bicubic, or {fix}"
+            )
+        out.append((hr.stem, hr, lr))
+    return out
 
 
 def load_eval_pair(

@@ -720,13 +720,16 @@ def download_div2k(
                     base_url + zip_path.name, zip_path, progress=progress, label=part,
                     timeout=timeout, fix=fix,
                 )  # fmt: skip
-            try:
+            again = f"{FIX_DOWNLOAD.format(root=root)} --parts {part}"
+            try:  # only the part's own folder: a zip never replaces other files in root
                 download.safe_extract(
-                    zip_path, root, expect=[f"{part_folder(part)}/*.png"], what=zip_path.name
-                )
+                    zip_path, root, expect=[f"{part_folder(part)}/*.png"],
+                    only=[part_folder(part)], what=zip_path.name,
+                    fix=f"fetch it again with: {again}",
+                )  # fmt: skip
             except ArchiveError as err:
-                download.move_aside(zip_path, "not a usable DIV2K zip")
-                raise ArchiveError(f"{err} (kept as {zip_path.name}.corrupt)") from err
+                aside = download.move_aside(zip_path, "not a usable DIV2K zip", quiet=True)
+                raise ArchiveError(f"{err} (the file was moved aside to {aside.name})") from err
             (root / f".DIV2K_{part}.done").write_text("extracted\n")
             if not keep_zips:
                 zip_path.unlink()
