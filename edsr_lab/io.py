@@ -29,7 +29,12 @@ How each kind of file is read (``load_image`` and ``to_tensor`` share these rule
 * Mode ``F`` (32-bit float) must already hold values in [0, 1]; anything else (for example
   a 0-255 scale, NaN or inf) raises ``ImageReadError`` saying what was found.
 * EXIF orientation (phone photos) is applied, so the tensor is upright as a viewer shows it.
-* Multi-frame files (GIF, APNG, multi-page TIFF) give their first frame only.
+* Animated files (GIF, APNG) give their first frame only. A multi-page TIFF (usually a
+  stack of slices) is refused, never read as its page 1 silently: read every page with
+  :func:`edsr_lab.stored.read_values`.
+* Medical values (12-bit content in 16-bit files, signed or float TIFFs in Hounsfield
+  units) need their own range, not the container's: read them with
+  :func:`edsr_lab.stored.read_values` and map them with :mod:`edsr_lab.intensity`.
 * A PNG whose pixel data ends cleanly but too early (Pillow would read the missing rows as
   black, after allocating the size the header claims) is refused; see :mod:`edsr_lab.png`.
 * Grayscale to ``channels=3`` repeats the channel; colour to ``channels=1`` uses ITU-R 601
@@ -70,14 +75,17 @@ from edsr_lab.errors import (
 )
 from edsr_lab.files import atomic_write
 from edsr_lab.paths import unreadable_reason
-from edsr_lab.png import check_png, encode_png16
+from edsr_lab.png import check_png, decode_png16_color, encode_png16
 from edsr_lab.validate import check_finite
 
 __all__ = [
     "ALPHA_MODES",
     "DEFAULT_MAX_PIXELS",
     "ImageInfo",
+    "apply_orientation",
+    "exif_orientation",
     "load_image",
+    "open_image",
     "read_image",
     "save_image",
     "to_tensor",
@@ -128,7 +136,7 @@ def load_image(
 
     Returns:
         torch.float32 tensor of shape (channels, H, W), values in [0, 1], upright according
-        to the file's EXIF orientation; the first frame of multi-frame files. See the module
+        to the file's EXIF orientation; the first frame of animated files. See the module
         docstring for how each Pillow mode (16-bit, ``I``, ``F``, CMYK, palettes) is read.
 
     Raises:
@@ -179,6 +187,54 @@ def read_image(
         ImageReadError: as :func:`load_image`.
         BadArgumentError: ``max_pixels`` is not a positive int or None.
     """
+    path = Path(path).expanduser()
+    with open_image(path, max_pixels=max_pixels) as img:
+        mode, fmt = img.mode, img.format
+        pages = int(getattr(img, "n_frames", 1))
+        if fmt == "TIFF" and pages > 1:
+            raise ImageReadError(
+                path,
+                f"it is a multi-page TIFF ({pages} pages, e.g. a stack of slices) and this "
+                "reads one image; read every page with edsr_lab.stored.read_values(path), or "
+                "save each page as its own file",
+            )
+        # Decode before reading EXIF: PNG keeps EXIF after the pixels, so getexif() would
+        # decode the file itself and spoil the 16-bit PNG path.
+        array16 = decode_png16_color(path, img)
+        array = None if array16 is None else array16.astype(np.float32) / np.float32(65535)
+        bits = 16 if array is not None else _bits_of(mode)
+        if array is None:
+            args = img.tile[0][3] if len(img.tile) == 1 else ""
+            rawmode = args if isinstance(args, str) else ""
+            array = _pil_to_array(img)
+            if rawmode.startswith("LA;16") and array.shape[2] == 4:
+                # Pillow opens 16-bit grey + alpha PNGs as RGBA (8-bit precision):
+                # keep them grey + alpha.
+                array = array[..., [0, 3]]
+        orientation = exif_orientation(img)
+    array = apply_orientation(array, orientation)
+    n = array.shape[2]
+    info = ImageInfo(
+        channels=1 if n in (1, 2) else 3, has_alpha=n in (2, 4), bits=bits, mode=mode, format=fmt
+    )
+    chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
+    return torch.from_numpy(chw), info
+
+
+@contextlib.contextmanager
+def open_image(
+    path: str | os.PathLike[str], *, max_pixels: int | None = DEFAULT_MAX_PIXELS
+) -> Iterator[Image.Image]:
+    """Open an image file with Pillow, with every check :func:`read_image` makes first.
+
+    The readers of this package (:func:`read_image`, :func:`edsr_lab.stored.read_values`)
+    share it: a missing file, a folder, an empty or truncated file, a PNG whose pixel stream
+    is too short, more pixels than ``max_pixels``, or anything Pillow fails on inside the
+    ``with`` block (decoding included) becomes one :class:`ImageReadError` naming the file.
+
+    Yields:
+        The open ``PIL.Image.Image`` (not yet decoded); it is closed afterwards.
+    """
     if max_pixels is not None and (
         isinstance(max_pixels, bool) or not isinstance(max_pixels, int) or max_pixels < 1
     ):
@@ -210,27 +266,7 @@ def read_image(
                     reason = check_png(f, max_pixels)
                 if reason is not None:
                     raise ImageReadError(path, reason)
-            mode, fmt = img.mode, img.format
-            # Decode before reading EXIF: PNG keeps EXIF after the pixels, so getexif() would
-            # decode the file itself and spoil the 16-bit PNG path.
-            array = _png16_color(path, img)
-            bits = 16 if array is not None else _bits_of(mode)
-            if array is None:
-                args = img.tile[0][3] if len(img.tile) == 1 else ""
-                rawmode = args if isinstance(args, str) else ""
-                array = _pil_to_array(img)
-                if rawmode.startswith("LA;16") and array.shape[2] == 4:
-                    # Pillow opens 16-bit grey + alpha PNGs as RGBA (8-bit precision):
-                    # keep them grey + alpha.
-                    array = array[..., [0, 3]]
-            orientation = _exif_orientation(img)
-    array = _apply_orientation(array, orientation)
-    n = array.shape[2]
-    info = ImageInfo(
-        channels=1 if n in (1, 2) else 3, has_alpha=n in (2, 4), bits=bits, mode=mode, format=fmt
-    )
-    chw = np.ascontiguousarray(array.transpose(2, 0, 1), dtype=np.float32)
-    return torch.from_numpy(chw), info
+            yield img
 
 
 def _bits_of(mode: str) -> int:
@@ -350,7 +386,7 @@ def _strict_decoding() -> Iterator[None]:
         ImageFile.LOAD_TRUNCATED_IMAGES = previous
 
 
-def _exif_orientation(img: Image.Image) -> int:
+def exif_orientation(img: Image.Image) -> int:
     """EXIF orientation tag (1..8, 1 = upright); 1 when absent, invalid or unreadable."""
     try:
         value = img.getexif().get(ExifTags.Base.Orientation, 1)
@@ -361,7 +397,7 @@ def _exif_orientation(img: Image.Image) -> int:
     return value if isinstance(value, int) and 1 <= value <= 8 else 1
 
 
-def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
+def apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     """Rotate/flip an (H, W, C) array as ImageOps.exif_transpose does for each EXIF value.
 
     Done on the array rather than with Pillow so that it works the same for every mode,
@@ -382,38 +418,6 @@ def _apply_orientation(array: np.ndarray, orientation: int) -> np.ndarray:
     if orientation == 8:
         return np.rot90(array, k=1)  # 90 degrees counter-clockwise
     return array
-
-
-def _png16_color(path: Path, img: Image.Image) -> np.ndarray | None:
-    """Read a 16-bit RGB/RGBA PNG at full precision, or return None for any other file.
-
-    Pillow has no 16-bit colour mode: its PNG decoder keeps only the high byte of each
-    sample (raw mode "RGB;16B"). Its "RGB;16L" unpacker, used on the same big-endian data,
-    keeps the low byte instead, with the same PNG row filtering. Decoding twice and joining
-    the bytes gives the exact 16-bit values.
-    """
-    tile = img.tile
-    if img.format != "PNG" or len(tile) != 1 or tile[0][3] not in ("RGB;16B", "RGBA;16B"):
-        return None
-    img.load()
-    high = np.asarray(img)
-    with Image.open(path) as low_img:
-        low_tile = low_img.tile[0]
-        low_img.tile = [
-            (low_tile[0], low_tile[1], low_tile[2], low_tile[3].replace(";16B", ";16L"))
-        ]
-        try:
-            low_img.load()
-        except ValueError as exc:  # a Pillow without that unpacker: fall back to 8 bits
-            warnings.warn(
-                f"{str(path)!r}: reading this 16-bit PNG at 8-bit precision ({exc})",
-                RuntimeWarning,
-                stacklevel=3,
-            )
-            return high.astype(np.float32) / np.float32(255)
-        low = np.asarray(low_img)
-    joined = (high.astype(np.uint16) << 8) | low.astype(np.uint16)
-    return joined.astype(np.float32) / np.float32(65535)
 
 
 def _pil_to_array(img: Image.Image) -> np.ndarray:
@@ -475,7 +479,7 @@ def _float_to_float(data: np.ndarray, what: str) -> np.ndarray:
         )
     lo, hi = float(data.min()), float(data.max())
     if lo < -_FLOAT_TOLERANCE or hi > 1 + _FLOAT_TOLERANCE:
-        hint = " It looks like a 0-255 scale: divide by 255." if lo >= 0 and hi <= 255 else ""
+        hint = " It looks like a 0-255 scale: divide by 255." if lo >= 0 and 2 < hi <= 255 else ""
         raise _BadPixels(
             f"the {what} has values from {lo:g} to {hi:g}, but float pixels must already be "
             f"in [0, 1].{hint}"

@@ -2,6 +2,8 @@
 
 * :func:`encode_png16` writes (H, W, C) uint16 arrays as 16-bit gray/RGB/RGBA PNGs. Pillow
   has no 16-bit colour mode, so :func:`edsr_lab.io.save_image` (``bits=16``) uses this.
+  :func:`encode_png` does the same for uint8 or uint16 and adds text chunks
+  (:mod:`edsr_lab.stored` records the intensity map in one).
 * :func:`check_png` reads a PNG's chunk structure (not its pixels) and refuses files whose
   header claims an absurd size, or whose compressed pixel stream ends cleanly but holds
   fewer rows than the header promises. Pillow accepts the latter and fills the missing rows
@@ -16,13 +18,25 @@ filtering, interlacing) and 11.2.2 (IHDR).
 from __future__ import annotations
 
 import struct
+import warnings
 import zlib
 from collections.abc import Iterator
-from typing import BinaryIO
+from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 
-__all__ = ["PNG_SIGNATURE", "check_png", "encode_png16", "expected_stream_length"]
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    from PIL import Image
+
+__all__ = [
+    "PNG_SIGNATURE",
+    "check_png",
+    "decode_png16_color",
+    "encode_png",
+    "encode_png16",
+    "expected_stream_length",
+]
 
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -34,27 +48,46 @@ _ADAM7 = ((0, 0, 8, 8), (4, 0, 8, 8), (0, 4, 4, 8), (2, 0, 4, 4), (0, 2, 2, 4), 
 
 def encode_png16(u16: np.ndarray) -> bytes:
     """Encode (H, W, C) uint16, C in {1, 2, 3, 4}, as a 16-bit PNG (gray, gray + alpha, RGB
-    or RGBA).
+    or RGBA). Same as ``encode_png(u16)``."""
+    return encode_png(u16)
+
+
+def encode_png(array: np.ndarray, text: dict[str, str] | None = None) -> bytes:
+    """Encode (H, W, C) uint8 or uint16, C in {1, 2, 3, 4}, as an 8- or 16-bit PNG (gray,
+    gray + alpha, RGB or RGBA), with optional text chunks.
 
     PNG stores samples big-endian, each row prefixed by a filter byte; filter 0 ("none")
     keeps this simple, at the cost of somewhat larger files than adaptive filtering.
+
+    Args:
+        array: the pixels; the dtype sets the bit depth (8 or 16).
+        text: keyword -> text, written as ``tEXt`` chunks before the pixels (PNG spec
+            11.3.4.3: keyword of 1-79 Latin-1 characters, text in Latin-1). Pillow shows
+            them in ``Image.open(path).text``; :mod:`edsr_lab.stored` keeps the intensity
+            record there.
     """
-    height, width, channels = u16.shape
+    height, width, channels = array.shape
+    bit_depth = {np.dtype(np.uint8): 8, np.dtype(np.uint16): 16}[np.dtype(array.dtype)]
     color_type = {1: 0, 2: 4, 3: 2, 4: 6}[channels]
-    rows = np.zeros((height, 1 + width * channels * 2), dtype=np.uint8)
-    rows[:, 1:] = np.ascontiguousarray(u16, dtype=">u2").view(np.uint8).reshape(height, -1)
+    rows = np.zeros((height, 1 + width * channels * bit_depth // 8), dtype=np.uint8)
+    big_endian = np.dtype(array.dtype).newbyteorder(">")
+    rows[:, 1:] = np.ascontiguousarray(array, dtype=big_endian).view(np.uint8).reshape(height, -1)
     compressed = zlib.compress(rows.tobytes(), 6)
 
     def chunk(kind: bytes, payload: bytes) -> bytes:
         crc = zlib.crc32(kind + payload) & 0xFFFFFFFF
         return struct.pack(">I", len(payload)) + kind + payload + struct.pack(">I", crc)
 
-    header = struct.pack(">IIBBBBB", width, height, 16, color_type, 0, 0, 0)
+    header = struct.pack(">IIBBBBB", width, height, bit_depth, color_type, 0, 0, 0)
+    texts = b"".join(
+        chunk(b"tEXt", key.encode("latin-1") + b"\0" + value.encode("latin-1"))
+        for key, value in (text or {}).items()
+    )
     step = 1 << 20  # several IDAT chunks: a chunk's length must stay below 2**31
     idat = b"".join(
         chunk(b"IDAT", compressed[i : i + step]) for i in range(0, len(compressed), step)
     )
-    return PNG_SIGNATURE + chunk(b"IHDR", header) + idat + chunk(b"IEND", b"")
+    return PNG_SIGNATURE + chunk(b"IHDR", header) + texts + idat + chunk(b"IEND", b"")
 
 
 def expected_stream_length(
@@ -155,3 +188,43 @@ def check_png(f: BinaryIO, max_pixels: int | None) -> str | None:
             "The file was written by a broken program; export it again"
         )
     return None
+
+
+def decode_png16_color(path: Path, img: Image.Image) -> np.ndarray | None:
+    """Read a 16-bit RGB/RGBA PNG at full precision, or return None for any other file.
+
+    Args:
+        path: the file ``img`` was opened from (it is opened a second time).
+        img: the open, not yet decoded ``PIL.Image``.
+
+    Returns:
+        uint16 (H, W, 3 or 4), or None when ``img`` is not a 16-bit colour PNG.
+
+    Pillow has no 16-bit colour mode: its PNG decoder keeps only the high byte of each
+    sample (raw mode "RGB;16B"). Its "RGB;16L" unpacker, used on the same big-endian data,
+    keeps the low byte instead, with the same PNG row filtering. Decoding twice and joining
+    the bytes gives the exact 16-bit values.
+    """
+    tile = img.tile
+    if img.format != "PNG" or len(tile) != 1 or tile[0][3] not in ("RGB;16B", "RGBA;16B"):
+        return None
+    from PIL import Image  # only here: the rest of this module needs no Pillow
+
+    img.load()
+    high = np.asarray(img)
+    with Image.open(path) as low_img:
+        low_tile = low_img.tile[0]
+        low_img.tile = [
+            (low_tile[0], low_tile[1], low_tile[2], low_tile[3].replace(";16B", ";16L"))
+        ]
+        try:
+            low_img.load()
+        except ValueError as exc:  # a Pillow without that unpacker: fall back to 8 bits
+            warnings.warn(
+                f"{str(path)!r}: reading this 16-bit PNG at 8-bit precision ({exc})",
+                RuntimeWarning,
+                stacklevel=3,
+            )
+            return high.astype(np.uint16) * np.uint16(257)  # 8-bit levels on the 16-bit scale
+        low = np.asarray(low_img)
+    return (high.astype(np.uint16) << 8) | low.astype(np.uint16)
