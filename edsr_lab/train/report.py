@@ -103,9 +103,9 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
         if "init" in summary:
             parts.append(f"start (--init) {summary['init'][k]:.2f} dB")
         parts.append(f"final {final[k]:.2f} dB")
-        gains = [f"{final[k] - summary['bicubic'][k]:+.2f} over bicubic"]
+        gains = [_versus(final[k] - summary["bicubic"][k], "bicubic")]
         if "init" in summary:
-            gains.insert(0, f"{final[k] - summary['init'][k]:+.2f} over the start")
+            gains.insert(0, _versus(final[k] - summary["init"][k], "the start"))
         lines.append(" | ".join(parts) + f" ({', '.join(gains)})")
     if "best" in summary:
         lines.append(
@@ -113,6 +113,11 @@ def report_lines(summary: dict[str, Any]) -> list[str]:
             f"{summary['best']['step']} (best.pt)"
         )
     return lines
+
+
+def _versus(gain_db: float, reference: str) -> str:
+    """``-5.0, "bicubic"`` -> ``"5.00 dB below bicubic"``."""
+    return f"{abs(gain_db):.2f} dB {'below' if gain_db < 0 else 'above'} {reference}"
 
 
 def write_history_csv(history: History, path: Path) -> None:
