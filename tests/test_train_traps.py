@@ -19,6 +19,8 @@ import torch
 from edsr_lab.cli import main
 from edsr_lab.data import make_div2k_layout
 from edsr_lab.io import save_image
+from edsr_lab.train import TrainConfig
+from edsr_lab.train.log import History, StepLog
 from edsr_lab.train.report import report_lines
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -64,3 +66,35 @@ def test_summary_says_how_many_db_below_or_above():
     assert "-5.00" not in text and "over bicubic" not in text
     summary["final"]["psnr_x2"] = 31.5
     assert "1.50 dB above bicubic" in "\n".join(report_lines(summary))
+
+
+# ------------------------------------------------------------------- the progress bar
+
+
+def _log(device: str, *, log_every: int, iters: int = 1000) -> StepLog:
+    config = TrainConfig(iters=iters, log_every=log_every)
+    return StepLog(History(config=config.to_dict()), config, torch.device(device), 0, True)
+
+
+def test_bar_shows_the_running_loss_before_the_first_log_point():
+    log = _log("cpu", log_every=1000)
+    try:
+        for step, loss in enumerate([0.5, 0.3, 0.1], start=1):
+            log.record(step, 1e-4, torch.tensor(loss), None)
+        # the mean of the steps so far, long before step 1000
+        assert "loss 0.30000" in log.bar.postfix and "on 0..255" in log.bar.postfix
+    finally:
+        log.close()
+
+
+def test_gpu_losses_are_read_back_every_few_dozen_steps_not_every_step():
+    # Only the device's type matters to the step log: no GPU is needed to check the cadence.
+    log = _log("cuda", log_every=1000)
+    try:
+        for step in range(1, 25):
+            log.record(step, 1e-4, torch.tensor(0.5), None)
+        assert len(log.history) == 0  # nothing read back (no sync) for 24 steps
+        log.record(25, 1e-4, torch.tensor(0.5), None)
+        assert len(log.history) == 25 and "loss 0.50000" in log.bar.postfix
+    finally:
+        log.close()

@@ -1,11 +1,11 @@
 """What a run records and shows: the :class:`History`, and the step log behind the bar.
 
 On a GPU, ``.item()`` waits for every queued kernel, so the step log keeps each step's
-loss on the device and reads values back in chunks (every ``log_every`` steps, or before
-an evaluation or a save); on the CPU there is no queue and it reads every step, so
-divergence stops training at once. Each read-back fills the history and checks for
-divergence and loss spikes; the progress bar (tqdm.auto: a widget in notebooks, a text
-bar elsewhere) shows the loss and learning rate at log points.
+loss on the device and reads values back in chunks (every :data:`READBACK_EVERY` steps, or
+before an evaluation or a save); on the CPU there is no queue and it reads every step.
+Each read-back fills the history, checks for divergence and loss spikes, and updates the
+progress bar (tqdm.auto: a widget in notebooks, a text bar elsewhere) with the running
+loss, the learning rate and, once the first steps were timed, the time the run will take.
 """
 
 from __future__ import annotations
@@ -21,7 +21,19 @@ import torch
 
 from edsr_lab.train.config import TrainConfig
 
-__all__ = ["History", "StepLog", "due"]
+__all__ = ["READBACK_EVERY", "History", "StepLog", "due", "duration"]
+
+#: On a GPU, read losses back every this many steps (at most; ``log_every`` if smaller):
+#: often enough that the bar shows a fresh loss, seldom enough that the wait for the GPU's
+#: queue to drain costs nothing measurable.
+READBACK_EVERY = 25
+
+#: The bar's loss is the mean of the last this many steps (one batch's loss is noisy).
+RUNNING_WINDOW = 25
+
+#: Steps timed before the run's duration is estimated and printed (after the first
+#: read-back, so start-up, the first batch check and compilation are not counted).
+TIMED_STEPS = 5
 
 
 @dataclass
@@ -134,6 +146,19 @@ def is_spike(loss: float, recent: list[float], factor: float) -> bool:
     return len(recent) >= 3 and loss > factor * statistics.median(recent)
 
 
+def duration(seconds: float) -> str:
+    """``3725`` -> ``"1 h 2 min"``: a duration as a person says it."""
+    s = int(round(seconds))
+    days, hours, minutes = s // 86400, s // 3600 % 24, s // 60 % 60
+    if days:
+        return f"{days} days {hours} h" if days < 10 else f"{days} days"
+    if hours:
+        return f"{hours} h {minutes} min"
+    if minutes:
+        return f"{minutes} min {s % 60} s"
+    return f"{s} s"
+
+
 class StepLog:
     """The history, filled from losses that stay on the device until a read-back."""
 
@@ -146,10 +171,12 @@ class StepLog:
         progress: bool,
     ):
         self.history, self.config = history, config
-        self.every = config.log_every if device.type == "cuda" else 1
+        self.every = min(config.log_every, READBACK_EVERY) if device.type == "cuda" else 1
         self.t0 = time.perf_counter() - (history.time[-1] if history.time else 0.0)
         self.pending: list[tuple[int, float, float, torch.Tensor, torch.Tensor | None]] = []
         self.bar = _progress_bar(config.iters, start) if progress else None
+        self.timed: tuple[int, float] | None = None  # (step, clock) of the first read-back
+        self.eta_shown = False
 
     def add(self, step: int, lr: float, loss: torch.Tensor, norm: torch.Tensor | None) -> None:
         self.pending.append((step, float(lr), time.perf_counter() - self.t0, loss, norm))
@@ -179,8 +206,8 @@ class StepLog:
         self.pending.clear()
         if self.bar is not None:
             self.bar.update(h.last_step - self.bar.n)
-            if self.at_log_point(h.last_step):
-                self.report()
+            self.report()
+            self._estimate()
         if not ok:
             self.write(
                 f"step {h.diverged_step}: loss is {h.loss[-1]} -> training stopped "
@@ -203,14 +230,36 @@ class StepLog:
         return step % self.config.log_every == 0 or step == self.config.iters
 
     def report(self) -> None:
-        """Show the latest loss (ours and in the official 0..255 units) and lr on the bar."""
+        """Show the running loss (ours and in the official 0..255 units) and lr on the bar."""
         h = self.history
         if self.bar is None or not h.loss:
             return
-        official = h.loss[-1] * official_factor(h.config)
+        recent = [v for v in h.loss[-RUNNING_WINDOW:] if math.isfinite(v)] or h.loss[-1:]
+        loss = sum(recent) / len(recent)
+        official = loss * official_factor(h.config)
         self.bar.set_postfix_str(
-            f"loss {h.loss[-1]:.5f} ({official:.3f} on 0..255), lr {h.lr[-1]:.2e}",
-            refresh=False,
+            f"loss {loss:.5f} ({official:.3f} on 0..255), lr {h.lr[-1]:.2e}", refresh=False
+        )
+
+    def _estimate(self) -> None:
+        """Once, after the first timed steps: how long the rest of the run will take."""
+        if self.eta_shown or not self.history.step:
+            return
+        step, now = self.history.last_step, time.perf_counter()
+        if self.timed is None:
+            self.timed = (step, now)
+            return
+        done = step - self.timed[0]
+        if done < TIMED_STEPS:
+            return
+        self.eta_shown = True
+        per_step = (now - self.timed[1]) / done
+        left = self.config.iters - step
+        if left <= 0:
+            return
+        self.write(
+            f"speed: {per_step:.3g} s per update; the {left:,} updates to go take about "
+            f"{duration(left * per_step)} (validation and saving not counted)"
         )
 
     def write(self, message: str) -> None:

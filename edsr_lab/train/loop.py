@@ -4,7 +4,8 @@ The loop itself is the textbook one (sample, forward, loss, backward, optimizer 
 scheduler step); what a long run needs beside it are named helpers:
 
 - the :class:`~edsr_lab.train.log.History` of every step, read back from the GPU in
-  chunks so logging does not stall it, and a progress bar with loss, lr, it/s and ETA;
+  chunks so logging does not stall it, and a progress bar with the running loss, the lr
+  and the time the run will take;
 - divergence detection: a non-finite loss stops training and is reported in the history
   (``history.diverged``) instead of raising, so a notebook can show what instability looks
   like; loss spikes (more than 10x the running median) are recorded too;
@@ -79,7 +80,8 @@ def train(
         resume_from: a checkpoint written by this function; model, optimizer, scheduler,
             step, history, sampler and RNG state are restored and training continues to
             ``config.iters``.
-        progress: a tqdm progress bar (loss, lr, it/s, ETA); False: silent.
+        progress: a tqdm progress bar (running loss, lr, it/s, ETA) and a line saying how
+            long the run will take; False: silent.
         is_main: False on the non-zero ranks of a multi-process run: no checkpoint is
             written and no progress shown there.
         resume_changes: what to do when ``config`` changes the stored lr, schedule, Adam
