@@ -150,7 +150,13 @@ def _fix_hint(root: Path, split: str, scale: int, track: str) -> str:
     )
 
 
-def _source_images(src: str | Path | Iterable[str | Path]) -> list[Path]:
+def source_images(src: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The image files of ``src``: one file, the images directly in a folder (by name,
+    see :data:`SOURCE_SUFFIXES`; hidden files skipped), or a list of files.
+
+    Raises:
+        DatasetError: missing, unreadable, or no images found.
+    """
     if isinstance(src, (str, os.PathLike)):
         src = Path(src)
         if not src.exists() and not src.is_symlink():
@@ -259,7 +265,7 @@ def make_div2k_layout(
     reason = unwritable_reason(root)
     if reason is not None:
         raise OutputPathError(f"cannot write the dataset to {str(root)!r}: {reason}")
-    files = _source_images(src)
+    files = source_images(src)
     if first_index + len(files) - 1 > 9999:
         raise BadArgumentError(
             f"{len(files)} images from first_index {first_index} would need numbers above "
@@ -349,9 +355,11 @@ def _image_header(path: Path) -> tuple[int, int, int]:
     from PIL import Image, UnidentifiedImageError
 
     from edsr_lab.errors import ImageReadError
-    from edsr_lab.io import _check_is_readable_file
+    from edsr_lab.paths import unreadable_reason
 
-    _check_is_readable_file(path)
+    reason = unreadable_reason(path, "image file")
+    if reason is not None:  # missing, a symlink loop, a FIFO, empty...
+        raise ImageReadError(path, reason)
     try:
         with Image.open(path) as img:
             mode, (width, height) = img.mode, img.size
@@ -365,8 +373,10 @@ def _image_header(path: Path) -> tuple[int, int, int]:
 # ------------------------------------------------------------------------ find_pairs
 
 
-def _resolve_root(root: Path, split: str) -> Path | None:
-    """Find the folder holding DIV2K_{split}_HR: root, root/DIV2K, or root's parent."""
+def find_root(root: str | Path, split: str = "train") -> Path | None:
+    """The folder holding ``DIV2K_{split}_HR``: ``root``, ``root/DIV2K``, or the parent of
+    a ``DIV2K_*`` folder (the user pointed at ``DIV2K_train_HR``); None when none does."""
+    root = Path(root).expanduser()
     name = hr_dirname(split)
     candidates = [root, root / "DIV2K"]
     if root.name.startswith("DIV2K_"):  # the user pointed at DIV2K_train_HR or similar
@@ -408,7 +418,7 @@ def find_pairs(
     if track not in ("bicubic", "unknown"):
         raise BadArgumentError(f"track must be 'bicubic' or 'unknown', got {track!r}")
     given = Path(root).expanduser()
-    base = _resolve_root(given, split)
+    base = find_root(given, split)
     if base is None:
         if not given.exists():
             where = f"{str(given)!r} does not exist"
@@ -714,8 +724,3 @@ def download_div2k(
             if not keep_zips:
                 zip_path.unlink()
     return root
-
-
-def safe_extract(zip_path: str | Path, dest: str | Path) -> list[Path]:
-    """Extract a zip into ``dest`` safely: :func:`edsr_lab.download.safe_extract`."""
-    return download.safe_extract(zip_path, dest)

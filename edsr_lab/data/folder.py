@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from edsr_lab.data.div2k import source_images
 from edsr_lab.errors import BadArgumentError, DatasetError
 
 __all__ = ["heldout_split", "list_images", "load_folder_pairs"]
@@ -40,12 +41,10 @@ def list_images(folder: str | Path) -> list[Path]:
     Raises:
         DatasetError: the folder does not exist or holds no images.
     """
-    from edsr_lab.data.div2k import _source_images
-
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DatasetError(f"the image folder {str(folder)!r} does not exist (or is not a folder)")
-    return _source_images(folder)
+    return source_images(folder)
 
 
 def _rank(path: Path) -> str:
