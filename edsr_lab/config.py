@@ -1,4 +1,4 @@
-"""Run-time settings shared by the notebooks: quick/full mode, device, and folders.
+"""Run-time settings shared by the notebooks and the CLI: quick/full mode, device, folders.
 
 Quick mode makes every notebook finish in about a minute on a laptop CPU (few training
 steps, small crops, the bundled sample images); full mode is the paper's recipe and is
@@ -9,16 +9,22 @@ time, so a notebook can flip it with ``os.environ`` before asking.
     EDSR_LAB_QUICK=0   force full mode, even on a CPU (slow: days)
     unset              full mode if a CUDA GPU is visible, quick mode otherwise
     EDSR_LAB_DATA=DIR  where data/ lives (default: the repository's data/ folder)
-    EDSR_LAB_CHECKPOINTS=DIR  where checkpoints go (default: the repository's checkpoints/)
+    EDSR_LAB_CACHE=DIR where downloads and derived data go (default: DATA/cache, i.e.
+                       data/cache/): official weights in weights/, the mini-DIV2K in
+                       mini_div2k/; deleting it is safe (it is rebuilt or fetched again)
+
+:func:`resolve_device` turns a device name (``--device`` / ``device=``) into a
+``torch.device``, with one error message for a device this machine does not have.
 """
 
 from __future__ import annotations
 
 import os
+import platform
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from edsr_lab.errors import BadArgumentError
+from edsr_lab.errors import BadArgumentError, DeviceError
 
 if TYPE_CHECKING:  # torch is imported inside the functions that need it, so that
     import torch  # ``python -m edsr_lab --help`` answers without loading it (~2-4 s)
@@ -80,19 +86,61 @@ def samples_dir() -> Path:
 
 
 def cache_dir() -> Path:
-    """Where derived data (e.g. the mini-DIV2K built from the samples) is written."""
-    return data_dir() / "cache"
+    """The one cache folder: ``$EDSR_LAB_CACHE``, else ``data_dir()/cache`` (``data/cache``).
+
+    It holds what can be fetched or rebuilt at any time: downloaded weights
+    (``weights/``, :mod:`edsr_lab.weights`) and the mini-DIV2K built from the samples
+    (``mini_div2k/``, :func:`edsr_lab.data.div2k.mini_div2k`). Read at each call.
+    """
+    env = os.environ.get("EDSR_LAB_CACHE")
+    return Path(env).expanduser() if env else data_dir() / "cache"
 
 
-def checkpoint_dir() -> Path:
-    """Where checkpoints are saved (``$EDSR_LAB_CHECKPOINTS`` or ``<repo>/checkpoints``)."""
-    return Path(os.environ.get("EDSR_LAB_CHECKPOINTS", PROJECT_ROOT / "checkpoints")).expanduser()
+# How every device error ends: the CLI option and the Python argument, so one message
+# serves both (the CLI prints it as it is).
+_DEVICE_FIX = "use --device cpu (device='cpu' from Python)"
+
+
+def resolve_device(device: str | torch.device | None = None) -> torch.device:
+    """The ``torch.device`` to compute on; ``None`` means :func:`default_device`.
+
+    Args:
+        device: ``"cpu"``, ``"cuda"``, ``"cuda:1"``, ``"mps"``, a ``torch.device``, or None.
+
+    Raises:
+        DeviceError: one line naming the device and what to do, when the name is not a
+            device or this machine does not have it (no CUDA GPU, a GPU index past the
+            last one, no MPS). Also a ``ValueError``.
+    """
+    import torch  # here, not at the top: `python -m edsr_lab --help` must not load torch
+
+    if device is None:
+        return default_device()
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError, ValueError):
+        raise DeviceError(
+            f"device {str(device)!r} is not a device name (cpu, cuda, cuda:1, mps); " + _DEVICE_FIX
+        ) from None
+    if dev.type == "cuda":
+        if not torch.cuda.is_available():
+            raise DeviceError(
+                f"device {str(device)!r}: no CUDA GPU is visible (none on this machine, or "
+                f"PyTorch was installed without CUDA); {_DEVICE_FIX}"
+            )
+        count = torch.cuda.device_count()
+        if dev.index is not None and dev.index >= count:
+            raise DeviceError(
+                f"device {str(device)!r} does not exist: this machine has {count} CUDA "
+                f"GPU(s), cuda:0 to cuda:{count - 1}; pick one of them, or {_DEVICE_FIX}"
+            )
+    elif dev.type == "mps" and not torch.backends.mps.is_available():
+        raise DeviceError(f"device {str(device)!r}: Apple's MPS is not available; {_DEVICE_FIX}")
+    return dev
 
 
 def describe() -> dict[str, str]:
     """A small report of the environment, for notebook 00 and ``python -m edsr_lab info``."""
-    import platform
-
     import torch
 
     cuda = torch.cuda.is_available()

@@ -1,20 +1,20 @@
-"""Super-resolve DICOM slices (CT, MR, X-ray, ...) and write them back as DICOM or 16-bit PNG.
+"""Reading and writing DICOM slices (CT, MR, X-ray, ...), and windowing them for display.
 
 Needs the optional extra: ``pip install -e ".[dicom]"`` (pydicom). Without it every function
 here raises :class:`edsr_lab.errors.MissingDependencyError` with that command.
 
-The path of one slice::
+The path of one slice through super-resolution::
 
     stored integers --(RescaleSlope, RescaleIntercept)--> values in the modality's units
-        (Hounsfield units for CT; arbitrary units for MR)
+        (Hounsfield units for CT; arbitrary units for MR)                 [read_dicom]
     --(linear map of [lo, hi] to [0, 1]; lo, hi = the slice's min and max)--> grey image
     --(replicated to RGB, through the RGB model, back to one channel)--> SR grey image
-    --(the same linear map, inverted)--> SR values
+    --(the same linear map, inverted)--> SR values   [edsr_lab.inference.super_resolve_values]
     --(inverse rescale, rounded, clipped to the stored range)--> stored integers
+                                                           [derived_dataset, write_dicom]
 
 * :func:`read_dicom` returns the values as float32 (1, H, W) **in the modality's units**
   (not [0, 1]) and the pydicom ``Dataset``.
-* :func:`super_resolve_values` runs a model on such values (the linear map above).
 * :func:`derived_dataset` builds the output DICOM: a copy of the original (patient, study,
   geometry and acquisition metadata kept) with new pixels, Rows/Columns, PixelSpacing
   divided by the scale, new SOP Instance UID and Series Instance UID (a derived image is a
@@ -22,9 +22,12 @@ The path of one slice::
   ImageType DERIVED\\SECONDARY, a DerivationDescription, a SourceImageSequence pointing at
   the original, and the original's BitsAllocated/BitsStored/PixelRepresentation and
   rescale. Values outside the stored range (e.g. a 12-bit CT) are clipped to it.
+  :func:`write_dicom` writes it atomically.
 * :func:`window` maps values to [0, 1] for display with the DICOM linear VOI window
-  (WindowCenter/WindowWidth from the file, or given); :func:`upscale_dicom` does the whole
-  path for one file and writes ``.dcm`` (default) or a windowed 16-bit ``.png``.
+  (WindowCenter/WindowWidth from the file, or given).
+
+Running the whole path on files (``python -m edsr_lab upscale-dicom``) is
+:func:`edsr_lab.upscale.upscale_dicom` / :func:`edsr_lab.upscale.upscale_dicom_files`.
 
 Why a min/max map and not the window: the window clips everything outside it (bone, air
 in a soft-tissue window); the min/max map is invertible, so the written DICOM keeps the
@@ -53,14 +56,22 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
+from edsr_lab import __version__
 from edsr_lab.errors import DicomError, MissingDependencyError, OutputExistsError
+from edsr_lab.files import atomic_write
+
+# TEMPORARY shim until the lead's integration step: notebook 10 calls
+# dicom.super_resolve_values; it lives in edsr_lab.inference now.
+from edsr_lab.inference import super_resolve_values
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydicom.dataset import Dataset
     from torch import nn
 
 __all__ = [
+    "DICOM_SUFFIXES",
     "INSTALL_HINT",
+    "require_pydicom",
     "derived_dataset",
     "is_dicom_file",
     "read_dicom",
@@ -76,15 +87,15 @@ __all__ = [
 #: The command that installs what this module needs.
 INSTALL_HINT = 'pip install -e ".[dicom]"  (or: pip install pydicom)'
 
-# ITU-R 601 luma, the rule edsr_lab.io uses for colour -> grey.
-_LUMA = (0.299, 0.587, 0.114)
-_DICOM_SUFFIXES = (".dcm", ".dicom")
+#: File name endings taken as DICOM without looking inside.
+DICOM_SUFFIXES = (".dcm", ".dicom")
 
 
-def _pydicom() -> Any:
-    """Import pydicom, or raise one clear line saying how to install it."""
+def require_pydicom() -> Any:
+    """The pydicom module, or MissingDependencyError: one line with the install command
+    (a command calls it first, so a missing extra is said before a model is loaded)."""
     try:
-        import pydicom
+        import pydicom  # here: an optional extra, and this module must import without it
     except ImportError as err:
         raise MissingDependencyError(
             f"reading and writing DICOM needs pydicom, which is not installed ({err}); "
@@ -99,7 +110,7 @@ def is_dicom_file(path: str | os.PathLike[str]) -> bool:
     Needs no pydicom, so a command can route files before importing anything.
     """
     path = Path(path)
-    if path.suffix.lower() in _DICOM_SUFFIXES:
+    if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     if not path.is_file():  # never open a FIFO (it would block) or a folder
         return False
@@ -136,7 +147,7 @@ def read_dicom(path: str | os.PathLike[str]) -> tuple[torch.Tensor, Dataset]:
         DicomError: missing file, not DICOM, no pixel data, compressed pixel data pydicom
             cannot decode, several frames, colour, or float pixel data.
     """
-    pydicom = _pydicom()
+    pydicom = require_pydicom()
     path = Path(path).expanduser()
     if not path.is_file():
         what = "is a folder" if path.is_dir() else "does not exist"
@@ -243,62 +254,6 @@ def window(
 
 
 # --------------------------------------------------------------------------------------------
-# Super-resolution
-# --------------------------------------------------------------------------------------------
-def _super_resolve_grey(model: nn.Module, grey: torch.Tensor, scale: int, **kwargs: Any):
-    """(1, h, w) in [0, 1] -> (1, h*s, w*s): replicated to RGB for an RGB model, back by luma.
-
-    Private on purpose: the `upscale` command does the same for grey PNG/TIFF files.
-    """
-    from edsr_lab.evaluate import input_channels, super_resolve
-
-    if input_channels(model) == 1:
-        return super_resolve(model, grey, scale=scale, **kwargs)
-    rgb = super_resolve(model, grey.expand(3, -1, -1), scale=scale, **kwargs)
-    weights = torch.tensor(_LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    return (rgb * weights).sum(dim=0, keepdim=True).clamp_(0.0, 1.0)
-
-
-def super_resolve_values(
-    model: nn.Module,
-    values: torch.Tensor,
-    *,
-    scale: int | None = None,
-    value_range: tuple[float, float] | None = None,
-    **kwargs: Any,
-) -> torch.Tensor:
-    """Super-resolve a slice given in the modality's units (as :func:`read_dicom` returns).
-
-    Args:
-        model: an SR model (RGB or grey), e.g. ``edsr_lab.models.load_checkpoint(...)``.
-        values: float (1, H, W) in the modality's units.
-        scale: default the model's scale; needed for multi-scale (MDSR) models.
-        value_range: (lo, hi) mapped linearly to [0, 1] for the model; default the slice's
-            own min and max (invertible, so nothing is clipped). Values outside are clipped.
-        **kwargs: passed to :func:`edsr_lab.evaluate.super_resolve` (``tile``,
-            ``self_ensemble``, ``device``).
-
-    Returns:
-        float32 (1, H*s, W*s) in the same units, within ``value_range``.
-    """
-    from edsr_lab.evaluate import model_scale
-
-    if not isinstance(values, torch.Tensor) or values.dim() != 3 or values.shape[0] != 1:
-        shape = tuple(values.shape) if isinstance(values, torch.Tensor) else type(values).__name__
-        raise DicomError(f"values must be a float tensor (1, H, W) from read_dicom, got {shape}")
-    scale = scale if scale is not None else model_scale(model)
-    if scale is None:
-        raise DicomError(
-            f"the model has several scales {getattr(model, 'scales', '')}; pass scale="
-        )
-    lo, hi = value_range or (float(values.min()), float(values.max()))
-    span = hi - lo if hi > lo else 1.0  # a constant slice stays constant
-    unit = ((values.float() - lo) / span).clamp_(0.0, 1.0)
-    sr = _super_resolve_grey(model, unit, int(scale), **kwargs)
-    return sr.cpu() * span + lo
-
-
-# --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
 def _stored_dtype(ds: Dataset) -> np.dtype:
@@ -325,11 +280,9 @@ def derived_dataset(
         description, a SourceImageSequence item referencing the original, and Explicit VR
         Little Endian (uncompressed) transfer syntax. Everything else is kept.
     """
-    pydicom = _pydicom()
-    from pydicom.dataset import Dataset as _Dataset
+    pydicom = require_pydicom()
+    from pydicom.dataset import Dataset as _Dataset  # pydicom is an optional extra
     from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    import edsr_lab
 
     out = copy.deepcopy(ds)
     slope, intercept = _rescale(ds)
@@ -352,7 +305,7 @@ def derived_dataset(
     image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
     out.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
     text = description or (
-        f"Super-resolved x{scale} by edsr-lab {edsr_lab.__version__} (EDSR, Lim et al. 2017); "
+        f"Super-resolved x{scale} by edsr-lab {__version__} (EDSR, Lim et al. 2017); "
         "detail is synthesised, not measured: not for diagnostic use"
     )
     out.DerivationDescription = text[:1024]
@@ -389,140 +342,35 @@ def write_dicom(ds: Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
     Raises:
         OutputExistsError (a FileExistsError): ``overwrite=False`` and ``path`` exists.
     """
-    from edsr_lab.files import atomic_write
-
-    _pydicom()
+    require_pydicom()
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
         raise OutputExistsError(
-            f"{str(path)!r} already exists; choose another name or pass overwrite=True"
+            f"{str(path)!r} already exists; pass --overwrite (overwrite=True from Python) to "
+            "replace it, or choose another name"
         )
     path.parent.mkdir(parents=True, exist_ok=True)
     return atomic_write(path, lambda tmp: ds.save_as(tmp, enforce_file_format=True))
 
 
-def upscale_dicom(
-    model: nn.Module,
-    src: str | os.PathLike[str],
-    dst: str | os.PathLike[str],
-    *,
-    scale: int | None = None,
-    window_cw: tuple[float, float] | None = None,
-    overwrite: bool = False,
-    **kwargs: Any,
-) -> dict[str, Any]:
-    """Super-resolve the DICOM slice ``src`` and write ``dst`` (.dcm, or .png for display).
+# --------------------------------------------------------------------------------------------
+# TEMPORARY shims until the lead's integration step: cli.py, notebook 10 and tests call these;
+# the file-to-file path lives in edsr_lab.upscale (which imports this module, hence the
+# imports inside the functions).
+# --------------------------------------------------------------------------------------------
+def upscale_dicom(model: nn.Module, src: Any, dst: Any, **kwargs: Any) -> dict[str, Any]:
+    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom`."""
+    from edsr_lab.upscale import upscale_dicom as run
 
-    Args:
-        model: an SR model (RGB or grey).
-        src: the input slice.
-        dst: the output file. ``.dcm``/``.dicom``: a derived DICOM (see
-            :func:`derived_dataset`). ``.png``: a 16-bit grey PNG of the *windowed* image
-            (``window_cw`` or the file's window, else its full range), for viewing and
-            reports; the DICOM keeps the values, the PNG does not.
-        scale: default the model's scale.
-        window_cw: (center, width) for the PNG; ignored for DICOM output (the file's own
-            WindowCenter/WindowWidth are kept).
-        overwrite: replace ``dst`` if it exists (never allowed when ``dst`` is ``src``).
-        **kwargs: passed to :func:`edsr_lab.evaluate.super_resolve` (tile, device, ...).
-
-    Returns:
-        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing"}`` of the output.
-    """
-    from edsr_lab.evaluate import model_scale
-    from edsr_lab.io import save_image
-
-    src, dst = Path(src).expanduser(), Path(dst).expanduser()
-    suffix = dst.suffix.lower()
-    if suffix not in (*_DICOM_SUFFIXES, ".png"):
-        raise DicomError(f"output {str(dst)!r}: use a .dcm (DICOM) or .png (16-bit) file name")
-    if dst.exists() and dst.resolve() == src.resolve():
-        raise DicomError(f"output {str(dst)!r} is the input file; choose another name or folder")
-    if dst.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(dst)!r} already exists; choose another name or pass overwrite=True"
-        )
-    values, ds = read_dicom(src)
-    scale = scale if scale is not None else model_scale(model)
-    if scale is None:
-        raise DicomError(f"the model has several scales {getattr(model, 'scales', '')}; pass scale")
-    sr = super_resolve_values(model, values, scale=int(scale), **kwargs)
-    center, width = window_cw or window_from_dataset(ds, values)
-    info: dict[str, Any] = {
-        "lr_shape": tuple(values.shape[-2:]),
-        "sr_shape": tuple(sr.shape[-2:]),
-        "scale": int(scale),
-        "window": (center, width),
-    }
-    if suffix == ".png":
-        invert = str(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
-        info["path"] = save_image(
-            window(sr, center, width, invert=invert), dst, bits=16, overwrite=overwrite
-        )
-        info["pixel_spacing"] = None
-        return info
-    out = derived_dataset(ds, sr, int(scale))
-    info["path"] = write_dicom(out, dst, overwrite=overwrite)
-    spacing = out.get("PixelSpacing")
-    info["pixel_spacing"] = None if spacing is None else tuple(float(v) for v in spacing)
-    return info
+    return run(model, src, dst, **kwargs)
 
 
-def upscale_files(
-    model: nn.Module,
-    files: list[str | os.PathLike[str]],
-    out_dir: str | os.PathLike[str],
-    *,
-    fmt: str = "dcm",
-    scale: int | None = None,
-    window_cw: tuple[float, float] | None = None,
-    overwrite: bool = False,
-    **kwargs: Any,
-) -> int:
-    """Super-resolve several DICOM slices into ``out_dir`` as ``<name>_x<s>.dcm`` (or .png).
+def upscale_files(model: nn.Module, files: Any, out_dir: Any, **kwargs: Any) -> int:
+    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom_files`; returns the failures."""
+    from edsr_lab.upscale import upscale_dicom_files
 
-    Every file is tried; each failure is printed as one line, then a summary. Output names
-    that two inputs share, or that would replace an input, are refused before anything is
-    written. Returns the number of files that failed (0 = all written).
-    """
-    from edsr_lab.errors import EdsrLabError
-    from edsr_lab.evaluate import model_scale
+    return upscale_dicom_files(model, files, out_dir, **kwargs)[1]
 
-    if fmt not in ("dcm", "png"):
-        raise DicomError(f"--format must be dcm or png, got {fmt!r}")
-    scale = scale if scale is not None else model_scale(model)
-    if scale is None:
-        raise DicomError(
-            f"the model has several scales {getattr(model, 'scales', '')}; pass --scale"
-        )
-    out_dir = Path(out_dir).expanduser()
-    sources = [Path(f).expanduser() for f in files]
-    targets = [out_dir / f"{src.stem}_x{scale}.{fmt}" for src in sources]
-    seen: dict[Path, Path] = {}
-    for src, dst in zip(sources, targets, strict=True):
-        if dst in seen:
-            raise DicomError(
-                f"{str(seen[dst])!r} and {str(src)!r} would both be written to {str(dst)!r}; "
-                "upscale them into different --out folders"
-            )
-        seen[dst] = src
-        if dst.exists() and src.exists() and dst.resolve() == src.resolve():
-            raise DicomError(
-                f"{str(src)!r} would be overwritten by its own output; use another --out"
-            )
-    failed = 0
-    for src, dst in zip(sources, targets, strict=True):
-        try:
-            info = upscale_dicom(
-                model, src, dst, scale=scale, window_cw=window_cw, overwrite=overwrite, **kwargs
-            )
-        except (EdsrLabError, FileExistsError, OSError) as err:
-            failed += 1
-            hint = " (pass --overwrite to replace it)" if isinstance(err, FileExistsError) else ""
-            print(f"FAILED {src}: {err}{hint}")
-            continue
-        spacing = info["pixel_spacing"]
-        extra = f", pixel spacing {spacing[0]:g} x {spacing[1]:g} mm" if spacing else ""
-        print(f"{src} {info['lr_shape']} -> {info['path']} {info['sr_shape']}{extra}")
-    print(f"{len(sources) - failed} of {len(sources)} DICOM file(s) written to {out_dir}")
-    return failed
+
+# TEMPORARY shim until the lead's integration step: cli.py calls dicom._pydicom().
+_pydicom = require_pydicom

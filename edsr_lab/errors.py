@@ -37,6 +37,8 @@ use it before torch is loaded.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
 from pathlib import Path
 
 
@@ -166,3 +168,10 @@ class ResumeConfigError(EdsrLabError, ValueError):
 def one_line(err: BaseException) -> str:
     """``err``'s message on one line (what the CLI prints), or its type name if empty."""
     return " ".join(str(err).split()) or type(err).__name__
+
+
+def did_you_mean(name: object, known: Iterable[str]) -> str:
+    """``"did you mean 'edsr'? "`` naming the known names closest to ``name``, or ``""``:
+    the start of the hint every "unknown name" message gives."""
+    close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.6)
+    return f"did you mean {' or '.join(map(repr, close))}? " if close else ""

@@ -1,28 +1,24 @@
-"""Running a trained model on images, and scoring it the way the EDSR paper does.
+"""Scoring super-resolution the way the EDSR paper does, and reporting it beside its tables.
 
 Lim et al., "Enhanced Deep Residual Networks for Single Image Super-Resolution" (CVPR
 Workshops 2017) report PSNR/SSIM of outputs that are clamped and rounded to 8 bits, on the
 Y channel with ``scale`` border pixels cropped (benchmarks, Table 3) or on RGB with
 ``6 + scale`` cropped (DIV2K validation, Table 2); see :mod:`edsr_lab.metrics`.
 
-- :func:`super_resolve` runs a model on one image or a batch, optionally with the paper's
-  geometric self-ensemble (EDSR+: average over the 8 flips/rotations) and with tiled
-  inference for images too large for the GPU. Tiles overlap and only each tile's centre is
-  kept, so for a network whose receptive field fits in the overlap the result equals the
-  untiled one exactly, at every scale and image size (the official ``chop`` has bugs at x3
-  and odd sizes).
-- :func:`bicubic_upscale` is the baseline every table starts with.
 - :func:`evaluate` scores a model (or any function LR -> SR) on (HR, LR) pairs and returns
   an :class:`EvalResult` with per-image rows, means and a printable table.
+- :func:`evaluate_sets` scores whole data sets (Set5 ... DIV2K valid, or your folders)
+  beside bicubic and the paper's values: an :class:`EvalReport`.
 
+Running the model (tiles, self-ensemble, scale) is :mod:`edsr_lab.inference`;
+``super_resolve`` and ``bicubic_upscale`` are still importable from here.
 Tensors are float32 (C, H, W) or (N, C, H, W) with values in [0, 1].
 """
 
 from __future__ import annotations
 
-import contextlib
+import csv
 import math
-import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,15 +26,30 @@ from typing import Any
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
-from edsr_lab.data.patches import center_crop_pair, dihedral, inverse_dihedral
+from edsr_lab.config import resolve_device
+from edsr_lab.data.benchmarks import eval_pairs, load_eval_pair
+from edsr_lab.data.patches import center_crop_pair
 from edsr_lab.errors import (
     BadArgumentError,
     BadArgumentTypeError,
+    DatasetExistsError,
     DeviceError,
     SizeMismatchError,
 )
-from edsr_lab.validate import check_image
+from edsr_lab.files import atomic_write
+from edsr_lab.inference import (  # MIN_TILE, model_scale: TEMPORARY shims (see the end)
+    MIN_TILE,  # noqa: F401
+    _model_device,
+    bicubic_upscale,
+    input_channels,
+    model_scale,  # noqa: F401
+    super_resolve,
+)
+from edsr_lab.io import load_image
+from edsr_lab.metrics import psnr, quantize, ssim
+from edsr_lab.paper import DATASETS, paper_model_name, paper_value
 
 __all__ = [
     "EvalReport",
@@ -51,292 +62,6 @@ __all__ = [
     "super_resolve",
     "write_csv_rows",
 ]
-
-
-# ----------------------------------------------------------------------------------------
-# super_resolve
-# ----------------------------------------------------------------------------------------
-
-
-def model_scale(model: nn.Module) -> int | None:
-    """The model's single upscaling factor (``model.scale`` or its config); None if unknown."""
-    scale = getattr(model, "scale", None)
-    if scale is None and isinstance(getattr(model, "config", None), Mapping):
-        scale = model.config.get("scale")
-    if isinstance(scale, (list, tuple)):
-        scale = scale[0] if len(scale) == 1 else None
-    return int(scale) if scale is not None else None
-
-
-def _is_multiscale(model: nn.Module) -> bool:
-    """MDSR-style models take the scale as a forward argument: ``model(x, scale)``."""
-    scales = getattr(model, "scales", None)
-    return isinstance(scales, (list, tuple)) and len(scales) > 0
-
-
-def input_channels(model: nn.Module) -> int | None:
-    """Channels ``model`` expects: its ``n_colors``, else its first conv's; None if unknown."""
-    n = getattr(model, "n_colors", None)
-    if n is not None:
-        return int(n)
-    for m in model.modules():
-        if isinstance(m, nn.Conv2d):
-            return m.in_channels
-    return None
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    for b in model.buffers():
-        return b.device
-    return torch.device("cpu")
-
-
-def _tile_starts(size: int, tile: int) -> list[tuple[int, int]]:
-    """Split [0, size) into consecutive (start, end) pieces of at most ``tile`` pixels."""
-    return [(a, min(a + tile, size)) for a in range(0, size, tile)]
-
-
-def _run_tiled(
-    run: Callable[[torch.Tensor], torch.Tensor],
-    x: torch.Tensor,
-    scale: int,
-    tile: int,
-    overlap: int,
-) -> torch.Tensor:
-    """Run ``run`` on overlapping tiles of x (N, C, H, W) and stitch the tile centres.
-
-    Each core tile [y0, y1) x [x0, x1) is extended by ``overlap`` LR pixels on every side
-    that is not an image border, run through the network, and only the core's
-    ``scale``-times-larger region of the output is kept. All sizes are in LR pixels and
-    multiplied by the integer scale, so x3 and odd sizes stitch without gaps or shifts.
-    """
-    n, c, h, w = x.shape
-    out: torch.Tensor | None = None
-    for y0, y1 in _tile_starts(h, tile):
-        for x0, x1 in _tile_starts(w, tile):
-            py0, py1 = max(0, y0 - overlap), min(h, y1 + overlap)
-            px0, px1 = max(0, x0 - overlap), min(w, x1 + overlap)
-            y = run(x[:, :, py0:py1, px0:px1])
-            if out is None:
-                out = y.new_empty(n, y.shape[1], h * scale, w * scale)
-            oy, ox = (y0 - py0) * scale, (x0 - px0) * scale
-            out[:, :, y0 * scale : y1 * scale, x0 * scale : x1 * scale] = y[
-                :, :, oy : oy + (y1 - y0) * scale, ox : ox + (x1 - x0) * scale
-            ]
-    assert out is not None  # h, w >= 1, so at least one tile ran
-    return out
-
-
-#: Smallest LR tile the out-of-memory fall-back tries before giving up.
-MIN_TILE = 16
-
-
-def _free_cuda_memory() -> None:
-    if torch.cuda.is_available():
-        torch.cuda.empty_cache()
-
-
-def _resolve_device(device: str | torch.device | None, model: nn.Module | None) -> torch.device:
-    """The device to run on (default: the model's); DeviceError (one line) when it does not
-    exist on this machine."""
-    if device is None:
-        return _model_device(model) if model is not None else torch.device("cpu")
-    try:
-        device = torch.device(device)
-    except RuntimeError as err:
-        raise DeviceError(
-            f"super_resolve: {str(device)!r} is not a device name; use cpu, cuda or cuda:1"
-        ) from err
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise DeviceError(
-                f"super_resolve: device {str(device)!r} was asked for but this machine has no "
-                "CUDA GPU (or PyTorch was installed without CUDA); use device='cpu'"
-            )
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise DeviceError(
-                f"super_resolve: device {str(device)!r} does not exist; this machine has "
-                f"{torch.cuda.device_count()} CUDA GPU(s) (cuda:0 ...)"
-            )
-    elif device.type == "mps" and not torch.backends.mps.is_available():
-        raise DeviceError("super_resolve: device 'mps' is not available on this machine")
-    return device
-
-
-def super_resolve(
-    model: nn.Module,
-    lr: torch.Tensor,
-    *,
-    scale: int | None = None,
-    self_ensemble: bool = False,
-    tile: int | None = None,
-    tile_overlap: int = 16,
-    device: str | torch.device | None = None,
-    amp: bool = False,
-    ensemble_batch: bool = True,
-) -> torch.Tensor:
-    """Upscale ``lr`` with ``model``: SR = model(LR), clamped to [0, 1].
-
-    Args:
-        model: a network mapping (N, C, h, w) in [0, 1] to (N, C, h*s, w*s), e.g.
-            ``edsr_lab.models.edsr_baseline(2)``. MDSR-style models (with a ``scales``
-            attribute) are called as ``model(x, scale)``.
-        lr: float tensor (C, h, w) or (N, C, h, w) with values in [0, 1], on any device.
-        scale: the upscaling factor; default ``model.scale``. Required for MDSR.
-        self_ensemble: the paper's geometric self-ensemble (EDSR+ / MDSR+): run the 8
-            flips/rotations of the input, undo each on the output, average. 8x the cost,
-            about +0.1 dB.
-        tile: if set, process the LR image in tiles of ``tile`` x ``tile`` pixels (plus the
-            overlap) to bound memory on large images. None = whole image at once.
-        tile_overlap: LR pixels of context added on each side of a tile; it must cover the
-            network's receptive-field radius for the result to equal the untiled one
-            (about 37 LR pixels for the EDSR baseline, 69 for EDSR). The default 16, like
-            the official code's ``shave=10``, computes less but leaves small differences
-            near tile seams (far-away pixels barely influence the output); measure them
-            for your model, as notebook 08 does, or raise the overlap for exactness.
-        device: where to compute; default: where the model's parameters are. If given, the
-            model is moved there. A device this machine does not have raises DeviceError.
-        amp: run under bf16 autocast (CUDA only): ~1.5x faster, differences of about
-            1e-2 in pixel values (notebook 08 measures the PSNR cost).
-        ensemble_batch: with ``self_ensemble``, run the transforms as one batch of 8 (square
-            inputs) or two batches of 4 (the transforms that keep H x W, then those that swap
-            them), which keeps a GPU busy; on out-of-memory it falls back to one at a time.
-
-    Out of memory: if CUDA runs out of memory (``torch.cuda.OutOfMemoryError``), the input
-    is processed again in tiles half as large (the whole image first counts as one tile),
-    halving until it fits or tiles would be smaller than ``MIN_TILE``; each fall-back is
-    printed on stderr.
-
-    Returns:
-        float32 tensor shaped like ``lr`` but ``scale`` times larger in H and W, clamped to
-        [0, 1], on ``lr``'s device. Not rounded; :func:`evaluate` rounds to 8 bits as the
-        paper does.
-
-    The model runs in eval mode under ``torch.inference_mode``; its previous mode
-    (train/eval) is restored afterwards.
-    """
-    # Type, dtype, dimensions (the model checks NaN/inf and the value range in eval mode).
-    check_image(lr, "super_resolve: lr", finite=False)
-    if tile is not None and tile < 1:
-        raise BadArgumentError(f"super_resolve: tile={tile} must be >= 1 or None")
-    if tile_overlap < 0:
-        raise BadArgumentError(f"super_resolve: tile_overlap={tile_overlap} must be >= 0")
-    single = lr.dim() == 3
-    x = lr.unsqueeze(0) if single else lr
-
-    expected = input_channels(model)
-    if expected is not None and x.shape[1] != expected:
-        hint = (
-            "drop or composite the alpha channel: edsr_lab.io.load_image(path, channels=3)"
-            if x.shape[1] == 4
-            else f"load the image with edsr_lab.io.load_image(path, channels={expected})"
-        )
-        raise SizeMismatchError(
-            f"super_resolve: the image has {x.shape[1]} channels but the model expects "
-            f"{expected} (input shape {tuple(lr.shape)}); {hint}"
-        )
-
-    multiscale = _is_multiscale(model)
-    if scale is None:
-        scale = model_scale(model)
-        if scale is None:
-            raise BadArgumentError(
-                "super_resolve: pass scale= (the model has no single .scale attribute"
-                + (f"; it supports scales {tuple(model.scales)})" if multiscale else ")")
-            )
-    scale = int(scale)
-    if multiscale and scale not in tuple(model.scales):
-        raise BadArgumentError(f"super_resolve: scale {scale} not in the model's {model.scales}")
-
-    device = _resolve_device(device, model)
-    if amp and device.type != "cuda":
-        raise DeviceError(f"super_resolve: amp=True (bf16) needs a CUDA device, not {device}")
-    model.to(device)
-
-    n, c, h, w = x.shape
-
-    def run(t: torch.Tensor) -> torch.Tensor:
-        y = model(t, scale) if multiscale else model(t)
-        expect = (t.shape[0], c, t.shape[2] * scale, t.shape[3] * scale)
-        if tuple(y.shape) != expect:
-            raise SizeMismatchError(
-                f"super_resolve: the model turned {tuple(t.shape)} into {tuple(y.shape)}, "
-                f"expected {expect} for scale {scale}; is scale= the model's scale?"
-            )
-        return y.float()
-
-    current_tile = [tile]  # shrinks when CUDA runs out of memory
-
-    def run_tiled(t: torch.Tensor) -> torch.Tensor:
-        size = current_tile[0]
-        if size is None or (t.shape[2] <= size and t.shape[3] <= size):
-            return run(t)
-        return _run_tiled(run, t, scale, size, tile_overlap)
-
-    def run_safe(t: torch.Tensor) -> torch.Tensor:
-        while True:
-            try:
-                return run_tiled(t)
-            except torch.cuda.OutOfMemoryError as err:
-                _free_cuda_memory()
-                size = current_tile[0] or max(t.shape[2], t.shape[3])
-                smaller = size // 2
-                if smaller < MIN_TILE:
-                    raise DeviceError(
-                        f"super_resolve: out of GPU memory even in {size}x{size} tiles; free "
-                        "GPU memory (other processes?) or use device='cpu'"
-                    ) from err
-                print(
-                    f"super_resolve: out of GPU memory on a {t.shape[2]}x{t.shape[3]} input "
-                    f"(tile {current_tile[0] or 'none'}); retrying in tiles of "
-                    f"{smaller}x{smaller} LR pixels (pass tile= to start there)",
-                    file=sys.stderr,
-                )
-                current_tile[0] = smaller
-
-    def ensemble(xd: torch.Tensor) -> torch.Tensor:
-        acc = torch.zeros(n, c, h * scale, w * scale, device=device)
-        # Transforms 0, 2, 4, 6 keep H x W; 1, 3, 5, 7 swap them (dihedral's docstring).
-        groups = [list(range(8))] if h == w else [[0, 2, 4, 6], [1, 3, 5, 7]]
-        for group in groups:
-            if ensemble_batch and current_tile[0] is None:
-                try:
-                    ys = run(torch.cat([dihedral(xd, k) for k in group])).split(n)
-                except torch.cuda.OutOfMemoryError:
-                    _free_cuda_memory()  # fall back to one transform at a time below
-                else:
-                    for k, yk in zip(group, ys, strict=True):
-                        acc += inverse_dihedral(yk, k)
-                    continue
-            for k in group:
-                acc += inverse_dihedral(run_safe(dihedral(xd, k)), k)
-        return acc / 8
-
-    was_training = model.training
-    model.eval()
-    autocast = torch.autocast("cuda", dtype=torch.bfloat16) if amp else contextlib.nullcontext()
-    try:
-        with torch.inference_mode(), autocast:
-            xd = x.to(device, torch.float32)
-            y = ensemble(xd) if self_ensemble else run_safe(xd)
-            y = y.clamp_(0, 1).to(lr.device)
-    finally:
-        model.train(was_training)
-    # Leave inference mode: the caller may want to use the result in autograd code.
-    y = y.clone()
-    return y[0] if single else y
-
-
-def bicubic_upscale(lr: torch.Tensor, scale: int | float) -> torch.Tensor:
-    """The bicubic baseline: MATLAB-compatible ``imresize(lr, scale)`` clamped to [0, 1].
-
-    lr: float (C, h, w) or (N, C, h, w) in [0, 1]. Returns (…, C, h*scale, w*scale).
-    """
-    from edsr_lab.resize import imresize
-
-    return imresize(lr, scale).clamp(0, 1)
 
 
 # ----------------------------------------------------------------------------------------
@@ -416,8 +141,6 @@ def _as_image(item: Any, what: str) -> torch.Tensor:
             raise SizeMismatchError(f"{what}: expected a (C, H, W) tensor, got {tuple(item.shape)}")
         return item.float()
     if isinstance(item, (str, Path)):
-        from edsr_lab.io import load_image
-
         return load_image(item)
     raise BadArgumentTypeError(
         f"{what}: expected a tensor (C, H, W) or an image path, got {type(item)}"
@@ -497,8 +220,6 @@ def evaluate(
     HR must be exactly ``scale`` times the LR size: crop it with
     ``edsr_lab.resize.modcrop(hr, scale)`` first (the paper's benchmarks are modcropped).
     """
-    from edsr_lab.metrics import psnr, quantize, ssim
-
     is_model = isinstance(model_or_fn, nn.Module)
     if not is_model and not callable(model_or_fn):
         raise BadArgumentTypeError(
@@ -659,11 +380,6 @@ def write_csv_rows(
     first row's keys. An existing file is kept (DatasetExistsError, whose message ends
     "<how_to_overwrite> to replace it") unless ``overwrite``.
     """
-    import csv
-
-    from edsr_lab.errors import DatasetExistsError
-    from edsr_lab.files import atomic_write
-
     path = Path(path).expanduser()
     if path.exists() and not overwrite:
         raise DatasetExistsError(f"{str(path)!r} exists; {how_to_overwrite} to replace it")
@@ -682,8 +398,6 @@ def paper_model_of(model: nn.Module, self_ensemble: bool = False) -> str | None:
 
     With ``self_ensemble`` the "+" row (EDSR+, MDSR+); the baselines have none (None).
     """
-    from edsr_lab.paper import paper_model_name
-
     info = getattr(model, "weights_info", None)
     cfg = getattr(model, "config", None)
     if info is not None:
@@ -696,6 +410,17 @@ def paper_model_of(model: nn.Module, self_ensemble: bool = False) -> str | None:
     if name is None or not self_ensemble:
         return name
     return None if "baseline" in name else name + "+"
+
+
+def _paper_columns(
+    paper_model: str | None, scale: int, key: str, protocol: str, *, whole: bool
+) -> tuple[Any, Any]:
+    """The paper's (model, bicubic) values for a set, or None where the scores are not
+    comparable with its tables (another protocol, a crop, a subset, not one of its sets)."""
+    if not (whole and key in DATASETS and (protocol == "div2k") == (key == "div2k-valid")):
+        return None, None
+    model = paper_value(paper_model, scale, key) if paper_model else None
+    return model, paper_value("Bicubic", scale, key)
 
 
 def evaluate_sets(
@@ -743,9 +468,6 @@ def evaluate_sets(
         An :class:`EvalReport`; ``print(report)`` shows the table, ``report.write_csv(path)``
         the per-image scores.
     """
-    from edsr_lab.data.benchmarks import eval_pairs, load_eval_pair
-    from edsr_lab.paper import DATASETS, paper_value
-
     if protocol not in (None, "benchmark", "div2k"):
         raise BadArgumentError(f"protocol must be 'benchmark' or 'div2k', got {protocol!r}")
     paper_model = paper_model_of(model, self_ensemble)
@@ -759,8 +481,6 @@ def evaluate_sets(
     total = sum(len(items) for _, items in plans)
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-
         bar = tqdm(total=total, desc="evaluate", unit="img")
     channels = input_channels(model) or 3
     try:
@@ -786,21 +506,36 @@ def evaluate_sets(
                     ).rows  # fmt: skip
                 if bar is not None:
                     bar.update(1)
-            table_ok = (proto == "div2k") == (key == "div2k-valid") and key in DATASETS
-            table_ok = table_ok and crop is None and not limit
-            report.sets.append(
-                SetResult(
-                    dataset=key if key in DATASETS else str(d),
-                    name=name,
-                    model=res,
-                    bicubic=bic,
-                    paper=paper_value(paper_model, int(scale), key)
-                    if table_ok and paper_model
-                    else None,
-                    paper_bicubic=paper_value("Bicubic", int(scale), key) if table_ok else None,
-                )
+            paper, paper_bic = _paper_columns(
+                paper_model, int(scale), key, proto, whole=crop is None and not limit
             )
+            dataset = key if key in DATASETS else str(d)
+            report.sets.append(SetResult(dataset, name, res, bic, paper, paper_bic))
     finally:
         if bar is not None:
             bar.close()
     return report
+
+
+# ----------------------------------------------------------------------------------------
+# TEMPORARY shims until the lead's integration step. Running models moved to
+# edsr_lab.inference: notebooks, tests, scripts and benchmarks import super_resolve and
+# bicubic_upscale from here (still in __all__), profile.py imports input_channels and
+# model_scale, tests read MIN_TILE, and cli._check_device imports _resolve_device.
+# ----------------------------------------------------------------------------------------
+
+
+def _resolve_device(device: str | torch.device | None, model: nn.Module | None) -> torch.device:
+    """The device to run on (default: the model's); see :func:`edsr_lab.config.resolve_device`.
+
+    TEMPORARY shim: ``cli._check_device`` prefixes ``--device X:`` itself and rewrites
+    ``device='cpu'``, so the leading ``device`` and the Python half of the message are left
+    out here (its tests match the old wording).
+    """
+    if device is None:
+        return _model_device(model) if model is not None else torch.device("cpu")
+    try:
+        return resolve_device(device)
+    except DeviceError as err:
+        reason = str(err).replace(" (device='cpu' from Python)", "").removeprefix("device ")
+        raise DeviceError(reason) from None

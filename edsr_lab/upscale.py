@@ -1,4 +1,4 @@
-"""Super-resolve your own image files, keeping what they were: ``python -m edsr_lab upscale``.
+"""Super-resolve your own files, keeping what they were: ``python -m edsr_lab upscale``.
 
 The models take RGB (or grey, for ``n_colors=1`` models) floats in [0, 1]; files come as
 grey or colour, with or without transparency, at 8 or 16 bits or as 32-bit floats. Each
@@ -11,7 +11,7 @@ output keeps what its input was:
 * **bit depth:** 8-bit in, 8-bit PNG out; 16-bit (PNG or TIFF) in, 16-bit PNG out; a 32-bit
   float TIFF (Pillow mode ``F``, grey, values in [0, 1]) in, float TIFF out (not rounded).
 * **alpha:** upscaled separately with the MATLAB-compatible bicubic
-  (:func:`edsr_lab.evaluate.bicubic_upscale`), not by the model (which was never trained on
+  (:func:`edsr_lab.inference.bicubic_upscale`), not by the model (which was never trained on
   transparency), and re-attached. The colour under fully transparent pixels is whatever
   the file stored there, super-resolved like the rest.
 * ``mode=`` / ``bits=`` (``--mode`` / ``--bits``) ask for something else: ``L``, ``LA``,
@@ -19,10 +19,24 @@ output keeps what its input was:
   adding it makes every pixel opaque.
 
 Outputs are named ``<input stem>_x<scale>.png`` (``.tif`` for float) in one folder.
-:func:`upscale_files` plans every output before it writes anything: two inputs that
-would give the same name, an output that would replace an input, or an existing output
-(without ``overwrite``) stop it with one line and nothing written. Then it processes every
-file, prints one line per file (``FAILED <file>: <reason>`` for a failure) and a summary.
+DICOM slices (:func:`upscale_dicom_files`, ``upscale-dicom``) become derived DICOM files
+``<stem>_x<scale>.dcm`` (or windowed 16-bit PNGs); :mod:`edsr_lab.dicom` reads and writes
+them, :func:`edsr_lab.inference.super_resolve_values` runs the model on their values.
+
+Every kind of file goes through the same two steps:
+
+1. :func:`plan_jobs` decides every output path before anything is written: two inputs
+   that would give the same name (compared as resolved paths), an output that would
+   replace an input, or an existing output (without ``overwrite``) stop it with one line
+   and nothing written.
+2. :func:`run_jobs` processes each file on its own, prints one line per file
+   (``FAILED <file>: <reason>`` for a failure, so one bad file does not stop the others)
+   and a summary.
+
+A new kind of file (e.g. NIfTI volumes) plugs in with a reader/writer module and one
+function here: ``jobs = plan_jobs(sources, out_dir, [<output name of each>], ...)``, then
+``run_jobs(jobs, process_one, noun="volume(s)", ...)`` where ``process_one(job)`` reads
+``job.source``, super-resolves, writes ``job.target`` and returns the line to print.
 
 Limits: 16-bit grey + alpha PNGs are read at 8-bit precision (Pillow has no decoder for
 their low bytes), so they come out as 8-bit; colour float TIFFs cannot be read by Pillow.
@@ -31,19 +45,31 @@ their low bytes), so they come out as 8-bit; colour float TIFFs cannot be read b
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
+from PIL import Image
 from torch import nn
 
+from edsr_lab import dicom
 from edsr_lab.errors import (
     BadArgumentError,
+    DicomError,
     EdsrLabError,
     OutputExistsError,
     OutputPathError,
     one_line,
+)
+from edsr_lab.inference import (
+    LUMA,
+    bicubic_upscale,
+    input_channels,
+    resolve_scale,
+    super_resolve,
+    super_resolve_values,
 )
 from edsr_lab.io import ImageInfo, read_image, save_image
 from edsr_lab.paths import unreadable_reason, unwritable_reason
@@ -52,10 +78,15 @@ __all__ = [
     "IMAGE_SUFFIXES",
     "OUTPUT_BITS",
     "OUTPUT_MODES",
+    "Job",
     "collect_inputs",
     "output_name",
+    "plan_jobs",
     "plan_outputs",
+    "run_jobs",
     "upscale_array",
+    "upscale_dicom",
+    "upscale_dicom_files",
     "upscale_files",
 ]
 
@@ -66,14 +97,16 @@ OUTPUT_MODES = ("auto", "L", "LA", "RGB", "RGBA")
 #: Output precisions; "auto" keeps the input's (8, 16 or 32 = float TIFF).
 OUTPUT_BITS = ("auto", "8", "16", "32")
 
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as Pillow's convert("L") and load_image
-
 
 @dataclass(frozen=True)
-class _Job:
+class Job:
+    """One file to process: read ``source``, write ``target``; ``info`` is what the
+    planner learnt about the source (images: its :class:`~edsr_lab.io.ImageInfo`, None
+    when the header cannot be read, so the job then fails on its own)."""
+
     source: Path
     target: Path
-    info: ImageInfo | None  # None when the header cannot be read (the job then fails)
+    info: Any = None
 
 
 def collect_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
@@ -99,8 +132,6 @@ def collect_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
 
 def _peek(path: Path) -> ImageInfo | None:
     """The file's mode and precision from its header, without decoding; None if unreadable."""
-    from PIL import Image
-
     if unreadable_reason(path) is not None:  # never open a FIFO (it would block)
         return None
     try:
@@ -144,32 +175,28 @@ def output_name(source: Path, scale: int, bits: int) -> str:
     return f"{source.stem}_x{scale}{'.tif' if bits == 32 else '.png'}"
 
 
-def plan_outputs(
+def plan_jobs(
     sources: Sequence[Path],
     out_dir: Path,
-    scale: int,
+    names: Sequence[str],
     *,
-    mode: str = "auto",
-    bits: str = "auto",
+    infos: Sequence[Any] | None = None,
     overwrite: bool = False,
-) -> list[_Job]:
-    """Decide every output path, refusing what would lose work before anything is written.
+) -> list[Job]:
+    """Decide every output path (``out_dir / names[i]`` for ``sources[i]``), refusing what
+    would lose work before anything is written. Serves every kind of file.
 
     Raises:
         OutputPathError: ``out_dir`` is a file, lies under a file, or is not writable.
-        BadArgumentError: two inputs would write the same output, an output would replace
-            one of the inputs, or a ``mode``/``bits`` combination that cannot be written.
+        BadArgumentError: two inputs would write the same output, or an output would
+            replace one of the inputs (paths compared resolved: symlinks, ``..``).
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
-    if mode not in OUTPUT_MODES:
-        raise BadArgumentError(f"--mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
-    if str(bits) not in OUTPUT_BITS:
-        raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
     reason = unwritable_reason(out_dir)
     if reason is not None:
         raise OutputPathError(
             f"--out {str(out_dir)!r}: {reason}. Outputs go into a folder as "
-            f"<name>_x{scale}.png; give a folder that can be created or written, e.g. "
+            "<name>_x<scale>.<ext>; give a folder that can be created or written, e.g. "
             "--out upscaled"
         )
     inputs = {}
@@ -178,14 +205,10 @@ def plan_outputs(
             inputs[src.resolve()] = src
         except (OSError, RuntimeError):  # a symlink loop: fails on its own when processed
             continue
-    jobs: list[_Job] = []
+    jobs: list[Job] = []
     by_target: dict[Path, Path] = {}
-    for src in sources:
-        info = _peek(src)
-        out_bits = 8
-        if info is not None:
-            _, out_bits = _resolve(info, mode, str(bits))
-        target = out_dir / output_name(src, scale, out_bits)
+    for i, (src, name) in enumerate(zip(sources, names, strict=True)):
+        target = out_dir / name
         key = target.resolve() if target.parent.exists() else target.absolute()
         if key in by_target:
             raise BadArgumentError(
@@ -198,20 +221,80 @@ def plan_outputs(
                 f"the output {str(target)!r} would replace the input {str(inputs[key])!r}; "
                 "choose another --out folder"
             )
-        jobs.append(_Job(src, target, info))
+        jobs.append(Job(src, target, infos[i] if infos is not None else None))
     if not overwrite:
         existing = [j.target for j in jobs if j.target.exists() or j.target.is_symlink()]
         if existing:
             more = f" (and {len(existing) - 1} more)" if len(existing) > 1 else ""
             raise OutputExistsError(
                 f"{str(existing[0])!r} already exists{more}; nothing was written. Pass "
-                "--overwrite to replace the outputs, or choose another --out folder"
+                "--overwrite (overwrite=True from Python) to replace the outputs, or choose "
+                "another --out folder"
             )
     return jobs
 
 
+def run_jobs(
+    jobs: Sequence[Job],
+    process: Callable[[Job], str],
+    *,
+    out_dir: Path,
+    noun: str = "image(s)",
+    log: Callable[[str], None] = print,
+) -> tuple[int, int]:
+    """Run ``process`` on every job; one line per file, then a summary. Serves every kind.
+
+    ``process(job)`` reads, super-resolves and writes one file and returns the line to
+    log. An :class:`~edsr_lab.errors.EdsrLabError` or ``OSError`` it raises is logged as
+    ``FAILED <source>: <reason>`` (one line) and the next file is tried.
+
+    Returns:
+        (written, failed) counts.
+    """
+    written = failed = 0
+    for job in jobs:
+        try:
+            line = process(job)
+        except (EdsrLabError, OSError) as err:
+            failed += 1
+            log(f"FAILED {job.source}: {one_line(err)}")
+            continue
+        written += 1
+        log(line)
+    summary = f"{written} of {len(jobs)} {noun} written to {out_dir}"
+    log(summary + (f"; {failed} failed (see the FAILED lines above)" if failed else ""))
+    return written, failed
+
+
+def plan_outputs(
+    sources: Sequence[Path],
+    out_dir: Path,
+    scale: int,
+    *,
+    mode: str = "auto",
+    bits: str = "auto",
+    overwrite: bool = False,
+) -> list[Job]:
+    """:func:`plan_jobs` for image files: ``<stem>_x<scale>.png`` (``.tif`` for float).
+
+    Raises:
+        BadArgumentError: a ``mode``/``bits`` value or combination that cannot be written,
+            and what :func:`plan_jobs` raises.
+    """
+    if mode not in OUTPUT_MODES:
+        raise BadArgumentError(f"--mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
+    if str(bits) not in OUTPUT_BITS:
+        raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
+    infos = [_peek(src) for src in sources]
+    names = [
+        output_name(src, scale, _resolve(info, mode, str(bits))[1] if info is not None else 8)
+        for src, info in zip(sources, infos, strict=True)
+    ]
+    return plan_jobs(sources, out_dir, names, infos=infos, overwrite=overwrite)
+
+
 def _to_grey(x: torch.Tensor) -> torch.Tensor:
-    r, g, b = _LUMA
+    r, g, b = LUMA
     return (r * x[..., 0:1, :, :] + g * x[..., 1:2, :, :] + b * x[..., 2:3, :, :]).clamp(0, 1)
 
 
@@ -236,8 +319,6 @@ def upscale_array(
     Returns:
         float32 (len(mode), s*H, s*W) in [0, 1].
     """
-    from edsr_lab.evaluate import bicubic_upscale
-
     colour = image[: info.channels]
     alpha = image[info.channels :] if info.has_alpha else None
     if model_channels == 3:
@@ -277,16 +358,14 @@ def upscale_files(
     device: torch.device | str | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[int, int]:
-    """Super-resolve every file into ``out_dir``; one line per file, then a summary.
+    """Super-resolve every image file into ``out_dir``; one line per file, then a summary.
 
     Every output is planned first (:func:`plan_outputs`); then each file is read, run and
-    written on its own, so one bad file does not stop the others.
+    written on its own (:func:`run_jobs`), so one bad file does not stop the others.
 
     Returns:
         (written, failed) counts.
     """
-    from edsr_lab.evaluate import input_channels, super_resolve
-
     out_dir = Path(out_dir).expanduser()
     jobs = plan_outputs(sources, out_dir, scale, mode=mode, bits=bits, overwrite=overwrite)
     model_channels = input_channels(model) or 3
@@ -297,57 +376,137 @@ def upscale_files(
         )
         return out.cpu()
 
-    written = failed = 0
-    for job in jobs:
-        try:
-            image, info = read_image(job.source)
-            out_mode, out_bits = _resolve(info, mode, str(bits))
-            sr = upscale_array(image, info, sr_fn, scale, model_channels, out_mode)
-            out_dir.mkdir(parents=True, exist_ok=True)
-            save_image(sr, job.target, bits=out_bits, overwrite=overwrite)
-        except (EdsrLabError, OSError) as err:
-            failed += 1
-            log(f"FAILED {job.source}: {one_line(err)}")
-            continue
-        written += 1
+    def process(job: Job) -> str:
+        image, info = read_image(job.source)
+        out_mode, out_bits = _resolve(info, mode, str(bits))
+        sr = upscale_array(image, info, sr_fn, scale, model_channels, out_mode)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        save_image(sr, job.target, bits=out_bits, overwrite=overwrite)
         what = f"{out_mode}, {out_bits if out_bits != 32 else 'float32'}-bit"
-        log(
+        return (
             f"{job.source} {tuple(image.shape[-2:])} -> {job.target} "
             f"{tuple(sr.shape[-2:])} ({what})"
         )
-    summary = f"{written} of {len(jobs)} image(s) written to {out_dir}"
-    log(summary + (f"; {failed} failed (see the FAILED lines above)" if failed else ""))
-    return written, failed
+
+    return run_jobs(jobs, process, out_dir=out_dir, noun="image(s)", log=log)
+
+
+# --------------------------------------------------------------------------------------------
+# DICOM slices: edsr_lab.dicom reads and writes them, the model runs on their values
+# --------------------------------------------------------------------------------------------
+DICOM_FORMATS = ("dcm", "png")
+
+
+def upscale_dicom(
+    model: nn.Module,
+    src: str | os.PathLike[str],
+    dst: str | os.PathLike[str],
+    *,
+    scale: int | None = None,
+    window_cw: tuple[float, float] | None = None,
+    overwrite: bool = False,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """Super-resolve the DICOM slice ``src`` and write ``dst`` (.dcm, or .png for display).
+
+    Args:
+        model: an SR model (RGB or grey).
+        src: the input slice (needs pydicom: ``pip install -e ".[dicom]"``).
+        dst: the output file. ``.dcm``/``.dicom``: a derived DICOM (see
+            :func:`edsr_lab.dicom.derived_dataset`). ``.png``: a 16-bit grey PNG of the
+            *windowed* image (``window_cw`` or the file's window, else its full range), for
+            viewing and reports; the DICOM keeps the values, the PNG does not.
+        scale: default the model's (:func:`edsr_lab.inference.resolve_scale`).
+        window_cw: (center, width) for the PNG; ignored for DICOM output (the file's own
+            WindowCenter/WindowWidth are kept).
+        overwrite: replace ``dst`` if it exists (never allowed when ``dst`` is ``src``).
+        **kwargs: passed to :func:`edsr_lab.inference.super_resolve` (tile, device, ...).
+
+    Returns:
+        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing"}`` of the output.
+
+    Raises:
+        DicomError: an output name that is neither .dcm nor .png, or ``dst`` is ``src``;
+            and what :func:`edsr_lab.dicom.read_dicom` raises.
+        OutputExistsError: ``dst`` exists and ``overwrite`` is False (a FileExistsError).
+    """
+    src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    suffix = dst.suffix.lower()
+    if suffix not in (*dicom.DICOM_SUFFIXES, ".png"):
+        raise DicomError(f"output {str(dst)!r}: use a .dcm (DICOM) or .png (16-bit) file name")
+    if dst.exists() and dst.resolve() == src.resolve():
+        raise DicomError(f"output {str(dst)!r} is the input file; choose another name or folder")
+    if dst.exists() and not overwrite:
+        raise OutputExistsError(
+            f"{str(dst)!r} already exists; pass --overwrite (overwrite=True from Python) to "
+            "replace it, or choose another name"
+        )
+    values, ds = dicom.read_dicom(src)
+    scale = resolve_scale(model, scale)
+    sr = super_resolve_values(model, values, scale=scale, **kwargs)
+    center, width = window_cw or dicom.window_from_dataset(ds, values)
+    info: dict[str, Any] = {
+        "lr_shape": tuple(values.shape[-2:]),
+        "sr_shape": tuple(sr.shape[-2:]),
+        "scale": scale,
+        "window": (center, width),
+    }
+    if suffix == ".png":
+        invert = str(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
+        shown = dicom.window(sr, center, width, invert=invert)
+        info["path"] = save_image(shown, dst, bits=16, overwrite=overwrite)
+        info["pixel_spacing"] = None
+        return info
+    out = dicom.derived_dataset(ds, sr, scale)
+    info["path"] = dicom.write_dicom(out, dst, overwrite=overwrite)
+    spacing = out.get("PixelSpacing")
+    info["pixel_spacing"] = None if spacing is None else tuple(float(v) for v in spacing)
+    return info
+
+
+def upscale_dicom_files(
+    model: nn.Module,
+    files: Sequence[str | os.PathLike[str]],
+    out_dir: str | os.PathLike[str],
+    *,
+    fmt: str = "dcm",
+    scale: int | None = None,
+    window_cw: tuple[float, float] | None = None,
+    overwrite: bool = False,
+    log: Callable[[str], None] = print,
+    **kwargs: Any,
+) -> tuple[int, int]:
+    """Super-resolve DICOM slices into ``out_dir`` as ``<name>_x<s>.dcm`` (or ``.png``).
+
+    Planned like images (:func:`plan_jobs`: clashing names, an output replacing an
+    input, or existing outputs without ``overwrite`` stop it before anything is written),
+    then each slice on its own (:func:`run_jobs`, ``FAILED`` lines). ``**kwargs`` go to
+    :func:`upscale_dicom`.
+
+    Returns:
+        (written, failed) counts.
+    """
+    if fmt not in DICOM_FORMATS:
+        raise DicomError(f"--format must be dcm or png, got {fmt!r}")
+    scale = resolve_scale(model, scale)
+    out_dir = Path(out_dir).expanduser()
+    sources = [Path(f).expanduser() for f in files]
+    names = [f"{src.stem}_x{scale}.{fmt}" for src in sources]
+    jobs = plan_jobs(sources, out_dir, names, overwrite=overwrite)
+
+    def process(job: Job) -> str:
+        info = upscale_dicom(
+            model, job.source, job.target, scale=scale, window_cw=window_cw,
+            overwrite=overwrite, **kwargs,
+        )  # fmt: skip
+        spacing = info["pixel_spacing"]
+        extra = f", pixel spacing {spacing[0]:g} x {spacing[1]:g} mm" if spacing else ""
+        return f"{job.source} {info['lr_shape']} -> {info['path']} {info['sr_shape']}{extra}"
+
+    return run_jobs(jobs, process, out_dir=out_dir, noun="DICOM file(s)", log=log)
 
 
 def check_scale(model: nn.Module, scale: int | None, checkpoint: str) -> int:
-    """The scale to use: ``scale`` if the model has it, else the model's only scale.
-
-    Raises BadArgumentError (one line) for a scale the model does not have (0 and negative
-    included) and for a multi-scale model (MDSR) without ``scale``.
-    """
-    from edsr_lab.evaluate import model_scale
-
-    scales: Iterable[int] = getattr(model, "scales", None) or ()
-    scales = tuple(int(s) for s in scales)
-    own = model_scale(model)
-    name = type(model).__name__
-    if scale is None:
-        if own is None:
-            raise BadArgumentError(
-                f"{checkpoint} holds a multi-scale {name} (scales "
-                f"{', '.join(map(str, scales))}); say which: --scale {scales[0] if scales else 2}"
-            )
-        return int(own)
-    available = scales or ((own,) if own is not None else ())
-    if scale < 1 or (available and scale not in available):
-        have = ", ".join(f"x{s}" for s in available)
-        raise BadArgumentError(
-            f"--scale {scale}: {checkpoint} holds a {name} for {have} only; "
-            + (
-                f"use one of {have}, or a checkpoint trained for x{scale}"
-                if scale >= 1
-                else "the scale must be a whole number >= 1"
-            )
-        )
-    return scale
+    """TEMPORARY shim until the lead's integration step (cli.py calls it):
+    :func:`edsr_lab.inference.resolve_scale` naming the checkpoint."""
+    return resolve_scale(model, scale, source=checkpoint)

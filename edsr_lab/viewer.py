@@ -32,11 +32,25 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+import ipywidgets as w
 import numpy as np
 import torch
+from IPython.display import display
 from PIL import Image
 
 from edsr_lab.errors import OutputExistsError, VizInputError
+from edsr_lab.files import atomic_write
+from edsr_lab.inference import (
+    bicubic_upscale,
+    input_channels,
+    resolve_scale,
+    super_resolve,
+    super_resolve_grey,
+)
+from edsr_lab.io import to_uint8
+from edsr_lab.metrics import psnr, ssim
+from edsr_lab.resize import degrade, modcrop
+from edsr_lab.viz import show_images
 
 __all__ = ["CompareViewer", "compare", "comparison_images"]
 
@@ -46,8 +60,6 @@ _MIN_REGION = 16  # SSIM's 11x11 window needs room; smaller regions say little a
 
 def _to_u8_rgb(t: torch.Tensor) -> np.ndarray:
     """(C, H, W) float [0, 1] -> (H, W, 3) uint8, rounded as edsr_lab.io.to_uint8."""
-    from edsr_lab.io import to_uint8
-
     u8 = to_uint8(t)
     return np.repeat(u8, 3, axis=2) if u8.shape[2] == 1 else u8
 
@@ -82,7 +94,7 @@ def _check_images(images: Mapping[str, torch.Tensor]) -> dict[str, torch.Tensor]
     if len(set(shapes.values())) != 1:
         raise VizInputError(
             f"CompareViewer: all images must have the same shape, got {shapes}; upscale the "
-            "LR first (edsr_lab.evaluate.bicubic_upscale) and crop HR with "
+            "LR first (edsr_lab.inference.bicubic_upscale) and crop HR with "
             "edsr_lab.resize.modcrop"
         )
     return checked
@@ -118,8 +130,6 @@ class CompareViewer:
         zoom_px: int = 192,
         panel_px: int = 320,
     ):
-        import ipywidgets as w
-
         self.images = _check_images(images)
         self.names = list(self.images)
         if reference is not None and reference not in self.images:
@@ -233,8 +243,6 @@ class CompareViewer:
         crops with ``protocol="benchmark", crop=0`` (8-bit, Y channel, no border crop).
         Empty when there is no reference.
         """
-        from edsr_lab.metrics import psnr, ssim
-
         if self.reference is None:
             return {}
         ref = self.crop(self.reference)
@@ -301,16 +309,12 @@ class CompareViewer:
         )
 
     def _ipython_display_(self) -> None:
-        from IPython.display import display
-
         display(self.widget)
 
     # -- static figure ----------------------------------------------------------------------
     def figure(self) -> Any:
         """A matplotlib Figure of the current state: the full images with the region marked,
         the enlarged regions below, region PSNR/SSIM in the titles (edsr_lab.viz.show_images)."""
-        from edsr_lab.viz import show_images
-
         metrics = self.region_metrics()
         titles = [
             n
@@ -331,8 +335,6 @@ class CompareViewer:
         Raises:
             OutputExistsError: ``path`` exists and ``overwrite`` is False (a ``FileExistsError``).
         """
-        from edsr_lab.io import atomic_write
-
         path = Path(path).expanduser()
         if path.exists() and not overwrite:
             raise OutputExistsError(
@@ -365,20 +367,14 @@ def comparison_images(
         scale: default the model's scale.
         name: the model's key.
     """
-    from edsr_lab.dicom import _super_resolve_grey
-    from edsr_lab.evaluate import bicubic_upscale, input_channels, model_scale, super_resolve
-    from edsr_lab.resize import degrade, modcrop
-
-    scale = scale or model_scale(model)
-    if scale is None:
-        raise VizInputError("compare: pass scale= (the model has several scales)")
+    scale = resolve_scale(model, scale)
     if hr is None and lr is None:
         raise VizInputError("compare: give hr= (the LR is made from it), lr=, or both")
     if hr is not None and lr is None:
         hr = modcrop(hr, scale)
         lr = degrade(hr, scale)
     if lr.shape[-3] == 1 and input_channels(model) == 3:
-        sr = _super_resolve_grey(model, lr, scale)  # grey -> RGB -> model -> grey
+        sr = super_resolve_grey(model, lr, scale)  # grey -> RGB -> model -> grey
     else:
         sr = super_resolve(model, lr, scale=scale)
     images = {"bicubic": bicubic_upscale(lr, scale), name: sr}

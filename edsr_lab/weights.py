@@ -15,9 +15,9 @@ Course weights (``course_*``) are small models trained by ``scripts/train_course
 and committed under ``data/course_weights/`` with a ``manifest.json`` that records each
 file's full SHA-256 and how it was trained; they need no download.
 
-Downloads go to a per-user cache, ``~/.cache/edsr_lab/weights`` (``$XDG_CACHE_HOME`` is
-honoured; ``EDSR_LAB_CACHE=DIR`` moves it to ``DIR/weights``). Once a file is there and
-passes its hash check, nothing is fetched again: loading works offline. A file that fails
+Downloads go to the cache, ``data/cache/weights`` (:func:`edsr_lab.config.cache_dir`;
+``EDSR_LAB_CACHE=DIR`` moves it to ``DIR/weights``). Once a file is there and passes its
+hash check, nothing is fetched again: loading works offline. A file that fails
 the check is moved aside (``<name>.corrupt``) and never loaded.
 
     >>> model = load_pretrained("edsr_baseline_x2")          # doctest: +SKIP
@@ -33,7 +33,8 @@ from pathlib import Path
 from typing import Any
 
 from edsr_lab import config, download
-from edsr_lab.errors import CheckpointError
+from edsr_lab.errors import CheckpointError, did_you_mean
+from edsr_lab.losses import PAPER_LOSS
 
 __all__ = [
     "COURSE_DIR",
@@ -48,7 +49,11 @@ __all__ = [
     "load_model",
     "load_pretrained",
     "registry",
+    "suggest_for_scale",
 ]
+
+# _TORCH_FREE: this module imports torch (through edsr_lab.models) only inside the functions
+# that build models, so `python -m edsr_lab download-weights --list` answers at once.
 
 #: The official model zoo (EDSR-PyTorch's ``src/model/edsr.py`` and ``mdsr.py`` URLs).
 OFFICIAL_BASE_URL = "https://cv.snu.ac.kr/research/EDSR/models/"
@@ -121,13 +126,9 @@ MAX_WEIGHTS_BYTES = 2**30
 _PAPER_ROWS = {"edsr_baseline": "EDSR baseline", "edsr": "EDSR", "mdsr_baseline": "MDSR baseline"}
 
 
-def cache_dir() -> Path:
-    """The per-user cache: ``$EDSR_LAB_CACHE``, else ``$XDG_CACHE_HOME/edsr_lab``, else
-    ``~/.cache/edsr_lab``. Weights go to its ``weights/`` folder."""
-    if os.environ.get("EDSR_LAB_CACHE"):
-        return Path(os.environ["EDSR_LAB_CACHE"]).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base).expanduser() / "edsr_lab"
+# TEMPORARY shim until the lead's integration step: evalcli prints weights.cache_dir().
+# The one cache folder is edsr_lab.config.cache_dir().
+cache_dir = config.cache_dir
 
 
 def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
@@ -157,7 +158,7 @@ def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
                 arch=arch,
                 scales=scales,
                 paper=_PAPER_ROWS.get(str(e.get("preset")))
-                if e.get("loss", "l1") == "l1"
+                if e.get("loss", PAPER_LOSS) == PAPER_LOSS  # paper rows assume its loss
                 else None,
                 info=dict(e),
             )
@@ -175,14 +176,71 @@ def registry() -> dict[str, WeightsInfo]:
 
 
 def get(name: str) -> WeightsInfo:
-    """The entry for ``name``; CheckpointError listing the known names otherwise."""
+    """The entry for ``name``; CheckpointError naming close and known names otherwise."""
     known = registry()
     if name not in known:
         raise CheckpointError(
-            f"no pretrained weights named {name!r}; known: {', '.join(known)} "
-            "(or pass a checkpoint file path instead)"
+            f"no pretrained weights named {name!r}; {did_you_mean(name, known)}known: "
+            f"{', '.join(known)} (or pass a checkpoint file path instead)"
         )
     return known[name]
+
+
+def _origin(info: WeightsInfo) -> str:
+    return "official" if info.official else "course"
+
+
+def _same_kind(model: Any) -> tuple[str | None, str | None, str | None]:
+    """(origin, preset, loss) of a loaded model, as far as it says: its ``weights_info``
+    (set by :func:`load_pretrained`) or else its registry preset."""
+    from edsr_lab.models.registry import preset_of  # here: see _TORCH_FREE
+
+    info = getattr(model, "weights_info", None)
+    if isinstance(info, WeightsInfo):
+        if info.official:
+            preset = {v: k for k, v in _PAPER_ROWS.items()}.get(info.paper or "")
+            return "official", preset, PAPER_LOSS
+        return "course", info.info.get("preset"), info.info.get("loss", PAPER_LOSS)
+    return None, preset_of(model), None
+
+
+def suggest_for_scale(model: Any, scale: int) -> str:
+    """What to load instead of ``model`` to upscale by ``scale``: a sentence naming
+    ``--weights`` for that scale, weights already here (course weights) before downloads.
+
+    Weights of the same kind come first (course weights for a course model, the official
+    file for an official model), matched by preset (and loss); weights that are here say
+    so, downloads say so. Used as the ``fix`` of :func:`edsr_lab.inference.resolve_scale`,
+    e.g. for ``evaluate --weights course_edsr_baseline_x2 --scale 4``.
+    """
+    origin, preset, loss = _same_kind(model)
+    found: list[tuple[bool, WeightsInfo]] = []  # (already here, entry)
+    for info in registry().values():
+        if scale not in info.scales:
+            continue
+        if info.official:
+            row = _PAPER_ROWS.get(preset or "")
+            if row is not None and info.paper == row and loss in (None, PAPER_LOSS):
+                found.append(((config.cache_dir() / "weights" / info.file).is_file(), info))
+        elif info.info.get("preset") == preset and loss in (None, info.info.get("loss")):
+            found.append((Path(info.file).is_file(), info))
+    if not found:
+        return (
+            f"use weights trained for x{scale} (python -m edsr_lab download-weights --list "
+            "shows the known ones) or a checkpoint of yours"
+        )
+    # the same origin first, then what is already here
+    found.sort(key=lambda f: (_origin(f[1]) != origin, not f[0], not f[1].official))
+    parts = []
+    for here, info in found[:2]:
+        what = (
+            "the official x{s} weights, already downloaded" if info.official and here
+            else "the official x{s} weights, downloaded once" if info.official
+            else "course weights for x{s}, already here, no download" if here
+            else "course weights for x{s}, missing: git checkout -- data/course_weights"
+        ).format(s=scale)  # fmt: skip
+        parts.append(f"--weights {info.name} ({what})")
+    return "use " + " or ".join(parts)
 
 
 def _mirror_url(info: WeightsInfo, base_url: str | None) -> str:
@@ -203,7 +261,7 @@ def download_weights(
     """Make the weights ``name`` available locally and checked; return their path.
 
     Official files are fetched (resumably, with a progress bar) into
-    ``cache_dir()/weights`` unless already there; ``base_url`` replaces the folder part of
+    ``config.cache_dir()/weights`` unless already there; ``base_url`` replaces the folder part of
     the URL (a mirror holding the same file names). Course weights are local files; their
     full SHA-256 is checked.
 
@@ -229,7 +287,7 @@ def download_weights(
             )
         return path
     url = _mirror_url(info, base_url)
-    folder = cache_dir() / "weights"
+    folder = config.cache_dir() / "weights"
     with download.removing_new_dirs(folder):
         return download.fetch(
             url, folder / info.file, sha256=info.sha256, max_size=MAX_WEIGHTS_BYTES,
@@ -252,7 +310,7 @@ def load_pretrained(
     :func:`edsr_lab.models.load_checkpoint`. The model gets a ``weights_info`` attribute
     (the :class:`WeightsInfo`), which ``evaluate`` uses to find the paper's numbers.
     """
-    from edsr_lab.models import load_checkpoint, load_official
+    from edsr_lab.models import load_checkpoint, load_official  # here: see _TORCH_FREE
 
     info = get(name)
     path = download_weights(name, base_url=base_url, progress=progress)
@@ -273,21 +331,34 @@ def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs:
     :func:`edsr_lab.models.load_official`, which converts them. An existing file wins over
     a registry name spelled the same. For ``--checkpoint`` / ``--init`` style options that
     accept either. Returns a float32 model in eval mode.
+
+    Raises:
+        CheckpointError: a missing file or unknown name (a name-like text without a
+            folder or suffix gets the registry's closest names), or an unreadable file.
     """
-    from edsr_lab.models import load_checkpoint, load_official
-    from edsr_lab.models.checkpoints import _read_state_dict
+    from edsr_lab.models import load_checkpoint, load_official  # here: see _TORCH_FREE
+    from edsr_lab.models.checkpoints import read_state_dict
     from edsr_lab.models.convert import is_basicsr_edsr
 
     path = Path(name_or_path).expanduser()
-    is_name = not isinstance(name_or_path, Path) and str(name_or_path) in registry()
+    text, known = str(name_or_path), registry()
+    is_name = not isinstance(name_or_path, Path) and text in known
     if is_name and not path.is_file():
-        return load_pretrained(str(name_or_path), map_location=map_location, **kwargs)
+        return load_pretrained(text, map_location=map_location, **kwargs)
+    looks_like_name = "/" not in text and os.sep not in text and not Path(text).suffix
+    if looks_like_name and not isinstance(name_or_path, Path) and not path.exists():
+        raise CheckpointError(
+            f"{text!r} is neither a checkpoint file nor a weights name; "
+            f"{did_you_mean(text, known)}known names: {', '.join(known)} (python -m edsr_lab "
+            f"download-weights --list); or give the path of a checkpoint file (working "
+            f"directory: {os.getcwd()})"
+        )
     try:
         model = load_checkpoint(path, map_location=map_location)
     except CheckpointError:
         if not path.is_file() or path.suffix == ".safetensors":
             raise
-        sd, _ = _read_state_dict(path, "cpu")  # raises the same clear errors
+        sd, _ = read_state_dict(path)  # raises the same clear errors
         if not is_basicsr_edsr(sd):
             raise
         model = load_official(sd, map_location=map_location)

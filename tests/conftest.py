@@ -1,5 +1,9 @@
 """Test-session settings.
 
+The rule for tests (tests/README.md): every option gets a test that runs with and without it
+and asserts a difference; every safety feature gets a test that triggers it; and each such
+test is checked by planting the bug it guards against, seeing it fail, and reverting.
+
 Under pytest-xdist each worker (and each notebook kernel it starts) would use as many
 torch threads as there are cores; two workers on two cores then oversubscribe the CPU
 and run several times slower. One thread per worker keeps the run fast and results

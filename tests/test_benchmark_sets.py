@@ -224,3 +224,44 @@ def test_cli_download_benchmarks_and_weights(tmp_path, archive, capsys, monkeypa
     assert (tmp_path / "cache" / "weights" / info.file).read_bytes() == data
     assert main(["download-weights", "nope"]) == 2
     assert "no pretrained weights named 'nope'" in capsys.readouterr().err
+
+
+def test_cli_evaluate_limit_drops_the_papers_full_set_values(tmp_path, capsys):
+    """The paper's number is a mean over the whole set: beside a mean over the first N
+    images it would compare different things, so --limit leaves the paper columns empty."""
+    _tree(tmp_path)
+    save_checkpoint(_tiny(), tmp_path / "m.pt")
+    argv = ["evaluate", "--checkpoint", str(tmp_path / "m.pt"), "--data", "set5",
+            "--root", str(tmp_path), "--no-progress", "--device", "cpu"]  # fmt: skip
+    assert main(argv) == 0
+    full = capsys.readouterr().out
+    assert main([*argv, "--limit", "1"]) == 0
+    limited = capsys.readouterr().out
+    assert "33.66/0.9299" in full  # Table 3, bicubic x2 on Set5
+    assert "33.66" not in limited and "Lim et al." not in limited
+    row = next(line for line in limited.splitlines() if line.startswith("Set5"))
+    assert row.split()[1] == "1"  # images scored
+
+
+def test_hr_is_cropped_to_the_lr_from_the_top_left(tmp_path, capsys):
+    """HR sizes that are not multiples of 3 (41 x 34 at x3): the HR kept beside an LR file
+    is its top-left 39 x 33, the part the LR was made from. Scored with the LR file or with
+    the LR made from the HR, the same numbers."""
+    hr = _smooth(41, 34, 7)
+    for i in range(2):
+        save_image(hr.roll(5 * i, dims=1), tmp_path / "benchmark/Set14/HR" / f"img{i}.png")
+    torch.manual_seed(0)
+    save_checkpoint(EDSR(n_resblocks=1, n_feats=8, scale=3).eval(), tmp_path / "x3.pt")
+    argv = ["evaluate", "--checkpoint", str(tmp_path / "x3.pt"), "--data", "set14",
+            "--root", str(tmp_path), "--no-progress", "--device", "cpu", "--csv"]  # fmt: skip
+    assert main([*argv, str(tmp_path / "made.csv")]) == 0
+    lr_dir = tmp_path / "benchmark/Set14/LR_bicubic/X3"
+    for i in range(2):
+        path = tmp_path / "benchmark/Set14/HR" / f"img{i}.png"
+        save_image(degrade(modcrop(load_image(path), 3), 3), lr_dir / f"img{i}x3.png")
+    assert main([*argv, str(tmp_path / "files.csv")]) == 0
+    capsys.readouterr()
+    made = list(csv.DictReader((tmp_path / "made.csv").open()))
+    files = list(csv.DictReader((tmp_path / "files.csv").open()))
+    for key in ("psnr", "ssim", "bicubic_psnr", "bicubic_ssim"):
+        assert [float(r[key]) for r in files] == pytest.approx([float(r[key]) for r in made])

@@ -231,10 +231,13 @@ def test_cli_upscale_dicom_writes_dicom_and_reports_each_failure(tmp_path, capsy
     assert pydicom.dcmread(out / "CT_small_x2.dcm").Rows == 256
     assert pydicom.dcmread(out / "MR_small_x2.dcm").Rows == 128
 
-    # run again: existing outputs are not replaced without --overwrite
+    # run again: existing outputs are refused before anything is written (as for images),
+    # with a message for both the CLI and Python users
     before = (out / "CT_small_x2.dcm").read_bytes()
-    assert cli.main(["upscale-dicom", CT, "--checkpoint", str(ckpt), "--out", str(out)]) == 1
-    assert "--overwrite" in capsys.readouterr().out
+    assert cli.main(["upscale-dicom", CT, "--checkpoint", str(ckpt), "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "nothing was written" in err and "--overwrite (overwrite=True from Python)" in err
+    assert "pass overwrite=True" not in err and len(err.strip().splitlines()) == 1
     assert (out / "CT_small_x2.dcm").read_bytes() == before
 
     # png output, with a window
@@ -271,3 +274,16 @@ def test_cli_upscale_sends_dicom_files_through_the_dicom_path(tmp_path, capsys):
     assert written.Rows == 256 and written.ImageType[0] == "DERIVED"
     assert (out / "gray_camera_x2.png").is_file()
     assert "1 of 1 DICOM file(s) written" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("slope, intercept", [(0.5, -100.0), (2.0, -1024.0)])
+def test_roundtrip_with_a_rescale_slope_is_exact(tmp_path, slope, intercept):
+    """Stored = (value - intercept) / slope on writing, the inverse of reading; with slope
+    1 (the bundled files) a wrong order of the two would go unnoticed."""
+    src = _variant(tmp_path, RescaleSlope=slope, RescaleIntercept=intercept)
+    out = tmp_path / "sr.dcm"
+    dicom.upscale_dicom(Nearest(2), src, out)
+    original, written = pydicom.dcmread(src), pydicom.dcmread(out)
+    expected = original.pixel_array.repeat(2, 0).repeat(2, 1)
+    np.testing.assert_array_equal(written.pixel_array, expected)
+    assert (float(written.RescaleSlope), float(written.RescaleIntercept)) == (slope, intercept)

@@ -180,3 +180,22 @@ def test_tar_gz_extracts_and_bomb_is_refused(tmp_path):
     assert (tmp_path / "out/b/HR/0001.png").read_bytes() == b"xxxxx"
     with pytest.raises(ArchiveError, match="archive bomb"):
         download.safe_extract(t, tmp_path / "out2", max_bytes=4)
+
+
+@pytest.mark.parametrize("kind", ["zip", "tar"])
+def test_a_member_written_through_a_symlinked_folder_is_refused(tmp_path, kind):
+    """The destination already holds a link ``data -> somewhere outside``: the member
+    ``data/evil.png`` has a harmless name but would land outside, so it is refused and
+    nothing is written there."""
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    dest = tmp_path / "dest"
+    dest.mkdir()
+    (dest / "data").symlink_to(outside, target_is_directory=True)
+    if kind == "zip":
+        archive = _zip(tmp_path / "a.zip", {"ok/0001.png": b"x", "data/evil.png": b"x"})
+    else:
+        archive = _tar(tmp_path / "a.tar", [_info("ok/0001.png"), _info("data/evil.png")])
+    with pytest.raises(ArchiveError, match=r"'data/evil\.png' would be written through .*outside"):
+        download.safe_extract(archive, dest)
+    assert list(outside.iterdir()) == [] and not (dest / "ok").exists()

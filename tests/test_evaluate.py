@@ -82,7 +82,7 @@ def test_super_resolve_multiscale_model_needs_scale():
     assert super_resolve(model, lr, scale=3).shape == (3, 15, 15)
     with pytest.raises(ValueError, match="scale"):
         super_resolve(model, lr)
-    with pytest.raises(ValueError, match="not in"):
+    with pytest.raises(ValueError, match="upscales by .* only"):  # inference.resolve_scale
         super_resolve(model, lr, scale=8)
 
 
@@ -94,8 +94,10 @@ def test_super_resolve_bad_inputs_are_clear():
         super_resolve(model, torch.zeros(3, 8, 8, dtype=torch.uint8))
     with pytest.raises(ImageTypeError, match="torch.Tensor"):
         super_resolve(model, [[0.0]])
-    with pytest.raises(SizeMismatchError, match="expected"):
+    with pytest.raises(ValueError, match="upscales by x2 only"):  # inference.resolve_scale
         super_resolve(model, torch.rand(3, 8, 8), scale=3)  # a x2 model asked for x3
+    with pytest.raises(SizeMismatchError, match="expected"):  # says no scale, gives x1
+        super_resolve(nn.Conv2d(3, 3, 3, padding=1), torch.rand(3, 8, 8), scale=2)
     with pytest.raises(ValueError, match="amp"):
         super_resolve(model, torch.rand(3, 8, 8), amp=True)
 

@@ -290,6 +290,25 @@ def test_grad_clip_bounds_the_update():
     assert len(h) == 5 and all(g > 1e-3 for g in h.grad_norm)  # norms are pre-clipping
 
 
+def _weight_change(**config) -> float:
+    """Largest change of any weight over 5 steps of training with these settings."""
+    model = _model()
+    before = [p.detach().clone() for p in model.parameters()]
+    train(model, StubSampler(), _cfg(iters=5, **config), progress=False, device="cpu")
+    after = list(model.parameters())
+    return max((p.detach() - b).abs().max().item() for p, b in zip(after, before, strict=True))
+
+
+def test_grad_clip_clips_the_gradient_adam_sees():
+    """Adam's update barely depends on the gradient's scale, except through eps
+    (config.adam_eps, about 4e-11): a gradient clipped to a norm of 1e-14 is far below it,
+    so the weights hardly move. Recording the norm without clipping would move them by
+    about the lr per step, as without clipping."""
+    free = _weight_change()
+    clipped = _weight_change(grad_clip=1e-14)
+    assert free > 1e-3 and clipped < 0.01 * free, (free, clipped)
+
+
 def test_history_roundtrip_and_smoothing():
     h = History(step=[1, 2, 3], loss=[3.0, 1.0, 2.0], lr=[1.0] * 3, time=[0.1, 0.2, 0.3])
     h.grad_norm = [1.0] * 3
@@ -391,6 +410,42 @@ def test_kept_checkpoint_after_divergence_gives_a_finite_loss(tmp_path):
         for _ in range(2):
             lr, hr = sampler.sample()
             assert math.isfinite(F.l1_loss(kept(lr), hr).item())
+
+
+def test_an_infinite_loss_is_divergence_too(capsys):
+    """+inf (not only nan) stops training: here the 4th batch's HR is +inf."""
+
+    class InfiniteTarget(StubSampler):
+        calls = 0
+
+        def sample(self):
+            lr, hr = super().sample()
+            self.calls += 1
+            return lr, (torch.full_like(hr, math.inf) if self.calls == 4 else hr)
+
+    h = train(_model(), InfiniteTarget(), _cfg(iters=10), progress=True, device="cpu")
+    assert h.diverged and h.diverged_step == 4 and h.loss[-1] == math.inf
+    assert len(h) == 4 and "diverged" in capsys.readouterr().out
+
+
+class NearlyRight(TinySR):
+    """Nearest-neighbour upscaling plus a small learned correction: errors of about 0.01
+    from the first step, where an L1 value is some 60x the L2 value."""
+
+    def forward(self, x):
+        return F.interpolate(x, scale_factor=self.scale, mode="nearest") + 0.01 * super().forward(x)
+
+
+def test_an_l2_run_with_small_errors_saves_every_checkpoint(tmp_path):
+    """The check before each save (do these weights still give a sane loss?) measures the
+    run's own loss: an L1 value judged against an L2 history would look like an explosion
+    and skip every save."""
+    path = tmp_path / "run.pt"
+    cfg = _cfg(iters=12, loss="l2", checkpoint_every=4, checkpoint_path=str(path))
+    h = train(_model(cls=NearlyRight), StubSampler(), cfg, progress=False, device="cpu")
+    assert not h.diverged and max(h.loss) < 1e-3  # the case under test: small L2 losses
+    assert h.skipped_checkpoints == []
+    assert load_training_checkpoint(path)["step"] == 12
 
 
 def test_no_checkpoint_when_even_the_first_step_explodes(tmp_path):

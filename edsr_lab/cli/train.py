@@ -1,14 +1,18 @@
 """``train``: train SRResNet/EDSR/MDSR into an output folder (:func:`edsr_lab.train.run`).
 
 Each option is a field of :class:`~edsr_lab.train.config.RunConfig` and its default is read
-from there. Options left out are None here, so the run knows which were given (a resumed
-run takes the others from its folder).
+from there (``RunConfig.defaults()``: the paper's recipe, or a short run in quick mode).
+Options left out are None here, so the run knows which were given (a resumed run takes
+the others from its folder).
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
+import signal
 import sys
+from pathlib import Path
 
 # torch-free: the edsr_lab.train package loads its torch-using modules on first use
 from edsr_lab.train.config import AMP_MODES, LOSSES, MODELS, STORAGES, RunConfig, TrainConfig
@@ -34,7 +38,7 @@ examples:
 
 
 def add_parsers(sub: argparse._SubParsersAction) -> None:
-    d = RunConfig()  # the defaults: the paper's recipe
+    d, q = RunConfig(), RunConfig.quick()  # the defaults: the paper's recipe, quick mode's
     p = sub.add_parser(
         "train",
         help="train a model (the paper's recipe by default) into an output folder",
@@ -64,14 +68,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add(
         "--iters",
         type=int,
-        help=f"updates (default {d.iters}, the paper's ablations; {final} for final models)",
+        help=f"updates (default {d.iters}, the paper's ablations; {final} for final models; "
+        f"quick mode {q.iters})",
     )
     add(
         "--batch-size",
         type=int,
-        help=f"patches per update, the global batch over all GPUs (default {d.batch_size})",
+        help="patches per update, the global batch over all GPUs "
+        f"(default {d.batch_size}; quick mode {q.batch_size})",
     )
-    add("--patch-size", type=int, help=f"LR patch side (default {d.patch_size})")
+    add(
+        "--patch-size",
+        type=int,
+        help=f"LR patch side (default {d.patch_size}; quick mode {q.patch_size})",
+    )
     add("--loss", choices=LOSSES, help=f"default {d.loss} (the paper)")
     add(
         "--lr",
@@ -95,14 +105,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add(
         "--eval-every",
         type=int,
-        help=f"validation PSNR every N updates; best.pt keeps the best (default {d.eval_every})",
+        help="validation PSNR every N updates; best.pt keeps the best "
+        f"(default {d.eval_every}; quick mode {q.eval_every}; 0: at the end)",
     )
     add(
         "--save-every",
         dest="checkpoint_every",
         type=int,
         metavar="N",
-        help=f"write last.pt every N updates (default {d.checkpoint_every})",
+        help="write last.pt every N updates "
+        f"(default {d.checkpoint_every}; quick mode {q.checkpoint_every}; 0: at the end)",
     )
     add("--device", help="cpu, cuda, cuda:1 ... (default: auto)")
     add(
@@ -145,7 +157,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, set[str]]:
     }
     if "scales" in values:
         values["scales"] = tuple(values["scales"])
-    return RunConfig(**values), set(values)
+    return dataclasses.replace(RunConfig.defaults(), **values), set(values)
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -155,14 +167,24 @@ def cmd_train(args: argparse.Namespace) -> int:
     cfg, given = config_from_args(args)
     try:
         result = run(cfg, given=given)
-    except KeyboardInterrupt:
-        print(
-            f"\ninterrupted; continue with: python -m edsr_lab train --out {cfg.out} --resume",
-            file=sys.stderr,
-        )
-        return 130
+    except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (train() saves last.pt first)
+        print(f"\n{_interrupted(stop, Path(cfg.out).expanduser())}", file=sys.stderr)
+        return 128 + getattr(stop, "signal", signal.SIGINT)
     except EdsrLabError:
         raise
     except ValueError as e:  # e.g. torch refusing a value we did not foresee: one line too
         raise TrainOptionError(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
     return 1 if result.history.diverged else 0
+
+
+def _interrupted(stop: KeyboardInterrupt, out: Path) -> str:
+    """What an interrupted run kept, and the command that continues it."""
+    resume = f"python -m edsr_lab train --out {out} --resume"
+    saved = getattr(stop, "saved", None)
+    if saved is not None:
+        return f"interrupted after step {stop.step}, saved in {saved}; continue with: {resume}"
+    if (out / "last.pt").is_file():
+        return f"interrupted; continue from the last save with: {resume}"
+    if (out / "config.json").is_file():
+        return f"interrupted before the first save; start the run again with: {resume}"
+    return "interrupted before the run started; nothing was written"

@@ -166,8 +166,10 @@ def eval_pairs(
     Args:
         data: ``"set5"``, ``"set14"``, ``"b100"``, ``"urban100"`` (under
             ``benchmark_dir(root)``), ``"div2k-valid"`` (DIV2K 0801-0900 under
-            ``data/DIV2K``, or ``root``), or a folder of HR images (any names; their LR
-            is made with MATLAB bicubic).
+            ``data/DIV2K``, or ``root``), a folder in the official benchmark layout
+            (``HR/`` and ``LR_bicubic/X<scale>/``, e.g. your own copy of ``Set5``; its LR
+            images are used), or a folder of HR images (any names; their LR is made with
+            MATLAB bicubic).
         scale: 2, 3 or 4 (any integer >= 2 for folders and missing LR folders).
         root: where the data lives (default: ``config.data_dir()``).
 
@@ -195,30 +197,44 @@ def eval_pairs(
                 f"{folder} not found: {str(hr_dir)!r} {state}. Expected layout:\n"
                 f"{_expected_tree(folder, scale)}\nGet the benchmark sets with: {fix}"
             )
-        lr_dir = bench / folder / "LR_bicubic" / f"X{scale}"
-        out = []
-        for hr in _images(hr_dir):
-            lr = lr_dir / f"{hr.stem}x{scale}{hr.suffix}" if lr_dir.is_dir() else None
-            if lr is not None and not lr.is_file():
-                raise DatasetError(
-                    f"{folder}: the LR image {str(lr)!r} of {str(hr)!r} is missing (the folder "
-                    f"{str(lr_dir)!r} exists but is incomplete). Delete that folder to have the "
-                    f"LR images made with MATLAB bicubic, or run: {fix}"
-                )
-            out.append((hr.stem, hr, lr))
-        return out
+        return _set_pairs(bench / folder, scale, folder, f"run: {fix}")
     folder = Path(data).expanduser()
     if not folder.is_dir():
         known = ", ".join([*BENCHMARK_SETS, "div2k-valid"])
         raise DatasetError(
             f"--data {str(data)!r} is neither a known data set ({known}) nor a folder of HR images"
         )
+    if (folder / "HR").is_dir() and _images(folder / "HR"):
+        # the official benchmark layout: <set>/HR/*.png and <set>/LR_bicubic/X<s>/*x<s>.png
+        return _set_pairs(folder, scale, str(folder), "give its HR folder alone")
     files = _images(folder)
     if not files:
         raise DatasetError(
-            f"the folder {str(folder)!r} holds no images (looked for {', '.join(IMAGE_SUFFIXES)})"
+            f"the folder {str(folder)!r} holds no images (looked for "
+            f"{', '.join(IMAGE_SUFFIXES)}); give a folder of HR images, or one in the official "
+            f"benchmark layout ({folder.name}/HR/<name>.png and, optionally, "
+            f"{folder.name}/LR_bicubic/X{scale}/<name>x{scale}.png)"
         )
     return [(p.stem, p, None) for p in files]
+
+
+def _set_pairs(
+    set_dir: Path, scale: int, name: str, fix: str
+) -> list[tuple[str, Path, Path | None]]:
+    """``(name, hr, lr or None)`` of a set in the official layout (``set_dir/HR``, optional
+    ``set_dir/LR_bicubic/X<scale>`` with ``<name>x<scale>.<ext>``); LR None without that folder."""
+    lr_dir = set_dir / "LR_bicubic" / f"X{scale}"
+    out = []
+    for hr in _images(set_dir / "HR"):
+        lr = lr_dir / f"{hr.stem}x{scale}{hr.suffix}" if lr_dir.is_dir() else None
+        if lr is not None and not lr.is_file():
+            raise DatasetError(
+                f"{name}: the LR image {str(lr)!r} of {str(hr)!r} is missing (the folder "
+                f"{str(lr_dir)!r} exists but is incomplete). Delete that folder to have the "
+                f"LR images made with MATLAB bicubic, or {fix}"
+            )
+        out.append((hr.stem, hr, lr))
+    return out
 
 
 def load_eval_pair(

@@ -26,6 +26,8 @@ import torch
 
 from edsr_lab.data.div2k import source_images
 from edsr_lab.errors import BadArgumentError, DatasetError
+from edsr_lab.io import load_image
+from edsr_lab.resize import degrade, modcrop
 
 __all__ = ["heldout_split", "list_images", "load_folder_pairs"]
 
@@ -108,9 +110,6 @@ def load_folder_pairs(
     Raises:
         DatasetError: an image is too small (names the file and the minimum size).
     """
-    from edsr_lab.io import load_image
-    from edsr_lab.resize import degrade, modcrop
-
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
         raise BadArgumentError(f"scale must be a whole number >= 2, got {scale!r}")
     hrs, lrs = [], []

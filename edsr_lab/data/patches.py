@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from edsr_lab.data.div2k import find_pairs, load_pairs
 from edsr_lab.errors import (
     BadArgumentError,
     ImageInputError,
@@ -289,8 +290,6 @@ class PatchSampler:
         **kwargs,
     ) -> PatchSampler:
         """Load (HR, LR) file pairs (see ``div2k.find_pairs``) and build a sampler."""
-        from edsr_lab.data.div2k import load_pairs
-
         hrs, lrs = load_pairs(pairs, channels, scale=scale)
         return cls(hrs, lrs, scale, **kwargs)
 
@@ -306,8 +305,6 @@ class PatchSampler:
         **kwargs,
     ) -> PatchSampler:
         """Build a sampler from a DIV2K-layout folder (``div2k.find_pairs`` + load)."""
-        from edsr_lab.data.div2k import find_pairs
-
         pairs = find_pairs(root, split, scale, indices=indices)
         return cls.from_pairs(pairs, scale, channels=channels, **kwargs)
 

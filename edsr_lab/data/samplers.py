@@ -27,12 +27,14 @@ scale is drawn.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from edsr_lab.data.div2k import find_pairs
 from edsr_lab.data.patches import PatchSampler
 from edsr_lab.errors import DatasetError, SamplerError
 
@@ -143,8 +145,6 @@ class MultiScaleSampler:
         **kwargs: Any,
     ) -> MultiScaleSampler:
         """Build from a DIV2K-layout folder holding LR images for every scale in ``scales``."""
-        from edsr_lab.data.div2k import find_pairs
-
         index_list = None if indices is None else list(indices)
         pairs = {s: find_pairs(root, split, s, indices=index_list) for s in scales}
         return cls.from_pairs(pairs, **kwargs)
@@ -285,16 +285,23 @@ class StepSeededSampler:
         """Where the training images are kept, and why (the first scale's)."""
         return self.patch_samplers[0].storage_reason
 
-    def _key(self, rank: int) -> int:
-        # Distinct seeds for (seed, rank, step); mt19937 streams of nearby seeds are unrelated.
-        return ((self.seed % 2**20) * 1024 + rank) * 2**32 + self.count
+    def _seed_now(self, stream: str) -> int:
+        """The generator seed of ``stream`` at the current step.
+
+        torch's CPU generator keeps only the low 32 bits of a seed, so (seed, stream) is
+        hashed to 32 bits and the step added: one stream's seeds stay distinct for 2**32
+        steps, and mt19937 streams of nearby seeds are unrelated.
+        """
+        digest = hashlib.blake2b(f"{self.seed}/{stream}".encode(), digest_size=4).digest()
+        return (int.from_bytes(digest, "little") + self.count) % 2**32
 
     def sample(self) -> tuple:
         """The next step's batch: ``(lr, hr)`` for one scale, ``(lr, hr, scale)`` for several."""
         if isinstance(self.sampler, MultiScaleSampler):
-            self.sampler.generator.manual_seed(self._key(1023))  # rank-independent: the scale
+            # the same on every rank: all ranks train one scale per step
+            self.sampler.generator.manual_seed(self._seed_now("scale"))
         for patches in self.patch_samplers:
-            patches.generator.manual_seed(self._key(self.rank))
+            patches.generator.manual_seed(self._seed_now(f"rank {self.rank}"))
         self.count += 1
         return self.sampler.sample()
 

@@ -7,6 +7,11 @@
   say which keys are missing or have the wrong shape and which model would fit.
 * :func:`init_from` starts an x3/x4 model from a trained x2 one, as the paper does.
 * :func:`save_checkpoint` / :func:`load_checkpoint` / :func:`read_checkpoint`: our format.
+* :func:`read_state_dict`: the tensors of any of these files (checksum verified for ours).
+
+Reading files safely, unwrapping state dicts and the official layout (:func:`infer_config`)
+are in :mod:`edsr_lab.models.state_dicts`; the classes a checkpoint may name come from the
+registry (:mod:`edsr_lab.models.registry`).
 
 Our format (one for model weights and for training runs)
 --------------------------------------------------------
@@ -48,11 +53,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-import math
 import os
-import pickle
-import struct
-import zipfile
 from collections import OrderedDict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -70,14 +71,25 @@ from edsr_lab.errors import (
     OutputPathError,
 )
 from edsr_lab.files import atomic_write
-from edsr_lab.models.common import count_parameters
-from edsr_lab.models.edsr import EDSR, dataset_mean
-from edsr_lab.models.mdsr import MDSR
-from edsr_lab.models.srresnet import SRResNet
-from edsr_lab.paths import unreadable_reason
+from edsr_lab.models import convert
+from edsr_lab.models.common import count_parameters, unwrap_model
+from edsr_lab.models.registry import ARCHITECTURES, architecture, is_multiscale
+from edsr_lab.models.state_dicts import (
+    check_config,
+    infer_config,
+    mismatches,
+    read_safetensors,
+    safetensors_module,
+    strict_load,
+    torch_load,
+)
+from edsr_lab.models.state_dicts import unwrap_state_dict as _unwrap_plain
 
 __all__ = [
     "ARCHITECTURES",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "LEGACY_TRAINING_FORMAT",
     "TransferReport",
     "count_parameters",
     "infer_config",
@@ -86,125 +98,23 @@ __all__ = [
     "load_official",
     "load_weights",
     "read_checkpoint",
+    "read_state_dict",
     "save_checkpoint",
     "tensor_checksum",
+    "unwrap_model",
+    "unwrap_state_dict",
+    "verify_checksum",
 ]
 
-#: The model classes our checkpoints can rebuild, by the name stored in the file.
-ARCHITECTURES: dict[str, type[nn.Module]] = {"EDSR": EDSR, "SRResNet": SRResNet, "MDSR": MDSR}
+# ARCHITECTURES (from the registry): the model classes our checkpoints can rebuild, by the
+# class name stored in the file; a model registered with register_model is one of them.
 
 FORMAT = "edsr_lab"
 FORMAT_VERSION = 2  # 2 added "checksum" and "training"; version 1 files are still read
-_LEGACY_TRAINING_FORMAT = "edsr_lab.train/1"  # training checkpoints before the merge
-
-# What torch.load raises on damaged or foreign files (found by feeding it garbage, empty and
-# truncated files): the zip reader raises RuntimeError or OSError (EINVAL), the legacy
-# reader KeyError/EOFError, the weights-only unpickler UnpicklingError. Listed explicitly
-# instead of a blind `except Exception`.
-_READ_ERRORS = (
-    RuntimeError,
-    pickle.UnpicklingError,
-    EOFError,
-    KeyError,
-    IndexError,
-    ValueError,
-    TypeError,
-    struct.error,
-    zipfile.BadZipFile,
-    OSError,  # a truncated zip makes the reader seek past the end: EINVAL
-)
-
-# Prefixes that wrappers add to every key: nn.DataParallel / DDP ("module."), torch.compile
-# ("_orig_mod."), the official trainer's Model wrapper when saved whole ("model.").
-_WRAPPER_PREFIXES = ("module.", "_orig_mod.", "model.")
-# Keys under which training scripts often nest the weights.
-_NESTED_KEYS = ("state_dict", "model", "params_ema", "params", "net")
+LEGACY_TRAINING_FORMAT = "edsr_lab.train/1"  # training checkpoints before the merge
 
 
 # ----------------------------------------------------------------------------- reading
-
-
-def _torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
-    """``torch.load(path, weights_only=True)`` with every failure turned into CheckpointError."""
-    path = Path(path)
-    if not path.exists() and not path.is_symlink():
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} does not exist (working directory: {os.getcwd()}); "
-            f"check the path, or download/train the model first"
-        )
-    if path.is_dir():
-        raise CheckpointError(f"checkpoint {str(path)!r} is a folder, not a file")
-    reason = unreadable_reason(path, "checkpoint")  # a symlink loop, a FIFO, empty, ...
-    if reason is not None:
-        raise CheckpointError(f"checkpoint {str(path)!r}: {reason}")
-    with open(path, "rb") as f:
-        head = f.read(64)
-    # torch.save writes a zip ("PK..."); very old files are a pickle (protocol opcode 0x80).
-    if not head.startswith((b"PK", b"\x80")):
-        what = (
-            "a web page (HTML), not weights: the download link is probably dead or needs a login"
-            if head.lstrip().lower().startswith((b"<", b"<!doctype"))
-            else "not a PyTorch file (it does not start like a torch.save zip or pickle)"
-        )
-        raise CheckpointError(f"checkpoint {str(path)!r} is {what}; download or save it again")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except PermissionError as e:
-        raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: permission denied") from e
-    except pickle.UnpicklingError as e:
-        if "weights only" in str(e).lower():
-            raise CheckpointError(
-                f"checkpoint {str(path)!r} holds Python objects other than tensors and plain "
-                f"containers (e.g. a whole pickled model), or is damaged; loading such objects "
-                f"could run arbitrary code, so it is refused (torch.load weights_only=True). "
-                f"If you trust its source, re-save just the weights once: "
-                f"torch.save(torch.load(path, weights_only=False).state_dict(), new_path)"
-            ) from e
-        raise _unreadable(path, e) from e
-    except _READ_ERRORS as e:
-        raise _unreadable(path, e) from e
-
-
-def _unreadable(path: Path, e: BaseException) -> CheckpointError:
-    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
-    return CheckpointError(
-        f"checkpoint {str(path)!r} ({path.stat().st_size:,} bytes) is not a readable PyTorch "
-        f"file: it is truncated (an interrupted download?) or not a .pt checkpoint at all "
-        f"[{type(e).__name__}: {first[:120]}]; download or save it again"
-    )
-
-
-def _unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
-    """Find the state dict in ``obj`` (plain, nested under a usual key, or ours) and clean it."""
-    if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
-        _verify_checksum(obj, source)
-        obj = obj.get("state_dict")
-    for _ in range(2):  # e.g. {"model": {"state_dict": ...}} at most
-        if isinstance(obj, Mapping) and not any(isinstance(v, torch.Tensor) for v in obj.values()):
-            for key in _NESTED_KEYS:
-                if isinstance(obj.get(key), Mapping):
-                    obj = obj[key]
-                    break
-    if not isinstance(obj, Mapping) or not obj:
-        raise CheckpointError(
-            f"{source} does not hold a state dict (a dict of tensors) but "
-            f"{type(obj).__name__}{' (empty)' if isinstance(obj, Mapping) else ''}"
-        )
-    bad = [k for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
-    if bad:
-        raise CheckpointError(
-            f"{source} is not a state dict: entries such as {bad[:3]!r} are not tensors "
-            f"(keys seen: {list(obj)[:5]!r})"
-        )
-    sd = dict(obj)
-    changed = True
-    while changed:
-        changed = False
-        for prefix in _WRAPPER_PREFIXES:
-            if all(k.startswith(prefix) for k in sd):
-                sd = {k[len(prefix) :]: v for k, v in sd.items()}
-                changed = True
-    return sd
 
 
 def _source_name(path_or_state_dict: Any) -> str:
@@ -217,7 +127,7 @@ def _describe_ours(obj: Any) -> str:
     """' (an edsr_lab training checkpoint of EDSR, step 300)' for our files, else ''."""
     if not isinstance(obj, Mapping):
         return ""
-    if obj.get("format") == _LEGACY_TRAINING_FORMAT:
+    if obj.get("format") == LEGACY_TRAINING_FORMAT:
         return f" (an edsr_lab training checkpoint, old format, step {obj.get('step')})"
     if obj.get("format") != FORMAT:
         return ""
@@ -230,21 +140,32 @@ def _describe_ours(obj: Any) -> str:
     return f" (an edsr_lab checkpoint of {obj.get('arch')}; load_checkpoint(path) rebuilds it)"
 
 
-def _read_state_dict(path_or_state_dict: Any, map_location: Any) -> tuple[dict, str]:
+def unwrap_state_dict(obj: Any, source: str) -> dict[str, torch.Tensor]:
+    """The clean state dict in ``obj``: ours (checksum verified first), or any other that
+    :func:`edsr_lab.models.state_dicts.unwrap_state_dict` finds (nested, prefixed)."""
+    if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
+        verify_checksum(obj, source)
+        obj = obj.get("state_dict")
+    return _unwrap_plain(obj, source)
+
+
+def read_state_dict(path_or_state_dict: Any, map_location: Any = "cpu") -> tuple[dict, str]:
+    """``(state_dict, source)`` of a file (ours, official, BasicSR as saved, safetensors) or
+    a dict: clean tensor names, our checksum verified; ``source`` names it for messages."""
     source = _source_name(path_or_state_dict)
     if isinstance(path_or_state_dict, (str, os.PathLike)):
         path = Path(path_or_state_dict)
         if path.suffix == ".safetensors":
-            tensors, meta = _read_safetensors(path)
+            tensors, meta = read_safetensors(path)
             if meta.get("format") == FORMAT:
-                _verify_checksum({**meta, "state_dict": tensors}, source)
+                verify_checksum({**meta, "state_dict": tensors}, source)
             obj: Any = tensors
         else:
-            obj = _torch_load(path, map_location)
+            obj = torch_load(path, map_location)
             source += _describe_ours(obj)
     else:
         obj = path_or_state_dict
-    return _unwrap_state_dict(obj, source), source
+    return unwrap_state_dict(obj, source), source
 
 
 # ------------------------------------------------------------------- integrity checks
@@ -274,7 +195,7 @@ def tensor_checksum(state_dict: Mapping[str, torch.Tensor], training: Any = None
     return "sha256:" + h.hexdigest()
 
 
-def _verify_checksum(payload: Mapping[str, Any], source: str) -> None:
+def verify_checksum(payload: Mapping[str, Any], source: str) -> None:
     """Compare the stored checksum with the tensors read; version 1 files have none."""
     version = payload.get("version")
     if str(version) == "1":
@@ -292,209 +213,7 @@ def _verify_checksum(payload: Mapping[str, Any], source: str) -> None:
         )
 
 
-def _upsampler_stages(sd: Mapping[str, torch.Tensor], prefix: str) -> int:
-    """Convolution stages of an upsampler stored under ``prefix`` (4-D weights only, so
-    PReLU and batch-norm weights between stages are not counted)."""
-    return sum(
-        1
-        for k, v in sd.items()
-        if k.startswith(prefix)
-        and k.endswith(".weight")
-        and k[len(prefix) : -len(".weight")].isdigit()
-        and v.dim() == 4
-    )
-
-
-def _stages_for(scale: Any) -> int | None:
-    """Upsampler stages a scale needs (x2: 1, x4: 2, x3: 1); None if not supported."""
-    if not isinstance(scale, int) or isinstance(scale, bool) or scale < 2:
-        return None
-    if scale == 3:
-        return 1
-    return int(math.log2(scale)) if scale & (scale - 1) == 0 else None
-
-
-def _check_config(arch: str, config: Mapping[str, Any], sd: Mapping, source: str) -> None:
-    """Refuse a stored config that its tensors contradict, *before* building the model.
-
-    Building first would let a damaged or hostile file (``n_resblocks=10**7``,
-    ``n_feats=10**6``) allocate without bound; every size checked here is bounded by
-    the tensors actually in the file.
-    """
-
-    def refuse(what: str) -> CheckpointError:
-        return CheckpointError(
-            f"{source}: its config says {what}, so the file is damaged or was edited; "
-            "download or save it again"
-        )
-
-    head = sd.get("head.0.weight")
-    if not isinstance(head, torch.Tensor) or head.dim() != 4:
-        raise refuse(f"{arch}, but it has no 4-D head.0.weight")
-    expected = {
-        "n_feats": head.shape[0],
-        "n_colors": head.shape[1],
-        "n_resblocks": _count(sd, "body.{}.body.0.weight"),
-    }
-    if "kernel_size" in config:
-        expected["kernel_size"] = head.shape[-1]
-    for key, have in expected.items():
-        if key in config and config[key] != have:
-            raise refuse(f"{key}={config[key]!r} but its tensors have {have}")
-    if arch == "MDSR":
-        scales = config.get("scales")
-        if not isinstance(scales, (list, tuple)) or len(scales) != _count(
-            sd, "upsample.{}.0.weight"
-        ):
-            raise refuse(
-                f"scales={scales!r} but it has {_count(sd, 'upsample.{}.0.weight')} upsamplers"
-            )
-        pairs = [(s, f"upsample.{i}.") for i, s in enumerate(scales)]
-    else:
-        pairs = [(config.get("scale"), "tail.0.")]
-    for scale, prefix in pairs:
-        have = _upsampler_stages(sd, prefix)
-        if _stages_for(scale) != have:
-            raise refuse(f"scale {scale!r} but its upsampler {prefix}* has {have} stage(s)")
-
-
-# -------------------------------------------------------------------------- inference
-
-
-def _shape(sd: Mapping[str, torch.Tensor], key: str, source: str, ndim: int) -> tuple:
-    if key not in sd:
-        raise CheckpointError(
-            f"{source} is not an EDSR/MDSR state dict: it has no {key!r} "
-            f"(its first keys: {list(sd)[:6]!r})"
-        )
-    shape = tuple(sd[key].shape)
-    if len(shape) != ndim:
-        raise CheckpointError(f"{source}: {key!r} has shape {shape}, expected {ndim} dimensions")
-    return shape
-
-
-def _count(sd: Mapping[str, Any], pattern: str) -> int:
-    i = 0
-    while pattern.format(i) in sd:
-        i += 1
-    return i
-
-
-def _upsampler_scale(sd: Mapping[str, Any], prefix: str, n_feats: int, source: str) -> int:
-    """Scale of a pixel-shuffle upsampler stored under ``prefix`` (e.g. ``tail.0.``)."""
-    out = _shape(sd, prefix + "0.weight", source, 4)[0]
-    if out == 9 * n_feats:
-        return 3
-    if out == 4 * n_feats:
-        stages = 1
-        while f"{prefix}{2 * stages}.weight" in sd:
-            stages += 1
-        return 2**stages
-    raise CheckpointError(
-        f"{source}: {prefix}0.weight has {out} output channels; a pixel-shuffle upsampler "
-        f"with {n_feats} features has {4 * n_feats} (x2, x4) or {9 * n_feats} (x3)"
-    )
-
-
-def _rgb_range(sd: Mapping[str, torch.Tensor], mean0: float) -> float:
-    """Read the pixel range from the frozen mean shift: bias = -rgb_range * mean."""
-    bias = sd.get("sub_mean.bias")
-    if bias is None or bias.numel() == 0 or mean0 == 0:
-        return 255.0
-    value = -float(bias.flatten()[0]) / mean0
-    for known in (255.0, 1.0):
-        if abs(value - known) < 1e-3 * known:
-            return known
-    return round(value, 4)
-
-
-def infer_config(state_dict: Mapping[str, torch.Tensor], *, source: str = "the state dict") -> dict:
-    """Work out the model an official-style state dict belongs to.
-
-    Returns ``{"arch": "EDSR" | "MDSR", <constructor arguments>}``: family (MDSR has
-    ``pre_process.*`` and ``upsample.*`` keys), ``n_feats`` and ``n_colors`` from
-    ``head.0.weight``, ``n_resblocks`` by counting ``body.{i}.body.0.weight``, the scale
-    from the upsampler (``tail.0.0.weight`` with 4F outputs is x2, plus ``tail.0.2`` x4;
-    9F outputs x3) and ``rgb_range`` from ``sub_mean.bias``.
-
-    ``res_scale`` is *not* stored in the weights: it is set to 0.1 for the paper's
-    32-block, 256-feature EDSR and 1.0 otherwise (the values the official files were
-    trained with); pass ``res_scale=`` to :func:`load_official` for anything else.
-    """
-    f, n_colors, k, _ = _shape(state_dict, "head.0.weight", source, 4)
-    if n_colors not in (1, 3):
-        raise CheckpointError(f"{source}: head.0.weight takes {n_colors} channels, not 1 or 3")
-    rgb_range = _rgb_range(state_dict, dataset_mean(n_colors)[0])
-    n_resblocks = _count(state_dict, "body.{}.body.0.weight")
-    _shape(state_dict, f"body.{n_resblocks}.weight", source, 4)
-    if "pre_process.0.0.body.0.weight" in state_dict or "upsample.0.0.weight" in state_dict:
-        n_up = _count(state_dict, "upsample.{}.0.weight")
-        scales = [_upsampler_scale(state_dict, f"upsample.{i}.", f, source) for i in range(n_up)]
-        if not scales:
-            raise CheckpointError(f"{source} looks like MDSR but has no upsample.0.0.weight")
-        return {
-            "arch": "MDSR",
-            "n_resblocks": n_resblocks,
-            "n_feats": f,
-            "scales": scales,
-            "n_colors": n_colors,
-            "rgb_range": rgb_range,
-        }
-    batch_norm = "body.0.body.1.running_mean" in state_dict
-    act = "prelu" if not batch_norm and "body.0.body.1.weight" in state_dict else "relu"
-    return {
-        "arch": "EDSR",
-        "n_resblocks": n_resblocks,
-        "n_feats": f,
-        "scale": _upsampler_scale(state_dict, "tail.0.", f, source),
-        "res_scale": 0.1 if (n_resblocks, f) == (32, 256) else 1.0,
-        "kernel_size": k,
-        "batch_norm": batch_norm,
-        "n_colors": n_colors,
-        "rgb_range": rgb_range,
-        "act": act,
-    }
-
-
-def _describe(arch: str, config: Mapping[str, Any]) -> str:
-    return f"{arch}({', '.join(f'{k}={v!r}' for k, v in config.items() if k != 'arch')})"
-
-
 # ---------------------------------------------------------------------------- loading
-
-
-def _strict_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(sd, strict=True)`` with a readable CheckpointError on mismatch."""
-    own = model.state_dict()
-    missing = [k for k in own if k not in sd]
-    unexpected = [k for k in sd if k not in own]
-    wrong = [
-        f"{k}: {tuple(sd[k].shape)} in the file, {tuple(own[k].shape)} in the model"
-        for k in own
-        if k in sd and sd[k].shape != own[k].shape
-    ]
-    if not (missing or unexpected or wrong):
-        model.load_state_dict(sd, strict=True)
-        return
-    cfg = getattr(model, "config", {})
-    lines = [f"{source} does not fit {_describe(type(model).__name__, cfg)}:"]
-    if wrong:
-        lines.append(f"  {len(wrong)} shape mismatch(es): " + "; ".join(wrong[:3]))
-    if missing:
-        lines.append(f"  {len(missing)} key(s) missing from the file, e.g. {missing[:4]}")
-    if unexpected:
-        lines.append(f"  {len(unexpected)} unexpected key(s) in the file, e.g. {unexpected[:4]}")
-    try:
-        fits = infer_config(sd, source=source)
-    except CheckpointError:
-        lines.append("  It does not look like an EDSR/MDSR state dict at all.")
-    else:
-        lines.append(
-            f"  The weights fit {_describe(fits['arch'], fits)}: build that model, or let "
-            f"load_official(path) build it from the file. To start an x3/x4 model from x2 "
-            f"weights use init_from(load_official(path), scale)."
-        )
-    raise CheckpointError("\n".join(lines))
 
 
 def _to_device(model: nn.Module, map_location: Any) -> nn.Module:
@@ -529,9 +248,7 @@ def load_official(
     Raises:
         CheckpointError: missing/unreadable file, unexpected keys or shapes, wrong scale.
     """
-    sd, source = _read_state_dict(path_or_state_dict, map_location)
-    from edsr_lab.models import convert  # BasicSR's EDSR layout -> the official one
-
+    sd, source = read_state_dict(path_or_state_dict, map_location)
     if convert.is_basicsr_edsr(sd):
         sd = convert.from_basicsr_edsr(sd, source=source)
     cfg = infer_config(sd, source=source)
@@ -549,7 +266,7 @@ def load_official(
             raise BadArgumentError(f"res_scale applies to EDSR only; {source} holds {arch}")
         cfg["res_scale"] = float(res_scale)
     model = ARCHITECTURES[arch](**cfg)
-    _strict_load(model, sd, source)
+    strict_load(model, sd, source)
     model.eval()
     return _to_device(model, map_location)
 
@@ -565,8 +282,8 @@ def load_weights(
     Unlike ``model.load_state_dict``, a mismatch raises CheckpointError listing the keys
     and shapes that differ and the model the weights would fit. Returns ``model``.
     """
-    sd, source = _read_state_dict(path_or_state_dict, map_location)
-    _strict_load(model, sd, source)
+    sd, source = read_state_dict(path_or_state_dict, map_location)
+    strict_load(model, sd, source)
     return model
 
 
@@ -591,8 +308,11 @@ def init_from(model: nn.Module, scale: int) -> nn.Module:
     second stage ``tail.0.2`` starts fresh. The new model sits on ``model``'s device and
     dtype, in its train/eval mode; ``new.transfer_report`` is a :class:`TransferReport`.
     """
-    if isinstance(model, MDSR):
-        raise BadArgumentError("MDSR already serves several scales; init_from is for EDSR/SRResNet")
+    if is_multiscale(model):
+        raise BadArgumentError(
+            f"{type(model).__name__} already serves several scales; init_from is for "
+            "single-scale models (EDSR, SRResNet)"
+        )
     config = getattr(model, "config", None)
     if not isinstance(config, dict) or "scale" not in config:
         raise BadArgumentTypeError(
@@ -621,17 +341,6 @@ def init_from(model: nn.Module, scale: int) -> nn.Module:
 
 
 # ------------------------------------------------------------------------ our format
-
-
-def _unwrap_model(model: nn.Module) -> nn.Module:
-    """The model inside torch.compile / DataParallel / DDP wrappers."""
-    while True:
-        if hasattr(model, "_orig_mod"):
-            model = model._orig_mod
-        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
-            model = model.module
-        else:
-            return model
 
 
 _PRIMITIVES = (type(None), bool, int, float, str, bytes, torch.Tensor)
@@ -689,7 +398,7 @@ def save_checkpoint(
         CheckpointError: ``.safetensors`` asked for but the package is not installed.
     """
     path = Path(path)
-    model = _unwrap_model(model)
+    model = unwrap_model(model)
     arch = type(model).__name__
     ours = ARCHITECTURES.get(arch) is type(model) and isinstance(
         getattr(model, "config", None), dict
@@ -719,7 +428,7 @@ def save_checkpoint(
             "save the model alone to .safetensors with save_checkpoint(model, path)"
         )
     if path.suffix == ".safetensors":
-        save_file = _safetensors_module().save_file
+        save_file = safetensors_module().save_file
         try:
             extra_json = json.dumps(extra)
         except TypeError as e:
@@ -753,35 +462,6 @@ def save_checkpoint(
     return path
 
 
-def _safetensors_module() -> Any:
-    try:
-        import safetensors.torch
-    except ImportError as e:
-        raise CheckpointError(
-            "reading or writing .safetensors files needs the safetensors package: "
-            "pip install safetensors (or save to a .pt path)"
-        ) from e
-    return safetensors.torch
-
-
-def _read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    st = _safetensors_module()
-    import safetensors
-
-    if not path.exists():
-        raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path")
-    try:
-        with safetensors.safe_open(str(path), framework="pt") as f:
-            metadata = f.metadata() or {}
-        tensors = st.load_file(str(path), device="cpu")
-    except (safetensors.SafetensorError, OSError, ValueError, RuntimeError) as e:
-        raise CheckpointError(
-            f"checkpoint {str(path)!r} is not a readable safetensors file (truncated or "
-            f"another format?): {e}; download or save it again"
-        ) from e
-    return tensors, metadata
-
-
 def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[str, Any]:
     """Read a checkpoint without building the model (its checksum is verified).
 
@@ -793,7 +473,7 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
     path = Path(path)
     source = f"checkpoint {str(path)!r}"
     if path.suffix == ".safetensors":
-        tensors, meta = _read_safetensors(path)
+        tensors, meta = read_safetensors(path)
         if meta.get("format") == FORMAT:
             try:
                 payload = {
@@ -810,13 +490,13 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
         else:
             payload = {"format": "official", "state_dict": tensors}
     else:
-        obj = _torch_load(path, map_location)
+        obj = torch_load(path, map_location)
         if isinstance(obj, Mapping) and obj.get("format") == FORMAT:
             payload = dict(obj)
         else:
             payload = {"format": "official", "state_dict": obj}
     if payload["format"] == "official":
-        sd = _unwrap_state_dict(payload["state_dict"], source)
+        sd = unwrap_state_dict(payload["state_dict"], source)
         cfg = infer_config(sd, source=source)
         return {
             "format": "official",
@@ -832,14 +512,14 @@ def read_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> dict[
             f"{source} is edsr_lab format version {version!r}, but this edsr_lab reads up to "
             f"version {FORMAT_VERSION}; update edsr_lab"
         )
-    _verify_checksum(payload, source)
+    verify_checksum(payload, source)
     ours = payload.get("arch") in ARCHITECTURES and isinstance(payload.get("config"), dict)
     if not ours and not isinstance(payload.get("training"), dict):
         raise CheckpointError(
             f"{source} names an unknown model {payload.get('arch')!r}; "
             f"known: {', '.join(ARCHITECTURES)}"
         )
-    payload["state_dict"] = _unwrap_state_dict(payload.get("state_dict"), source)
+    payload["state_dict"] = unwrap_state_dict(payload.get("state_dict"), source)
     return payload
 
 
@@ -861,14 +541,49 @@ def load_checkpoint(path: str | os.PathLike, map_location: Any = "cpu") -> nn.Mo
             f"edsr_lab's models ({', '.join(ARCHITECTURES)}), so it cannot be rebuilt from "
             "the file: build that model yourself, then load_weights(model, path)"
         )
-    _check_config(record["arch"], record["config"], record["state_dict"], source)
-    try:
-        model = cls(**record["config"])
-    except (TypeError, ValueError) as e:
-        raise CheckpointError(
-            f"{source}: its config {record['config']!r} cannot build {record['arch']}: {e}"
-        ) from e
-    _strict_load(model, record["state_dict"], source)
+    model = _build_checked(record["arch"], record["config"], record["state_dict"], source)
+    strict_load(model, record["state_dict"], source)
     model.checkpoint_extra = record["extra"]
     model.eval()
     return _to_device(model, map_location)
+
+
+def _build_checked(
+    arch: str, config: dict, sd: Mapping[str, torch.Tensor], source: str
+) -> nn.Module:
+    """``cls(**config)`` once the config is known to fit the file's tensors.
+
+    Official-layout models are checked by :func:`check_config` (bounded by the tensors,
+    so a hostile config cannot make it allocate without bound); other registered models
+    are first built on the meta device (shapes only, no memory) and compared.
+    """
+    info = architecture(arch)
+    assert info is not None  # read_checkpoint refused unknown architectures
+    try:
+        if info.official_layout:
+            check_config(arch, config, sd, source)
+        else:
+            with torch.device("meta"):
+                problems = mismatches(info.cls(**config).state_dict(), sd)
+            if problems:
+                raise CheckpointError(
+                    f"{source}: its config {config!r} builds a {arch} whose tensors differ from "
+                    f"the file's ({'; '.join(problems)}), so the file is damaged or was "
+                    "edited; download or save it again"
+                )
+        return info.cls(**config)
+    except (TypeError, ValueError) as e:
+        if isinstance(e, CheckpointError):
+            raise
+        raise CheckpointError(f"{source}: its config {config!r} cannot build {arch}: {e}") from e
+
+
+# ------------------------------------------------------------------ temporary shims
+# TEMPORARY shims until the lead's integration step: train.py and run.py import these
+# private names; the public ones are above (unwrap_model lives in models.common).
+_torch_load = torch_load
+_LEGACY_TRAINING_FORMAT = LEGACY_TRAINING_FORMAT
+_verify_checksum = verify_checksum
+_unwrap_state_dict = unwrap_state_dict
+_read_state_dict = read_state_dict
+_unwrap_model = unwrap_model

@@ -44,6 +44,18 @@ ACTIVATIONS = ("relu", "prelu", "leaky_relu")
 ActSpec = str | nn.Module | Callable[[], nn.Module] | None
 
 
+def dataset_mean(n_colors: int) -> tuple[float, ...]:
+    """The mean the models subtract: DIV2K's RGB mean, or its luma for 1-channel models."""
+    if n_colors == 3:
+        return tuple(DIV2K_MEAN)
+    if n_colors == 1:
+        return (GRAY_MEAN,)
+    raise BadArgumentError(
+        f"n_colors must be 3 (RGB) or 1 (grey), got {n_colors!r}; convert other images with "
+        f"edsr_lab.io.load_image(path, channels=3 or 1)"
+    )
+
+
 def default_conv(
     in_channels: int, out_channels: int, kernel_size: int, bias: bool = True
 ) -> nn.Conv2d:
@@ -332,6 +344,17 @@ def count_parameters(model: nn.Module, trainable_only: bool = True) -> int:
     ``requires_grad=False`` -- the frozen :class:`MeanShift` layers -- are left out.
     """
     return sum(p.numel() for p in model.parameters() if p.requires_grad or not trainable_only)
+
+
+def unwrap_model(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile / DataParallel / DDP wrappers."""
+    while True:
+        if hasattr(model, "_orig_mod"):
+            model = model._orig_mod
+        elif isinstance(model, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            model = model.module
+        else:
+            return model
 
 
 def _is_compiling() -> bool:

@@ -27,8 +27,7 @@ import torch
 
 from edsr_lab.config import RGB_RANGE
 from edsr_lab.errors import CheckpointError
-from edsr_lab.models.common import MeanShift
-from edsr_lab.models.edsr import dataset_mean
+from edsr_lab.models.common import MeanShift, dataset_mean
 
 _RENAMES = (
     (re.compile(r"^conv_first\.(weight|bias)$"), r"head.0.\1"),

@@ -15,29 +15,20 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edsr_lab.config import DIV2K_MEAN, RGB_RANGE
+from edsr_lab.config import RGB_RANGE
 from edsr_lab.errors import BadArgumentError
 from edsr_lab.models.common import (
     ACTIVATIONS,
-    GRAY_MEAN,
     MeanShift,
     ResBlock,
     SRModel,
     Upsampler,
+    dataset_mean,
     default_conv,
 )
+from edsr_lab.models.registry import register_model
 
-
-def dataset_mean(n_colors: int) -> tuple[float, ...]:
-    """The mean the models subtract: DIV2K's RGB mean, or its luma for 1-channel models."""
-    if n_colors == 3:
-        return tuple(DIV2K_MEAN)
-    if n_colors == 1:
-        return (GRAY_MEAN,)
-    raise BadArgumentError(
-        f"n_colors must be 3 (RGB) or 1 (grey), got {n_colors!r}; convert other images with "
-        f"edsr_lab.io.load_image(path, channels=3 or 1)"
-    )
+__all__ = ["EDSR", "edsr", "edsr_baseline"]
 
 
 class EDSR(SRModel):
@@ -128,6 +119,7 @@ class EDSR(SRModel):
         return x / self.rgb_range
 
 
+@register_model(EDSR, official_layout=True, n_resblocks=16, n_feats=64, res_scale=1.0)
 def edsr_baseline(scale: int = 2) -> EDSR:
     """EDSR baseline (paper Table 1): 16 blocks, 64 features, no residual scaling.
 
@@ -136,6 +128,7 @@ def edsr_baseline(scale: int = 2) -> EDSR:
     return EDSR(n_resblocks=16, n_feats=64, scale=scale, res_scale=1.0)
 
 
+@register_model(EDSR, official_layout=True, n_resblocks=32, n_feats=256, res_scale=0.1)
 def edsr(scale: int = 2) -> EDSR:
     """EDSR (paper Table 1): 32 blocks, 256 features, residual scaling 0.1.
 

@@ -20,8 +20,15 @@ from torch import nn
 
 from edsr_lab.config import RGB_RANGE
 from edsr_lab.errors import BadArgumentError
-from edsr_lab.models.common import MeanShift, ResBlock, SRModel, Upsampler, default_conv
-from edsr_lab.models.edsr import dataset_mean
+from edsr_lab.models.common import (
+    MeanShift,
+    ResBlock,
+    SRModel,
+    Upsampler,
+    dataset_mean,
+    default_conv,
+)
+from edsr_lab.models.registry import register_model
 
 
 class MDSR(SRModel):
@@ -84,11 +91,13 @@ class MDSR(SRModel):
         return self.add_mean(x) / self.rgb_range
 
 
+@register_model(MDSR, multiscale=True, official_layout=True, n_resblocks=16, n_feats=64)
 def mdsr_baseline(scales: Sequence[int] = (2, 3, 4)) -> MDSR:
     """MDSR baseline (paper Table 1): 16 shared blocks, 64 features (3,227,203 parameters)."""
     return MDSR(n_resblocks=16, n_feats=64, scales=scales)
 
 
+@register_model(MDSR, multiscale=True, official_layout=True, n_resblocks=80, n_feats=64)
 def mdsr(scales: Sequence[int] = (2, 3, 4)) -> MDSR:
     """MDSR (paper Table 1): 80 shared blocks, 64 features (7,953,987 parameters; "8.0M")."""
     return MDSR(n_resblocks=80, n_feats=64, scales=scales)

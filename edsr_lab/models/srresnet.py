@@ -20,8 +20,15 @@ import torch
 from torch import nn
 
 from edsr_lab.config import RGB_RANGE
-from edsr_lab.models.common import MeanShift, ResBlock, SRModel, Upsampler, default_conv
-from edsr_lab.models.edsr import dataset_mean
+from edsr_lab.models.common import (
+    MeanShift,
+    ResBlock,
+    SRModel,
+    Upsampler,
+    dataset_mean,
+    default_conv,
+)
+from edsr_lab.models.registry import register_model
 
 
 class SRResNet(SRModel):
@@ -82,6 +89,7 @@ class SRResNet(SRModel):
         return x / self.rgb_range
 
 
+@register_model(SRResNet, official_layout=True, n_resblocks=16, n_feats=64)
 def srresnet(scale: int = 4) -> SRResNet:
     """SRResNet as in the EDSR paper's Table 1: 16 blocks, 64 features, BN (1.5M params)."""
     return SRResNet(n_resblocks=16, n_feats=64, scale=scale)

@@ -12,9 +12,12 @@ import os
 from typing import Any
 
 import torch
+import torch.distributed as dist
 from torch import nn
 
+from edsr_lab import config
 from edsr_lab.errors import DeviceError, TrainOptionError
+from edsr_lab.evaluate import _resolve_device  # integration: edsr_lab.config.resolve_device
 
 __all__ = [
     "DDP",
@@ -30,22 +33,16 @@ __all__ = [
 
 def is_distributed() -> bool:
     """True inside a process group of more than one process."""
-    import torch.distributed as dist
-
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
 def rank() -> int:
     """This process's rank (0 without torchrun)."""
-    import torch.distributed as dist
-
     return dist.get_rank() if dist.is_available() and dist.is_initialized() else 0
 
 
 def world_size() -> int:
     """The number of processes (1 without torchrun)."""
-    import torch.distributed as dist
-
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
@@ -55,12 +52,8 @@ def check_device(device: str | None) -> torch.device:
     ``None``: CUDA when available, else the CPU. The one device check of training and the
     command line until the integration step moves it to ``edsr_lab.config.resolve_device``.
     """
-    from edsr_lab import config
-
     if device is None:
         return config.default_device()
-    from edsr_lab.evaluate import _resolve_device  # integration: config.resolve_device
-
     try:
         return _resolve_device(device, None)
     except DeviceError as err:
@@ -74,8 +67,6 @@ def setup_distributed(device: str | None) -> torch.device:
     torchrun sets WORLD_SIZE, RANK and LOCAL_RANK. CUDA ranks use NCCL and GPU LOCAL_RANK;
     CPU ranks use gloo (how the tests run it).
     """
-    import torch.distributed as dist
-
     dev = check_device(device or None)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dev
@@ -111,8 +102,6 @@ def average_losses_across_ranks(history: Any, start: int) -> None:
     Each rank's loss is the mean over its 16/N patches; the mean over ranks is the loss of
     the global batch of 16, the number a single-process run would log.
     """
-    import torch.distributed as dist
-
     n = len(history.loss) - start
     if n <= 0:
         return
@@ -123,8 +112,6 @@ def average_losses_across_ranks(history: Any, start: int) -> None:
 
 def any_rank(flag: bool) -> bool:
     """True on every rank when ``flag`` is True on any (one tiny all-reduce)."""
-    import torch.distributed as dist
-
     t = torch.tensor([int(flag)], device=_collective_device())
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return bool(t.item())
@@ -132,8 +119,6 @@ def any_rank(flag: bool) -> bool:
 
 def _collective_device() -> torch.device:
     """Where a collective's tensor must live: NCCL reduces CUDA tensors only, gloo CPU ones."""
-    import torch.distributed as dist
-
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")

@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+from tqdm.auto import tqdm
 
 from edsr_lab.train.config import TrainConfig
 
@@ -273,8 +274,6 @@ class StepLog:
 
 
 def _progress_bar(total: int, start: int) -> Any:
-    from tqdm.auto import tqdm
-
     return tqdm(total=total, initial=start, unit="it", dynamic_ncols=True, desc="train")
 
 

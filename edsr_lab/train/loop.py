@@ -11,6 +11,8 @@ scheduler step); what a long run needs beside it are named helpers:
   like; loss spikes (more than 10x the running median) are recorded too;
 - atomic checkpoints written only from sound weights, and an exact resume
   (:mod:`edsr_lab.train.state`);
+- Ctrl-C (SIGINT) and SIGTERM stop the run after the current step, *after* saving a
+  resumable checkpoint (a second Ctrl-C stops at once);
 - multi-scale batches ``(lr, hr, scale)`` for MDSR (paper, Section 3.3);
 - the speed options: bf16 autocast, channels_last, fused Adam, ``torch.compile``.
 
@@ -21,6 +23,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import signal
+import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -28,7 +32,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from edsr_lab.config import default_device  # integration: config.resolve_device
 from edsr_lab.errors import BadArgumentTypeError, SamplerError, SizeMismatchError
+from edsr_lab.train import ddp
 from edsr_lab.train.config import TrainConfig
 from edsr_lab.train.log import History, StepLog, due
 from edsr_lab.train.state import Checkpointer, checkpoint_target, restore_training_state, unwrap
@@ -41,7 +47,7 @@ from edsr_lab.train.step import (
     resolve_amp,
 )
 
-__all__ = ["train"]
+__all__ = ["TrainingInterrupted", "train"]
 
 
 def train(
@@ -94,6 +100,8 @@ def train(
         finite, non-exploding loss, so the file on disk is the last good state.
 
     Raises:
+        TrainingInterrupted: Ctrl-C or SIGTERM; raised after the current step, once
+            ``config.checkpoint_path`` holds that step (a ``KeyboardInterrupt``).
         CheckpointExistsError: ``config.checkpoint_path`` exists and is not the file being
             resumed, and ``config.overwrite`` is False.
         CheckpointError: ``resume_from`` is missing or does not fit this model.
@@ -108,7 +116,7 @@ def train(
         run.path, core, run.optimizer, run.scheduler, sampler, config, run.amp_dtype, log
     )
     batch = None
-    with contextlib.closing(log):
+    with _Signals() as signals, contextlib.closing(log):
         # The textbook loop: sample, forward + loss + backward + Adam, schedule, book-keep.
         for step in range(start + 1, config.iters + 1):
             batch = _batch_to(sampler.sample(), run.device)
@@ -124,6 +132,8 @@ def train(
                 _evaluate(core, eval_fn, history, step)
             if due(step, config.checkpoint_every):
                 saver.save(step, batch)
+            if signals.stop_due(log.at_log_point(step)):
+                _stop_on_signal(signals.received, step, batch, log, saver)
         if not log.flush():
             return history
         _evaluate(core, eval_fn, history, history.last_step)
@@ -137,8 +147,6 @@ class _Setup:
     format), the optimizer and schedule (restored when resuming), the step function."""
 
     def __init__(self, model, sampler, config, device, resume_from, resume_changes, is_main):
-        from edsr_lab.config import default_device  # integration: config.resolve_device
-
         self.device = torch.device(device) if device is not None else default_device()
         self.path = checkpoint_target(config, resume_from) if is_main else None
         self.amp_dtype = resolve_amp(config.amp, self.device)
@@ -235,3 +243,76 @@ def _stop_requested(callback: Any, step: int, history: History) -> bool:
         history.stopped_early = True
         return True
     return False
+
+
+# ----------------------------------------------------------------------------------------
+# Ctrl-C and SIGTERM: save first, then stop
+# ----------------------------------------------------------------------------------------
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Training stopped by Ctrl-C (SIGINT) or SIGTERM, at the end of a step.
+
+    A ``KeyboardInterrupt``, so ``except KeyboardInterrupt`` still catches it. Attributes:
+    ``signal`` (the signal's number), ``step`` (the last step done) and ``saved`` (the
+    checkpoint that holds that step, or None when the run saves no checkpoints or its
+    weights were no longer sound).
+    """
+
+    def __init__(self, signum: int, step: int, saved: Path | None):
+        self.signal, self.step, self.saved = signum, step, saved
+        where = f"; {str(saved)!r} holds it" if saved is not None else ""
+        super().__init__(f"{signal.Signals(signum).name} after step {step}{where}")
+
+
+class _Signals:
+    """While training: SIGINT/SIGTERM only ask the loop to stop after the current step.
+
+    The first signal sets :attr:`received` and puts the previous handlers back, so a
+    second Ctrl-C interrupts at once. Handlers can only be set from the main thread;
+    elsewhere signals keep their usual effect.
+    """
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self) -> None:
+        self.received: int | None = None
+        self.previous: dict[int, Any] = {}
+
+    def __enter__(self) -> _Signals:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.received = signum
+        self._restore()
+
+    def _restore(self) -> None:
+        for s, handler in self.previous.items():
+            signal.signal(s, handler)
+        self.previous = {}
+
+    def __exit__(self, *exc: Any) -> None:
+        self._restore()
+
+    def stop_due(self, at_log_point: bool) -> bool:
+        """Stop after this step? Several processes (DDP) must stop at the same step: they
+        agree at log points (one tiny all-reduce there), so each rank checks only then."""
+        if not ddp.is_distributed():
+            return self.received is not None
+        return at_log_point and ddp.any_rank(self.received is not None)
+
+
+def _stop_on_signal(
+    signum: int | None, step: int, batch: Any, log: StepLog, saver: Checkpointer
+) -> None:
+    """Read the last losses back, save this step (unless just saved), and raise."""
+    signum = signal.SIGINT if signum is None else signum  # another rank was signalled
+    log.flush()
+    if saver.tried != step:
+        saver.save(step, batch)
+    path = saver.path if saver.saved == step else None
+    if path is not None:
+        log.write(f"{signal.Signals(signum).name}: stopped after step {step}, saved to {path}")
+    raise TrainingInterrupted(signum, step, path)

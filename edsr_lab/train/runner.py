@@ -36,10 +36,11 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from edsr_lab import models
+from edsr_lab import config, models
 from edsr_lab.data.samplers import StepSeededSampler
 from edsr_lab.data.sources import DataChoice, TrainData, choose_training_data, load_training_data
-from edsr_lab.errors import RunExistsError, TrainOptionError
+from edsr_lab.errors import OutputPathError, RunExistsError, TrainOptionError
+from edsr_lab.paths import unwritable_reason
 from edsr_lab.train import ddp
 from edsr_lab.train.config import MULTI_SCALE, RunConfig, option_name
 from edsr_lab.train.log import History
@@ -110,43 +111,85 @@ def run(
     """Train a model as ``python -m edsr_lab train`` does; returns a :class:`RunResult`.
 
     ``run(model="edsr_baseline", scales=(2,), iters=300_000, out="runs/x2")`` or
-    ``run(RunConfig(...))``. With ``resume=True``, options not given are read from the run
-    in ``out`` (``given`` names the options set explicitly; by default those in
-    ``options``). Under ``torchrun`` each process runs this and rank 0 writes the files.
+    ``run(RunConfig(...))``. Options left out take :meth:`RunConfig.defaults` (in quick
+    mode a short run, said in one line). With ``resume=True``, options not given are read
+    from the run in ``out`` (``given`` names the options set explicitly; by default those
+    in ``options``). Under ``torchrun`` each process runs this and rank 0 writes the files.
     """
     # TEMPORARY shim until the notebooks switch: run(save_every=...) is checkpoint_every.
     options = {_RENAMED.get(k, k): v for k, v in options.items()}
-    cfg = dataclasses.replace(cfg or RunConfig(), **options)
+    cfg = dataclasses.replace(cfg or RunConfig.defaults(), **options)
     cfg = dataclasses.replace(cfg, scales=tuple(cfg.scales))
     given = set(options) if given is None else {_RENAMED.get(k, k) for k in given}
     device = ddp.setup_distributed(cfg.device)
     out = Path(cfg.out).expanduser()
-    if cfg.resume:
-        prepare_out(out, resume=True, overwrite=False)
-        cfg = merge_resume(cfg, given)
+    cfg, restart = _settings(out, cfg, given)
     cfg.validate()
     if cfg.batch_size % ddp.world_size():
         raise TrainOptionError(
             f"--batch-size {cfg.batch_size} is the global batch and must split evenly over "
             f"{ddp.world_size()} processes; use a multiple of {ddp.world_size()}"
         )
-    if not cfg.resume:
-        prepare_out(out, resume=False, overwrite=cfg.overwrite)
+    check_out(out, overwrite=cfg.overwrite, own=cfg.resume or restart)
     if ddp.is_distributed():
-        dist.barrier()  # rank 0 has cleaned/created the folder
-
-    data, sampler = _data(cfg, device)
-    model, summary = _model(cfg, data, device, out)
-    if ddp.rank() == 0:
-        _write_settings(out, cfg, data, sampler)
-        write_json(out / "summary.json", summary)
-    history = _train(cfg, model, sampler, data, device, out, summary)
+        dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
+    with _LeaveAsFound(out) as found:
+        data, sampler = _data(cfg, device)
+        model, summary = _model(cfg, data, device, out, restart)
+        if ddp.rank() == 0:
+            found.forget(make_out(out, overwrite=cfg.overwrite))
+            _write_settings(out, cfg, data, sampler)
+            write_json(out / "summary.json", summary)
+        if ddp.is_distributed():
+            dist.barrier()  # the folder is ready
+        history = _train(cfg, model, sampler, data, device, out, summary)
     if ddp.rank() == 0:
         _finish(out, history, summary)
     if ddp.is_distributed():
         dist.barrier()
         dist.destroy_process_group()
     return RunResult(model=model, history=history, summary=summary, out=out)
+
+
+def _settings(out: Path, cfg: RunConfig, given: set[str]) -> tuple[RunConfig, bool]:
+    """The run's settings, and whether it restarts from step 0 in its own folder.
+
+    A new run: ``cfg`` (saying which quick-mode defaults it took). On resume: the stored
+    settings with the options given (:func:`merge_resume`); a run that stopped before its
+    first save (a folder with its config.json but no last.pt) starts again from step 0.
+    """
+    if not cfg.resume:
+        _say_quick_defaults(cfg, given)
+        return cfg, False
+    if out.exists() and not out.is_dir():
+        raise RunExistsError(f"--out {out} is a file; give a folder for the run's outputs")
+    if (out / "last.pt").is_file():
+        return merge_resume(cfg, given), False
+    if (out / "config.json").is_file():
+        _say(
+            f"--resume: {out} holds no last.pt yet (the run stopped before its first save): "
+            "starting it again from step 0, with its settings"
+        )
+        return dataclasses.replace(merge_resume(cfg, given), resume=False), True
+    raise TrainOptionError(
+        f"--resume: {out} holds no run to continue (no last.pt, no config.json); "
+        "drop --resume to start one"
+    )
+
+
+def _say_quick_defaults(cfg: RunConfig, given: set[str]) -> None:
+    """In quick mode, say which options took quick mode's defaults (not the paper's)."""
+    quick, paper = RunConfig.quick(), RunConfig()
+    short = [
+        f"{option_name(f)} {getattr(cfg, f)}"
+        for f in ("iters", "batch_size", "patch_size", "eval_every", "checkpoint_every")
+        if f not in given and getattr(cfg, f) == getattr(quick, f) != getattr(paper, f)
+    ]
+    if short and config.is_quick():
+        _say(
+            f"quick mode (EDSR_LAB_QUICK=1): a short run by default ({' '.join(short)}); "
+            "give an option to change it, or leave quick mode for the paper's recipe"
+        )
 
 
 def _data(cfg: RunConfig, device: torch.device) -> tuple[TrainData, StepSeededSampler]:
@@ -185,20 +228,26 @@ def _data_note(choice: DataChoice, *, named: bool) -> str:
 
 
 def _model(
-    cfg: RunConfig, data: TrainData, device: torch.device, out: Path
+    cfg: RunConfig, data: TrainData, device: torch.device, out: Path, restart: bool
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model (started from ``--init``) and the summary so far (bicubic, the start)."""
+    """The model (started from ``--init``) and the summary so far (bicubic, the start).
+
+    A restarted run keeps the best validation result of its first attempt (and best.pt).
+    """
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
     model = build_model(cfg.model, cfg.scales, cfg.n_resblocks, cfg.n_feats)
     summary_path = out / "summary.json"
+    found = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if cfg.resume:
-        summary = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
+        summary = found
     else:
         summary = {
             "scales": list(cfg.scales),
             "validation_images": data.valid_names,
             "protocol": PROTOCOL,
         }
+        if restart and "best" in found and (out / "best.pt").is_file():
+            summary["best"] = found["best"]
         if cfg.init:
             model, init_note = init_model(model, cfg.init)
             _say(f"model: {init_note}")
@@ -387,33 +436,70 @@ def init_model(target: nn.Module, spec: str) -> tuple[nn.Module, str]:
 # --------------------------------------------------------------------------- out folder
 
 
-def prepare_out(out: Path, *, resume: bool, overwrite: bool) -> None:
-    """Refuse to touch another run's folder unless asked; with overwrite, remove our files."""
-    ours = [out / f for f in RUN_FILES if (out / f).exists()]
+def check_out(out: Path, *, overwrite: bool, own: bool) -> None:
+    """Refuse a folder that holds another run (unless ``overwrite``; ``own``: it holds this
+    run) or that cannot be written. Changes nothing: :func:`make_out` does, later."""
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"--out {out} is a file; give a folder for the run's outputs")
-    if resume:
-        if not (out / "last.pt").is_file():
-            raise TrainOptionError(
-                f"--resume: {out / 'last.pt'} does not exist, so there is no run to continue; "
-                "drop --resume to start one"
-            )
-        return
-    if ours and not overwrite:
+    ours = [f for f in RUN_FILES if (out / f).exists()]
+    if ours and not (overwrite or own):
         raise RunExistsError(
-            f"--out {out} already holds a run ({', '.join(p.name for p in ours)}); pass "
-            "--resume to continue it, --overwrite to start over, or choose another --out"
+            f"--out {out} already holds a run ({', '.join(ours)}); pass --resume to continue "
+            "it, --overwrite to start over, or choose another --out"
         )
-    if ddp.rank() == 0:
-        for p in ours:
-            p.unlink()
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / ".write-test"
-        try:
-            probe.write_bytes(b"")
-            probe.unlink()
-        except OSError as e:
-            raise RunExistsError(f"--out {out} cannot be written ({e.strerror})") from None
+    reason = unwritable_reason(out) if ddp.rank() == 0 else None
+    if reason is not None:
+        raise OutputPathError(f"--out {out}: {reason}")
+
+
+def make_out(out: Path, *, overwrite: bool) -> set[str]:
+    """Create the run's folder; with ``overwrite``, remove the files an earlier run wrote
+    there (only those). Returns the names removed."""
+    removed = {f for f in RUN_FILES if overwrite and (out / f).exists()}
+    for f in removed:
+        (out / f).unlink()
+    out.mkdir(parents=True, exist_ok=True)
+    return removed
+
+
+class _LeaveAsFound:
+    """A failed start leaves ``--out`` as it found it.
+
+    If the run fails (or is interrupted) before it has saved a checkpoint (``last.pt`` or
+    ``best.pt``), the files it wrote there and the folders it created are removed again;
+    files that were there before stay. Once a checkpoint is written, everything is kept
+    (``--resume`` continues from it).
+    """
+
+    def __init__(self, out: Path):
+        self.out = out
+        self.found = {f for f in RUN_FILES if (out / f).exists()}
+        self.new_folders = []  # innermost first
+        folder = out
+        while not folder.exists() and folder != folder.parent:
+            self.new_folders.append(folder)
+            folder = folder.parent
+
+    def forget(self, removed: set[str]) -> None:
+        """Files the run removed on purpose (``overwrite``) were not there to keep."""
+        self.found -= removed
+
+    def __enter__(self) -> _LeaveAsFound:
+        return self
+
+    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
+        if kind is None or ddp.rank() != 0:
+            return
+        written = [f for f in RUN_FILES if f not in self.found and (self.out / f).exists()]
+        if "last.pt" in written or "best.pt" in written:
+            return
+        for f in written:
+            (self.out / f).unlink()
+        for folder in self.new_folders:
+            try:
+                folder.rmdir()
+            except OSError:  # not empty: someone else's files are in it
+                break
 
 
 def merge_resume(cfg: RunConfig, given: set[str]) -> RunConfig:

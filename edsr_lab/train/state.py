@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
+from edsr_lab.models import checkpoints as ck
 from edsr_lab.train.config import TrainConfig
 from edsr_lab.train.log import History, StepLog, is_spike
 from edsr_lab.train.step import autocast, forward, loss_function
@@ -47,9 +48,7 @@ _OPTIMISATION_FIELDS = (
 
 def unwrap(model: nn.Module) -> nn.Module:
     """The model inside torch.compile / DDP wrappers: what is saved and evaluated."""
-    from edsr_lab.models.checkpoints import _unwrap_model  # integration: a public name
-
-    return _unwrap_model(model)
+    return ck._unwrap_model(model)  # integration: a public name in models
 
 
 def save_training_checkpoint(
@@ -68,8 +67,6 @@ def save_training_checkpoint(
     ``model`` may be wrapped (DDP, ``torch.compile``): its inner module is saved. The
     sampler's state (its ``state_dict()``) is saved when it has one.
     """
-    from edsr_lab.models.checkpoints import save_checkpoint
-
     training: dict[str, Any] = {
         "step": int(step),
         "config": config.to_dict(),
@@ -80,7 +77,7 @@ def save_training_checkpoint(
     }
     if hasattr(sampler, "state_dict"):
         training["sampler"] = {"state_dict": sampler.state_dict()}
-    return save_checkpoint(model, path, overwrite=True, training=training)
+    return ck.save_checkpoint(model, path, overwrite=True, training=training)
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -95,8 +92,6 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
         CheckpointError: missing, damaged, or a model checkpoint without training state.
     """
     # The integration step gives these private helpers of models.checkpoints public names.
-    from edsr_lab.models import checkpoints as ck
-
     path = Path(path)
     source = f"checkpoint {str(path)!r}"
     raw = ck._torch_load(path, map_location="cpu")
