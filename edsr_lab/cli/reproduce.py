@@ -29,9 +29,9 @@ examples:
 """
 
 EPILOG3 = """\
-Downloads what is missing: the official weights (about 0.6 GB for all, into the per-user
-cache) and the benchmark sets (about 250 MB, into data/benchmark). The table is
---out/table3.md.
+Downloads what is missing: the official weights (about 0.6 GB for all, into
+data/cache/weights) and the benchmark sets (about 250 MB, into data/benchmark). The table
+is --out/table3.md.
 examples:
   everything (EDSR, EDSR+, MDSR, MDSR+ and the baselines at x2, x3, x4):
     python -m edsr_lab reproduce table3

@@ -325,7 +325,9 @@ def _markdown(scores: list[Score], prov: Provenance, *, tiny: bool, updates: int
         "updates. Scored: each run's final weights (`last.pt`), not its best-on-validation "
         "checkpoint, which was chosen on these same images. Single-scale x3/x4 rows start "
         "from their x2 run when it is trained too (Sec. 4.2); MDSR trains x2, x3 and x4 in "
-        "one run. EDSR+/MDSR+: the same weights with the geometric self-ensemble.",
+        "one run. EDSR+/MDSR+: the same weights with the geometric self-ensemble. The paper's "
+        "Table 2 has no bicubic column: its bicubic value is the DIV2K validation row of the "
+        "paper's Table 3.",
         "",
     ]
     if tiny:

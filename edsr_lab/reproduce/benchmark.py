@@ -5,7 +5,7 @@ The authors' released models (EDSR x2/x3/x4, MDSR, and the EDSR and MDSR baselin
 on Set5, Set14, B100 and Urban100 with the benchmark protocol (Y channel, ``scale``
 border pixels cropped, 8-bit outputs), EDSR and MDSR also with the geometric
 self-ensemble (EDSR+, MDSR+), and ``out/table3.md`` gets the table beside the paper's.
-What is missing is downloaded first: the weights into the per-user cache
+What is missing is downloaded first: the weights into ``data/cache/weights``
 (:func:`edsr_lab.weights.download_weights`, SHA-256 checked) and the benchmark sets into
 ``data/benchmark`` (:func:`edsr_lab.data.benchmarks.download_benchmarks`).
 """
