@@ -435,6 +435,8 @@ def test_resume_keeps_the_best_validation_psnr_so_far(capsys, tmp_path, div2k):
     replace best.pt."""
     out = tmp_path / "run"
     base = ["--data", str(div2k), "--out", str(out), "--lr", "1e-2", "--eval-every", "1"]
+    # lr 1e-2 makes the steps erratic; with these patches (--seed 2) step 3 is the worse one
+    base += ["--seed", "2"]
     assert _train(capsys, *base, "--iters", "2")[0] == 0
     best = (out / "best.pt").read_bytes()
     assert _train(capsys, "--out", str(out), "--resume", "--iters", "3")[0] == 0

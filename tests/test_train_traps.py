@@ -201,7 +201,7 @@ def test_resume_of_a_run_killed_before_its_first_save_starts_it_from_step_0(
 
 
 def test_the_first_signal_asks_to_stop_and_a_second_one_stops_at_once():
-    from edsr_lab.train.loop import TrainingInterrupted, _Signals
+    from edsr_lab.train.loop import _Signals, _TrainingInterrupted
 
     before = signal.getsignal(signal.SIGINT)
     with _Signals() as signals:
@@ -210,7 +210,7 @@ def test_the_first_signal_asks_to_stop_and_a_second_one_stops_at_once():
         assert signals.received == signal.SIGINT and signals.stop_due(at_log_point=False)
         assert signal.getsignal(signal.SIGINT) is before  # the next Ctrl-C acts at once
     assert signal.getsignal(signal.SIGINT) is before
-    assert issubclass(TrainingInterrupted, KeyboardInterrupt)
+    assert issubclass(_TrainingInterrupted, KeyboardInterrupt)
 
 
 class _Reader(threading.Thread):

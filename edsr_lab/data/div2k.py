@@ -53,7 +53,6 @@ from edsr_lab.errors import (
     ImageReadError,
     OutputPathError,
 )
-from edsr_lab.io import load_image, save_image
 from edsr_lab.paths import unreadable_reason, unwritable_reason
 from edsr_lab.resize import degrade, modcrop
 
@@ -342,14 +341,14 @@ def _write_staged(
         rows = ["name,source"]
         for i, (path, hr_path, lr_paths) in enumerate(plan):
             try:
-                hr = load_image(path, channels=channels)  # errors name the file
+                hr = edsr_lab.io.load_image(path, channels=channels)  # errors name the file
             except EdsrLabError as err:
                 raise DatasetError(f"{err}; nothing was written") from None
-            save_image(modcrop(hr, multiple), staging / hr_path)
+            edsr_lab.io.save_image(modcrop(hr, multiple), staging / hr_path)
             # Degrade the HR *as saved* (8-bit), so LR == degrade(load_image(HR file)) exactly.
-            hr = load_image(staging / hr_path, channels=channels)
+            hr = edsr_lab.io.load_image(staging / hr_path, channels=channels)
             for s, lr_path in lr_paths.items():
-                save_image(degrade(hr, s), staging / lr_path)
+                edsr_lab.io.save_image(degrade(hr, s), staging / lr_path)
             rows.append(f"{hr_path.name},{_csv_field(str(path.resolve()))}")
             if progress is not None:
                 progress(i + 1, len(plan))
@@ -513,8 +512,8 @@ def load_pairs(
         raise DatasetError("no image pairs to load (the list is empty)")
     hrs, lrs = [], []
     for i, (hr_path, lr_path) in enumerate(pairs):
-        hr = load_image(hr_path, channels=channels)
-        lr = load_image(lr_path, channels=channels)
+        hr = edsr_lab.io.load_image(hr_path, channels=channels)
+        lr = edsr_lab.io.load_image(lr_path, channels=channels)
         (hh, hw), (lh, lw) = hr.shape[-2:], lr.shape[-2:]
         s = scale if scale is not None else hh // max(lh, 1)
         if (hh, hw) != (s * lh, s * lw):

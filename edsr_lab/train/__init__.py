@@ -25,7 +25,6 @@ _EXPORTS = {
     "RunConfig": "config",
     "RunResult": "runner",
     "TrainConfig": "config",
-    "TrainingInterrupted": "loop",
     "load_training_checkpoint": "state",
     "make_optimizer": "step",
     "make_scheduler": "step",

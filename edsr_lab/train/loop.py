@@ -47,7 +47,7 @@ from edsr_lab.train.step import (
     resolve_amp,
 )
 
-__all__ = ["TrainingInterrupted", "train"]
+__all__ = ["train"]
 
 
 def train(
@@ -100,8 +100,9 @@ def train(
         finite, non-exploding loss, so the file on disk is the last good state.
 
     Raises:
-        TrainingInterrupted: Ctrl-C or SIGTERM; raised after the current step, once
-            ``config.checkpoint_path`` holds that step (a ``KeyboardInterrupt``).
+        KeyboardInterrupt: Ctrl-C or SIGTERM, raised after the current step once
+            ``config.checkpoint_path`` holds it; its ``signal``, ``step`` and ``saved``
+            (the file, or None) say what happened.
         CheckpointExistsError: ``config.checkpoint_path`` exists and is not the file being
             resumed, and ``config.overwrite`` is False.
         CheckpointError: ``resume_from`` is missing or does not fit this model.
@@ -250,10 +251,11 @@ def _stop_requested(callback: Any, step: int, history: History) -> bool:
 # ----------------------------------------------------------------------------------------
 
 
-class TrainingInterrupted(KeyboardInterrupt):
+class _TrainingInterrupted(KeyboardInterrupt):
     """Training stopped by Ctrl-C (SIGINT) or SIGTERM, at the end of a step.
 
-    A ``KeyboardInterrupt``, so ``except KeyboardInterrupt`` still catches it. Attributes:
+    Catch it as what it is, a ``KeyboardInterrupt`` (the class is private: exception types
+    of the package's own live in ``edsr_lab.errors``, and this is no error). Attributes:
     ``signal`` (the signal's number), ``step`` (the last step done) and ``saved`` (the
     checkpoint that holds that step, or None when the run saves no checkpoints or its
     weights were no longer sound).
@@ -315,4 +317,4 @@ def _stop_on_signal(
     path = saver.path if saver.saved == step else None
     if path is not None:
         log.write(f"{signal.Signals(signum).name}: stopped after step {step}, saved to {path}")
-    raise TrainingInterrupted(signum, step, path)
+    raise _TrainingInterrupted(signum, step, path)
