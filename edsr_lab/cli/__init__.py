@@ -10,10 +10,12 @@
     evaluate        PSNR/SSIM on Set5/Set14/B100/Urban100/DIV2K valid beside the paper's tables
     download-benchmarks  fetch the benchmark sets into data/benchmark
     download-weights     fetch the official pretrained weights into the per-user cache
+    reproduce       the paper's Table 2 (train on DIV2K) or Table 3 (official weights)
 
 Each command prints what it did and exits non-zero with a one-line reason on bad input.
 
-One module per command group (``course``, ``data``, ``train``, ``evaluate``, ``upscale``);
+One module per command group (``course``, ``data``, ``train``, ``evaluate``, ``upscale``,
+``reproduce``);
 each has ``add_parsers(sub)``, which adds its commands' parsers, and a ``cmd_*(args) ->
 int`` per command. To add a command, add it to the group it belongs to (or a new module
 listed in :data:`GROUPS`): its parser with ``p.set_defaults(func=cmd_name)``, and
@@ -35,7 +37,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from edsr_lab.cli import course, data, evaluate, train, upscale
+from edsr_lab.cli import course, data, evaluate, reproduce, train, upscale
 from edsr_lab.cli.common import Parser
 from edsr_lab.cli.course import notebooks_in_order
 from edsr_lab.errors import EdsrLabError, one_line
@@ -43,7 +45,7 @@ from edsr_lab.errors import EdsrLabError, one_line
 __all__ = ["GROUPS", "build_parser", "main", "notebooks_in_order"]
 
 #: The command groups, in the order ``--help`` lists their commands.
-GROUPS = (course, data, upscale, train, evaluate)
+GROUPS = (course, data, upscale, train, evaluate, reproduce)
 
 
 def build_parser() -> argparse.ArgumentParser:
