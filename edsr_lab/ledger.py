@@ -40,6 +40,7 @@ import functools
 import hashlib
 import json
 import sys
+import textwrap
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -93,7 +94,8 @@ class Row:
         paper: the nearest column of the paper's Table 2 (a key of
             :data:`edsr_lab.paper.TABLE2`), or None.
         paper_note: how that column relates to the row, when it is not the same model.
-        note: what else to know about the course's cell (e.g. MDSR's updates per branch).
+        notes: scale -> what else to know about the course's cell at that scale (e.g.
+            MDSR's updates per branch), shown under the table.
     """
 
     key: str
@@ -103,7 +105,7 @@ class Row:
     weights: dict[int, str] = field(default_factory=dict)
     paper: str | None = None
     paper_note: str = ""
-    note: str = ""
+    notes: dict[int, str] = field(default_factory=dict)
 
 
 #: The rows, in the order the course adds them.
@@ -129,6 +131,10 @@ ROWS: tuple[Row, ...] = (
         weights={2: "course_edsr_baseline_x2", 3: "course_edsr_baseline_x3",
                  4: "course_edsr_baseline_x4"},
         paper="EDSR baseline",
+        notes={2: "more updates than the other x2 rows: the GPU run that made the course "
+                  "weights gave its first model more of its time budget; the equal-step twin "
+                  "course_edsr_baseline_l1_x2 (scripts/train_course_weights.py) is not among "
+                  "the course weights yet"},
     ),
     Row(
         "baseline_l2", "EDSR baseline, L2", "05", "the EDSR baseline trained with L2, not L1",
@@ -147,7 +153,9 @@ ROWS: tuple[Row, ...] = (
         weights={2: "course_mdsr_baseline", 3: "course_mdsr_baseline",
                  4: "course_mdsr_baseline"},
         paper="MDSR baseline", paper_note="the paper's 'baseline (multi-scale)' column",
-        note="its updates are the shared body's; each scale's branch had about a third",
+        notes=dict.fromkeys(
+            (2, 3, 4), "its updates are the shared body's; each scale's branch had about a third"
+        ),
     ),
 )  # fmt: skip
 
@@ -375,8 +383,8 @@ class Ledger:
                     r.paper or "-",
                 ]
             )
-            if r.note and c is not None:
-                notes.append(f"{r.label}: {r.note}")
+            if scale in r.notes and c is not None:
+                notes.append(f"{r.label}: {r.notes[scale]}")
             if r.paper_note:
                 notes.append(f"{r.label} (paper): {r.paper_note}")
             if c is not None and c.init:
@@ -417,7 +425,7 @@ class Ledger:
             ).rstrip()
 
         out = [title, fmt(head), *(fmt(line) for line in lines)]
-        out += [f"  {n}" for n in notes]
+        out += [textwrap.fill(n, 100, initial_indent="  ", subsequent_indent="    ") for n in notes]
         return "\n".join(out)
 
     def plot(self, upto: str | int | None = None, scale: int = 2) -> Any:
@@ -556,15 +564,20 @@ def write(path: str | Path = LEDGER_PATH, folder: str | Path | None = None) -> P
 def load(path: str | Path = LEDGER_PATH) -> Ledger:
     """The stored ledger (``edsr_lab/ledger.json``)."""
     path = Path(path)
+    fix = "rebuild it with: python -m edsr_lab.ledger --write"
     try:
         data = json.loads(path.read_text())
-        if data.get("format") != FORMAT or not isinstance(data.get("cells"), dict):
-            raise ValueError(f"format {data.get('format')!r}, expected {FORMAT}")
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            got = data.get("format") if isinstance(data, dict) else type(data).__name__
+            raise CheckpointError(
+                f"the course ledger {str(path)!r} has format {got!r}, expected {FORMAT}; {fix}"
+            )
         return Ledger(data)
-    except (OSError, ValueError, KeyError, TypeError) as err:
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as err:
+        if isinstance(err, CheckpointError):
+            raise
         raise CheckpointError(
-            f"the course ledger {str(path)!r} cannot be read ({type(err).__name__}: {err}); "
-            "rebuild it with: python -m edsr_lab.ledger --write"
+            f"the course ledger {str(path)!r} cannot be read ({type(err).__name__}: {err}); {fix}"
         ) from err
 
 

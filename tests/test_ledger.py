@@ -153,6 +153,9 @@ def test_a_broken_ledger_file_or_missing_weights_say_how_to_fix_it(tmp_path):
     bad.write_text("{not json")
     with pytest.raises(CheckpointError, match="python -m edsr_lab.ledger --write"):
         ledger.load(bad)
+    bad.write_text(json.dumps({"format": 99, "cells": {}}))
+    with pytest.raises(CheckpointError, match="has format 99, expected 1"):
+        ledger.load(bad)
     empty = tmp_path / "weights"
     empty.mkdir()
     (empty / "manifest.json").write_text(json.dumps({"format": 1, "weights": {}}))
@@ -166,3 +169,17 @@ def test_write_stores_what_compute_returns(tmp_path, monkeypatch):
     path = ledger.write(tmp_path / "l.json")
     assert json.loads(path.read_text()) == fake
     assert ledger.load(path).cells == {}
+
+
+def test_the_l1_row_uses_the_equal_step_weights_when_they_are_shipped():
+    """The L1 row's x2 cell is course_edsr_baseline_l1_x2 (as many updates as the L2 row)
+    once data/course_weights holds it; until then course_edsr_baseline_x2, with a note."""
+    row = next(r for r in ledger.ROWS if r.key == "baseline_l1")
+    shipped = "course_edsr_baseline_l1_x2" in course_weights(COURSE_DIR)
+    assert row.weights[2] == (
+        "course_edsr_baseline_l1_x2" if shipped else "course_edsr_baseline_x2"
+    )
+    assert (2 in row.notes) is not shipped
+    equal = STORED.cell("baseline_l1").updates_behind == STORED.cell("baseline_l2").updates_behind
+    assert equal is shipped
+    assert ("UNEQUAL" in STORED.table(upto="05")) is not shipped
