@@ -35,7 +35,14 @@ from matplotlib.patches import Rectangle
 
 from edsr_lab.errors import VizInputError
 
-__all__ = ["ERROR_UNITS", "error_map", "plot_history", "show_error_maps", "show_images"]
+__all__ = [
+    "ERROR_UNITS",
+    "as_chw",
+    "error_map",
+    "plot_history",
+    "show_error_maps",
+    "show_images",
+]
 
 
 class Figure(_MplFigure):
@@ -54,7 +61,13 @@ class Figure(_MplFigure):
         return buffer.getvalue()
 
 
-def _to_chw(img: Any, name: str, fname: str = "show_images") -> torch.Tensor:
+def as_chw(img: Any, name: str = "image", fname: str = "show_images") -> torch.Tensor:
+    """Any image the pictures accept as float32 (C, H, W) in [0, 1] on the CPU.
+
+    Accepts tensors (C, H, W), (1, C, H, W) or (H, W) and numpy arrays (also H, W, C as
+    from PIL) with 1 or 3 channels; integer data is divided by 255 (65535 above 255).
+    ``name`` and ``fname`` name the image and the calling function in the error message.
+    """
     if isinstance(img, np.ndarray):
         img = torch.from_numpy(img)
         if img.dim() == 3 and img.shape[-1] in (1, 3) and img.shape[0] not in (1, 3):
@@ -132,9 +145,9 @@ def show_images(
     """
     if isinstance(images, Mapping):
         names = [str(k) for k in images]
-        tensors = [_to_chw(v, str(k)) for k, v in images.items()]
+        tensors = [as_chw(v, str(k)) for k, v in images.items()]
     else:
-        tensors = [_to_chw(v, f"image {i}") for i, v in enumerate(images)]
+        tensors = [as_chw(v, f"image {i}") for i, v in enumerate(images)]
         names = list(titles) if titles is not None else [f"image {i}" for i in range(len(tensors))]
         if len(names) != len(tensors):
             raise VizInputError(f"show_images: {len(names)} titles for {len(tensors)} images")
@@ -252,8 +265,8 @@ def error_map(
     if channel not in ("mean", "y"):
         raise VizInputError(f"{fname}: channel={channel!r}; use 'mean' or 'y'")
     factor = _unit_scale(units, unit_scale, fname)
-    a = _to_chw(image, "image", fname).double()
-    b = _to_chw(reference, "reference", fname).double()
+    a = as_chw(image, "image", fname).double()
+    b = as_chw(reference, "reference", fname).double()
     if a.shape != b.shape:
         raise VizInputError(
             f"{fname}: image has shape {tuple(a.shape)} but reference has {tuple(b.shape)}; "
@@ -328,7 +341,7 @@ def show_error_maps(
         names.pop(i)
     if not values:
         raise VizInputError(f"{fname}: no images to compare with the reference")
-    ref = _to_chw(reference, ref_name, fname)
+    ref = as_chw(reference, ref_name, fname)
     kw = {"channel": channel, "units": units, "unit_scale": unit_scale, "quantize": quantize}
     maps = [error_map(v, ref, signed=signed, **kw) for v in values]
     # Titles give the mean absolute error (channels averaged after abs) in either mode.
