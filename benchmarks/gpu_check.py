@@ -179,10 +179,8 @@ def ours_rate(
 
 
 def conv_flops_of(model: torch.nn.Module, patch: int, device) -> int:
-    try:
-        from edsr_lab.profile import conv_flops
-    except ImportError:  # before the profile module existed
-        from edsr_lab.train import conv_flops
+    from edsr_lab.profile import conv_flops
+
     x = torch.rand(1, 3, patch, patch, device=device)
     return conv_flops(model.to(device), x)
 

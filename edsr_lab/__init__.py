@@ -14,16 +14,16 @@ Modules:
   ``losses`` (the training losses, one table);
 - data: ``data`` (samples, DIV2K, patches, multi-scale batches, any image folder, the
   benchmark sets), ``download`` (resumable, checked downloads and safe unpacking);
-- training: ``train`` (the loop), ``run`` (a complete run: ``python -m edsr_lab train``),
-  ``profile`` (speed, memory, FLOPs);
+- training: ``train`` (the loop, its settings, checkpoints, and a complete run:
+  ``python -m edsr_lab train``), ``profile`` (speed, memory, FLOPs);
 - results: ``inference`` (running a model: tiles, self-ensemble, scale, grey images),
   ``evaluate`` (scoring the paper's way), ``paper`` (the paper's tables as data),
   ``upscale`` (your own image and DICOM files), ``dicom`` (reading and writing DICOM
   slices), ``viz`` (figures),
   ``viewer`` (interactive comparison in a notebook);
-- plumbing: ``cli`` and ``evalcli`` (the command line), ``config`` (quick mode, device,
-  folders), ``files`` (atomic writes), ``paths`` (why a path cannot be used), ``errors``
-  (every exception type).
+- plumbing: ``cli`` (the command line, one module per command group), ``config``
+  (quick mode, device, folders), ``files`` (atomic writes), ``paths`` (why a path cannot
+  be used), ``errors`` (every exception type).
 """
 
 # Deliberately light: importing the package loads neither torch nor Pillow, so the command

@@ -9,6 +9,9 @@ Super-Resolution", CVPR Workshops 2017.
 * ``TABLE3`` -- Lim et al. 2017, Table 3: Set5, Set14, B100, Urban100, PSNR (dB) / SSIM on
   the Y channel with ``scale`` border pixels cropped (our ``protocol="benchmark"``), final
   models. The EDSR baseline has no row there (it appears in Table 2 only).
+* ``TABLE3_PENDING`` -- rows (model -> scales) that the paper's Table 3 has but ``TABLE3``
+  does not hold yet, because their values have not been confirmed from two sources; the
+  ``reproduce table3`` command marks them ``[?]`` rather than inventing numbers.
 
 Both protocols score outputs rounded to 8 bits, as :func:`edsr_lab.evaluate.evaluate`
 does. Look values up with :func:`paper_value`.
@@ -21,6 +24,7 @@ __all__ = [
     "SOURCE",
     "TABLE2",
     "TABLE3",
+    "TABLE3_PENDING",
     "paper_model_name",
     "paper_value",
 ]
@@ -76,6 +80,15 @@ TABLE3: dict[str, dict[int, dict[str, tuple[float, float]]]] = {
             "urban100": (26.86, 0.8080)},
     },
 }  # fmt: skip
+
+#: Rows of the paper's Table 3 not transcribed in ``TABLE3`` yet (model -> scales): their
+#: values could not be checked against a second source. Move a row into ``TABLE3`` once
+#: it is confirmed from the paper (arXiv 1707.02921, Table 3) and one independent copy.
+TABLE3_PENDING: dict[str, tuple[int, ...]] = {
+    "EDSR+": (3,),
+    "MDSR": (2, 3, 4),
+    "MDSR+": (2, 3, 4),
+}
 
 
 def paper_value(model: str, scale: int, dataset: str) -> tuple[float, float | None, str] | None:

@@ -15,9 +15,11 @@ RGBA samples are not used: ``medical_cell`` is so smooth that bicubic scores ove
 it, and ``rgba_coffee`` is the held-out coffee photo again.
 
 Models (MODELS below): EDSR baseline x2 (L1; the start of x3 and x4, as in the paper,
-Sec. 4.2, through ``edsr_lab.models.init_from``), the same x2 with L2 (notebook 05), with
-batch norm (notebook 03), SRResNet with L2 (notebook 02) and the MDSR baseline (x2/x3/x4,
-one random scale per batch as the official code trains it). Each is trained with
+Sec. 3.2, through ``edsr_lab.models.init_from``), the same x2 with L2 (notebook 05), with
+batch norm (notebook 03), SRResNet with L2 (notebook 02), the MDSR baseline (x2/x3/x4,
+one random scale per batch as the official code trains it), and the L1 x2 model again for as
+many steps as the L2 one (``course_edsr_baseline_l1_x2``: the L1 row of the course's ablation
+table, ``edsr_lab.ledger``, at equal steps). Each is trained with
 ``edsr_lab.train.train`` and ``edsr_lab.data.PatchSampler`` (``MultiScaleSampler`` for MDSR):
 batch 16 of 48x48 LR patches, Adam as the paper, lr 1e-4 halved after two thirds of the steps.
 
@@ -26,6 +28,10 @@ batch 16 of 48x48 LR patches, Adam as the paper, lr 1e-4 halved after two thirds
     # no GPU: smaller batches, steps chosen to fit the time (models that do not beat
     # bicubic in that time are refused, see below):
     PYTHONPATH=. python3 scripts/train_course_weights.py --device cpu --budget-minutes 15
+    # one model on a CPU with the GPU recipe (batch 16 of 48x48, whole-image curves; about
+    # 1.7 s per step on 2 free cores), for as many steps as its partner in data/course_weights:
+    PYTHONPATH=. python3 scripts/train_course_weights.py --device cpu --gpu-recipe \
+        --only course_edsr_baseline_l1_x2 --out /tmp/cw_l1
     # a smoke test in seconds (weights NOT usable; the manifest says "tiny": true):
     PYTHONPATH=. python3 scripts/train_course_weights.py --tiny --out /tmp/cw
 
@@ -34,7 +40,8 @@ version's time budget re-planned the remaining models after the first one withou
 comparison partners equal, so the L2 and BN variants there had fewer steps than
 ``course_edsr_baseline_x2`` (the manifest records each run's steps and curve; notebooks 03
 and 05 compare them at equal steps). Comparison partners now always get equal steps
-(``Spec.same_steps_as``), and the manifest records this script's SHA-256.
+(``Spec.same_steps_as``; a partner that is not trained in the same run gives its steps from
+``data/course_weights/manifest.json``), and the manifest records this script's SHA-256.
 
 A model that does not beat bicubic on the held-out images is not written (the script says
 which and exits with status 1 after writing the others). ``--out`` must not hold a
@@ -135,12 +142,16 @@ MODELS: tuple[Spec, ...] = (
     Spec("course_edsr_baseline_x2", "EDSR", "edsr_baseline", lambda d: edsr_baseline(2), (2,),
          "l1", 6000, purpose="the EDSR baseline (notebooks 03, 05, 08; start of x3/x4)"),
     Spec("course_edsr_baseline_x3", "EDSR", "edsr_baseline", _from_x2(3), (3,), "l1", 2000,
-         init="course_edsr_baseline_x2", purpose="x3 from x2 (paper Sec. 4.2)"),
+         init="course_edsr_baseline_x2", purpose="x3 from x2 (paper Sec. 3.2)"),
     Spec("course_edsr_baseline_x4", "EDSR", "edsr_baseline", _from_x2(4), (4,), "l1", 2000,
-         init="course_edsr_baseline_x2", purpose="x4 from x2 (paper Sec. 4.2)"),
+         init="course_edsr_baseline_x2", purpose="x4 from x2 (paper Sec. 3.2)"),
     Spec("course_edsr_baseline_l2_x2", "EDSR", "edsr_baseline", lambda d: edsr_baseline(2),
          (2,), "l2", 6000, same_steps_as="course_edsr_baseline_x2",
          purpose="same as course_edsr_baseline_x2 but L2 (notebook 05)"),
+    Spec("course_edsr_baseline_l1_x2", "EDSR", "edsr_baseline", lambda d: edsr_baseline(2),
+         (2,), "l1", 6000, same_steps_as="course_edsr_baseline_l2_x2",
+         purpose="the L1 partner of course_edsr_baseline_l2_x2 at its steps (the ledger's "
+         "L1 row)"),
     Spec("course_srresnet_l2_x2", "SRResNet", "srresnet", lambda d: srresnet(2), (2,), "l2",
          6000, purpose="SRResNet with its L2 loss (notebook 02)"),
     Spec("course_edsr_baseline_bn_x2", "EDSR", "edsr_baseline + batch_norm=True",
@@ -312,6 +323,22 @@ def pair_steps(steps: dict[str, int], specs: list[Spec]) -> dict[str, int]:
     }
 
 
+def committed_partner_steps(specs: list[Spec], manifest: Path) -> dict[str, int]:
+    """Steps of comparison partners that are not trained in this run, from ``manifest``
+    (the committed weights): ``--only course_edsr_baseline_l1_x2`` trains the L1 model for
+    exactly as many steps as the committed L2 model had."""
+    names = {s.name for s in specs}
+    missing = {s.same_steps_as for s in specs if s.same_steps_as and s.same_steps_as not in names}
+    if not missing:
+        return {}
+    weights = json.loads(manifest.read_text())["weights"] if manifest.exists() else {}
+    absent = sorted(missing - set(weights))
+    if absent:
+        raise SystemExit(f"error: comparison partner(s) {absent} are neither trained in this run "
+                         f"nor in {manifest}; add them to --only")  # fmt: skip
+    return {name: weights[name]["steps"] for name in missing}
+
+
 def _spec(specs: list[Spec], name: str) -> Spec:
     return next(s for s in specs if s.name == name)
 
@@ -432,7 +459,8 @@ def device_description(device: torch.device) -> str:
         amp = "bf16 autocast" if resolve_amp("auto", device) else "fp32"
         return f"cuda ({torch.cuda.get_device_name(device)}, {amp}), torch {torch.__version__}"
     return (
-        f"cpu ({platform.machine()}, {torch.get_num_threads()} threads), torch {torch.__version__}"
+        f"cpu ({platform.machine()}, {torch.get_num_threads()} threads, fp32), "
+        f"torch {torch.__version__}"
     )
 
 
@@ -455,6 +483,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--cpu-budget-minutes", type=float, default=None,
                    help="all-CPU fallback: --device cpu, batch 8 of 32x32, and steps that fit "
                    "this many minutes")  # fmt: skip
+    p.add_argument("--gpu-recipe", action="store_true",
+                   help="with --device cpu: keep the GPU's batch 16 of 48x48 and whole-image "
+                   "held-out curves (about 1.7 s per step on 2 cores)")  # fmt: skip
     p.add_argument("--only", nargs="+", default=None, metavar="NAME",
                    help="train only these models (and what they start from)")  # fmt: skip
     p.add_argument("--tiny", action="store_true",
@@ -462,6 +493,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    "not usable and are written even though they lose to bicubic")  # fmt: skip
     p.add_argument("--overwrite", action="store_true", help="replace an existing manifest")
     return p.parse_args(argv)
+
+
+def settings(args: argparse.Namespace, device: torch.device) -> Settings:
+    """Batch shape and evaluation for this run: the GPU recipe, a smaller CPU one, or tiny."""
+    if args.tiny:
+        return Settings(batch_size=2, patch_size=16, n_evals=2, eval_crop=24, final_crop=24,
+                        steps_scale=1.0, min_steps=2, tiny=True)  # fmt: skip
+    if device.type == "cpu" and not args.gpu_recipe:
+        # 1.7 s per step at batch 16 x 48^2 on 2 cores: a CPU run uses the quick-mode batch.
+        return Settings(batch_size=8, patch_size=32, n_evals=6, eval_crop=64,
+                        steps_scale=args.steps_scale)  # fmt: skip
+    return Settings(steps_scale=args.steps_scale)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -477,14 +520,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     if args.budget_minutes is None and device.type == "cuda" and not args.tiny:
         args.budget_minutes = 3.75  # + ~30 s of data, timing and scoring: under 4.5 min
-    st = Settings(steps_scale=args.steps_scale)
-    if args.tiny:
-        st = Settings(batch_size=2, patch_size=16, n_evals=2, eval_crop=24, final_crop=24,
-                      steps_scale=1.0, min_steps=2, tiny=True)  # fmt: skip
-    elif device.type == "cpu":
-        # 1.7 s per step at batch 16 x 48^2 on 2 cores: a CPU run uses the quick-mode batch.
-        st = Settings(batch_size=8, patch_size=32, n_evals=6, eval_crop=64,
-                      steps_scale=args.steps_scale)  # fmt: skip
+    st = settings(args, device)
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # fixed patch shapes: let cuDNN pick kernels
 
@@ -534,6 +570,12 @@ def main(argv: list[str] | None = None) -> int:
 
     budget_s = None if args.budget_minutes is None else 60 * args.budget_minutes
     steps = pair_steps(fit(steps, [s.name for s in specs], budget_s, estimate, st.min_steps), specs)
+    committed = committed_partner_steps(specs, DEFAULT_OUT / "manifest.json")
+    for s in specs:
+        if s.same_steps_as in committed and not st.tiny:
+            steps[s.name] = committed[s.same_steps_as]
+            print(f"{s.name}: {steps[s.name]} steps, as {s.same_steps_as} in "
+                  f"{(DEFAULT_OUT / 'manifest.json').relative_to(ROOT)}")  # fmt: skip
     total = estimate(steps, list(steps))
     print(
         f"device: {device_description(device)}; batch {st.batch_size} x "
@@ -574,7 +616,7 @@ def main(argv: list[str] | None = None) -> int:
         if budget_s is not None:  # the estimate was off: shorten what is left to fit
             left = [s.name for s in specs[specs.index(spec) :]]
             # partners of models already trained keep their steps: comparisons stay fair
-            pinned = {s.name for s in specs if s.same_steps_as in done}
+            pinned = {s.name for s in specs if s.same_steps_as in done | set(committed)}
             steps = fit(steps, left, budget_s - (time.perf_counter() - t_train), estimate,
                         st.min_steps, pinned)  # fmt: skip
             steps = pair_steps(steps, specs)

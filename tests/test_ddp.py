@@ -17,11 +17,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from edsr_lab import run as R
-from edsr_lab.data import make_div2k_layout
+from edsr_lab.data import StepSeededSampler, make_div2k_layout
+from edsr_lab.data.sources import DataChoice, load_training_data
 from edsr_lab.io import save_image
 from edsr_lab.models import load_checkpoint
 from edsr_lab.train import TrainConfig, load_training_checkpoint, train
+from edsr_lab.train.runner import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ITERS, GLOBAL_BATCH, PATCH = 6, 4, 8
@@ -56,16 +57,16 @@ class _BothRanks:
 
 
 def _reference(div2k: Path):
-    data = R.load_data("div2k", div2k, (2,), patch_size=PATCH, holdout=0.1)
+    data = load_training_data(DataChoice("div2k", div2k), (2,), patch_size=PATCH, holdout=0.1)
     per_rank = GLOBAL_BATCH // 2
     samplers = [
-        R.build_sampler(
-            data, patch_size=PATCH, batch_size=per_rank, device=torch.device("cpu"), seed=0, rank=r
+        StepSeededSampler.from_images(
+            data.train, patch_size=PATCH, batch_size=per_rank, device=torch.device("cpu"), rank=r
         )
         for r in range(2)
     ]
     torch.manual_seed(0)
-    model = R.build_model("edsr_baseline", (2,), 1, 8)
+    model = build_model("edsr_baseline", (2,), 1, 8)
     history = train(
         model,
         _BothRanks(samplers),

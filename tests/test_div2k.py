@@ -22,8 +22,8 @@ from edsr_lab.data.div2k import (
     load_pairs,
     make_div2k_layout,
     mini_div2k,
-    safe_extract,
 )
+from edsr_lab.download import safe_extract
 from edsr_lab.errors import ArchiveError, DatasetError, DatasetExistsError, DownloadError
 from edsr_lab.io import load_image
 from edsr_lab.resize import degrade

@@ -42,8 +42,13 @@ BUILTIN_ERRORS = frozenset(
 
 #: Permanent allow-list: (module path relative to edsr_lab/, exception name) -> (count,
 #: why). Only internal invariants (a bug in edsr_lab, not a user mistake) belong here.
-#: Empty: every built-in raise in the checked modules was bad input and was converted.
-ALLOWED: dict[tuple[str, str], tuple[int, str]] = {}
+ALLOWED: dict[tuple[str, str], tuple[int, str]] = {
+    ("train/__init__.py", "AttributeError"): (
+        1,
+        "a module __getattr__ (lazy exports) must raise AttributeError for unknown names, "
+        "or hasattr() and from-imports break",
+    ),
+}
 
 #: TEMPORARY allow-list. These modules were being edited on other branches when the guard
 #: was written, so they are not scanned yet. The numbers are the built-in raises each held

@@ -10,8 +10,8 @@ import pytest
 import torch
 
 from edsr_lab.data import MultiScaleSampler, make_div2k_layout
-from edsr_lab.data.multiscale import child_seeds
 from edsr_lab.data.patches import PatchSampler
+from edsr_lab.data.samplers import child_seeds
 from edsr_lab.errors import EdsrLabError, SamplerError
 from edsr_lab.io import save_image
 

@@ -276,7 +276,8 @@ def test_finetune_on_a_folder_of_hr_images_reports_the_gains(capsys, tmp_path, d
     gain = summary["final"]["psnr_x2"] - summary["init"]["psnr_x2"]
     assert summary["gain_over_init_db"]["psnr_x2"] == pytest.approx(gain)
     line = next(x for x in stdout.splitlines() if x.strip().startswith("x2:"))
-    assert f"{gain:+.2f} over the start" in line and "over bicubic" in line
+    said = f"{abs(gain):.2f} dB {'above' if gain >= 0 else 'below'} the start"
+    assert said in line and "bicubic" in line
     assert json.loads((out / "config.json").read_text())["data"]["kind"] == "folder"
 
 
@@ -434,6 +435,8 @@ def test_resume_keeps_the_best_validation_psnr_so_far(capsys, tmp_path, div2k):
     replace best.pt."""
     out = tmp_path / "run"
     base = ["--data", str(div2k), "--out", str(out), "--lr", "1e-2", "--eval-every", "1"]
+    # lr 1e-2 makes the steps erratic; with these patches (--seed 2) step 3 is the worse one
+    base += ["--seed", "2"]
     assert _train(capsys, *base, "--iters", "2")[0] == 0
     best = (out / "best.pt").read_bytes()
     assert _train(capsys, "--out", str(out), "--resume", "--iters", "3")[0] == 0

@@ -18,7 +18,7 @@ from PIL import Image  # noqa: E402
 
 from edsr_lab.errors import VizInputError  # noqa: E402
 from edsr_lab.train import History  # noqa: E402
-from edsr_lab.viz import plot_history, show_images  # noqa: E402
+from edsr_lab.viz import error_map, plot_history, show_error_maps, show_images  # noqa: E402
 
 
 def _images():
@@ -180,3 +180,109 @@ def test_show_images_titles_use_the_requested_protocol(protocol, crop, luma):
     others = [_psnr_by_hand(sr, hr, c, y) for c, y in ((3, True), (9, False), (0, False))]
     assert sum(abs(expected - v) < 0.01 for v in others) == 1  # the protocols differ here
     assert fig.axes[0].get_title() == f"SR\n{expected:.2f} dB"
+
+
+# --- error maps ---------------------------------------------------------------------------
+
+
+def _pair():
+    g = torch.Generator().manual_seed(1)
+    hr = torch.rand(3, 20, 30, generator=g)
+    return hr, {"close": (hr + 2 / 255).clamp(0, 1), "far": (hr - 10 / 255).clamp(0, 1)}
+
+
+def test_error_map_units_sign_and_channel():
+    hr = torch.full((3, 4, 5), 128 / 255)  # on the 8-bit grid
+    sr = hr.clone()
+    sr[0] += 3 / 255  # R three levels too bright, G and B exact
+    assert torch.allclose(error_map(sr, hr), torch.full((4, 5), 1.0))  # mean over R, G, B
+    assert torch.allclose(error_map(sr, hr, units="[0, 1]"), torch.full((4, 5), 1 / 255))
+    assert torch.allclose(error_map(hr, sr, signed=True), torch.full((4, 5), -1.0))
+    assert torch.allclose(error_map(hr, sr), torch.full((4, 5), 1.0))
+    # Y = (16 + 65.481 R + ...)/255: 3 levels of R move Y by 3 * 65.481/255 levels.
+    y = error_map(sr, hr, channel="y")
+    assert torch.allclose(y, torch.full((4, 5), 3 * 65.481 / 255), atol=1e-4)
+    assert torch.allclose(
+        error_map(sr, hr, units="HU", unit_scale=4095), torch.full((4, 5), 4095 / 255)
+    )
+    # Rounding to 8 bits first (as PSNR does): a 0.3-level difference vanishes, unless asked.
+    tiny = hr + 0.3 / 255
+    assert float(error_map(tiny, hr).max()) == 0.0
+    assert float(error_map(tiny, hr, quantize=False).max()) == pytest.approx(0.3, abs=1e-4)
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"units": "HU"}, "unit_scale"),
+        ({"units": "HU", "unit_scale": -1}, "positive"),
+        ({"channel": "red"}, "channel"),
+    ],
+)
+def test_error_map_bad_arguments(kwargs, match):
+    hr = torch.rand(3, 4, 4)
+    with pytest.raises(VizInputError, match=match):
+        error_map(hr, hr, **kwargs)
+    with pytest.raises(VizInputError, match="must match"):
+        error_map(hr, torch.rand(3, 4, 5))
+
+
+def test_show_error_maps_shared_scale_colour_bar_and_titles():
+    n_before = len(plt.get_fignums())
+    hr, imgs = _pair()
+    fig = show_error_maps(imgs, hr)
+    image_axes = [ax for ax in fig.axes if ax.get_images() and ax.get_label() != "<colorbar>"]
+    assert len(image_axes) == 3  # the reference + 2 maps
+    assert image_axes[0].get_title() == "reference"
+    clims = [ax.get_images()[0].get_clim() for ax in image_axes[1:]]
+    assert clims[0] == clims[1] and clims[0][0] == 0.0  # one colour scale for all maps
+    assert clims[0][1] == pytest.approx(10.0, abs=1e-6)  # the far one: 10 levels (99.5th pct)
+    # The titles carry the computed mean absolute error in the units.
+    maes = [float(error_map(v, hr).mean()) for v in imgs.values()]
+    assert image_axes[1].get_title() == f"close\nmean |error| {maes[0]:.2f} levels"
+    assert image_axes[2].get_title() == f"far\nmean |error| {maes[1]:.2f} levels"
+    assert maes[0] < maes[1]
+    cbars = [ax for ax in fig.axes if ax.get_label() == "<colorbar>"]
+    assert len(cbars) == 1
+    assert cbars[0].get_ylabel() == "|error| vs reference (8-bit levels)"
+    assert _render(fig).shape[2] == 4
+    assert len(plt.get_fignums()) == n_before  # not registered with pyplot
+
+
+def test_show_error_maps_options_change_the_figure():
+    hr, imgs = _pair()
+    plain = show_error_maps(imgs, hr)
+    signed = show_error_maps(imgs, hr, signed=True, show_reference=False, vmax=4, channel="y")
+    maps = [ax for ax in signed.axes if ax.get_label() != "<colorbar>"]
+    assert len(maps) == 2  # no reference panel
+    assert maps[0].get_images()[0].get_clim() == (-4.0, 4.0)  # symmetric, as given
+    assert "mean error +" in maps[0].get_title() and "mean error -" in maps[1].get_title()
+    mae_y = float(error_map(imgs["close"], hr, channel="y").mean())  # |.| before averaging
+    assert maps[0].get_title().split("\n")[1] == f"mean |error| {mae_y:.2f} levels"
+    cbar = [ax for ax in signed.axes if ax.get_label() == "<colorbar>"][0]
+    assert cbar.get_ylabel() == "Y error vs reference (8-bit levels)"
+    # vmax below the largest error (10 levels): arrows at both ends say the scale clips.
+    assert cbar._colorbar.extend == "both"
+    roomy = show_error_maps(imgs, hr, vmax=100)
+    assert roomy.axes[-1]._colorbar.extend == "neither"
+    assert plain.axes[1].get_images()[0].get_cmap().name == "inferno"
+    assert maps[0].get_images()[0].get_cmap().name == "RdBu_r"
+    # The reference given by name; a crop shows (and scores) only that region.
+    named = show_error_maps({"HR": hr, **imgs}, "HR", crop=(2, 3, 5, 6))
+    ax = [a for a in named.axes if a.get_label() != "<colorbar>"]
+    assert ax[0].get_title() == "HR"
+    assert ax[1].get_images()[0].get_array().shape == (5, 6)
+    _render(signed)
+    _render(named)
+
+
+def test_show_error_maps_bad_arguments():
+    hr, imgs = _pair()
+    with pytest.raises(VizInputError, match="not one of"):
+        show_error_maps(imgs, "HR")
+    with pytest.raises(VizInputError, match="not inside"):
+        show_error_maps(imgs, hr, crop=(15, 0, 10, 10))
+    with pytest.raises(VizInputError, match="no images"):
+        show_error_maps({}, hr)
+    with pytest.raises(VizInputError, match="vmax"):
+        show_error_maps(imgs, hr, vmax=0)

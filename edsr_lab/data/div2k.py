@@ -38,15 +38,23 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
 
 import torch
+from PIL import Image, UnidentifiedImageError
 
+import edsr_lab.io
+import edsr_lab.resize
 from edsr_lab import config, download
+from edsr_lab.data.samples import list_samples
 from edsr_lab.errors import (
     ArchiveError,
     BadArgumentError,
     DatasetError,
     DatasetExistsError,
+    EdsrLabError,
+    ImageReadError,
     OutputPathError,
 )
+from edsr_lab.paths import unreadable_reason, unwritable_reason
+from edsr_lab.resize import degrade, modcrop
 
 #: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -150,14 +158,18 @@ def _fix_hint(root: Path, split: str, scale: int, track: str) -> str:
     )
 
 
-def _source_images(src: str | Path | Iterable[str | Path]) -> list[Path]:
+def source_images(src: str | Path | Iterable[str | Path]) -> list[Path]:
+    """The image files of ``src``: one file, the images directly in a folder (by name,
+    see :data:`SOURCE_SUFFIXES`; hidden files skipped), or a list of files.
+
+    Raises:
+        DatasetError: missing, unreadable, or no images found.
+    """
     if isinstance(src, (str, os.PathLike)):
         src = Path(src)
         if not src.exists() and not src.is_symlink():
             raise DatasetError(f"the source folder {str(src)!r} does not exist")
         if not src.is_dir():
-            from edsr_lab.paths import unreadable_reason
-
             reason = unreadable_reason(src, "image file or folder")
             if reason is not None:  # missing, a symlink loop, a FIFO, empty...
                 raise DatasetError(f"the source {str(src)!r}: {reason}")
@@ -243,11 +255,6 @@ def make_div2k_layout(
         DatasetError: a source is missing, not an image, or too small (names the file).
         DatasetExistsError: an output exists and ``overwrite`` is False.
     """
-    from edsr_lab.errors import EdsrLabError
-    from edsr_lab.io import load_image, save_image
-    from edsr_lab.paths import unwritable_reason
-    from edsr_lab.resize import degrade, modcrop
-
     scales = _check_scales(scales)
     split = _check_split(split)
     if isinstance(first_index, bool) or not isinstance(first_index, int) or first_index < 0:
@@ -259,7 +266,7 @@ def make_div2k_layout(
     reason = unwritable_reason(root)
     if reason is not None:
         raise OutputPathError(f"cannot write the dataset to {str(root)!r}: {reason}")
-    files = _source_images(src)
+    files = source_images(src)
     if first_index + len(files) - 1 > 9999:
         raise BadArgumentError(
             f"{len(files)} images from first_index {first_index} would need numbers above "
@@ -268,8 +275,6 @@ def make_div2k_layout(
     multiple = math.lcm(*scales)
     hr_rel = Path(hr_dirname(split))
     lr_rel = {s: Path(lr_dirname(split, s)) for s in scales}
-    mapping_rel = Path(f"DIV2K_{split}_sources.csv")
-
     plan = []
     for i, path in enumerate(files):
         name = f"{first_index + i:04d}.png"
@@ -284,8 +289,24 @@ def make_div2k_layout(
                 "pass overwrite=True (--overwrite) to replace them, or choose another "
                 "dst_root / first_index"
             )
+    reduced = _check_sources(plan, multiple, scales)  # before writing anything
+    _write_staged(plan, root, multiple, channels, Path(f"DIV2K_{split}_sources.csv"), progress)
+    if reduced and log is not None:
+        log(
+            f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value; the "
+            "dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
+        )
+    return root
 
-    # 1. Check every source before writing anything: readable, an image, large enough.
+
+# One image of make_div2k_layout's plan: (source file, HR file, {scale: LR file}), the
+# output paths relative to the dataset root.
+_Planned = tuple[Path, Path, dict[int, Path]]
+
+
+def _check_sources(plan: list[_Planned], multiple: int, scales: tuple[int, ...]) -> int:
+    """Check every source (readable, an image, large enough); return how many have more
+    than 8 bits per value."""
     reduced = 0
     for path, _, _ in plan:
         try:
@@ -298,24 +319,36 @@ def make_div2k_layout(
                 f"at least {multiple}x{multiple} for scales {scales}; nothing was written"
             )
         reduced += bits > 8
+    return reduced
 
-    # 2. Make everything in a staging folder; move it into place only if all succeeded.
+
+def _write_staged(
+    plan: list[_Planned],
+    root: Path,
+    multiple: int,
+    channels: int,
+    mapping_rel: Path,
+    progress: Callable[[int, int], None] | None,
+) -> None:
+    """Make every file in a staging folder inside ``root``; move them into place only if
+    all succeeded. On any failure the staging folder (and ``root``, if this made it) goes."""
     created_root = not root.exists()
     staging = root / f".make-dataset-{uuid.uuid4().hex[:8]}"
     try:
-        for rel in (hr_rel, *lr_rel.values()):
-            (staging / rel).mkdir(parents=True, exist_ok=True)
+        _, hr_first, lr_first = plan[0]  # every image goes to the same folders
+        for rel in (hr_first, *lr_first.values()):
+            (staging / rel.parent).mkdir(parents=True, exist_ok=True)
         rows = ["name,source"]
         for i, (path, hr_path, lr_paths) in enumerate(plan):
             try:
-                hr = load_image(path, channels=channels)  # errors name the file
+                hr = edsr_lab.io.load_image(path, channels=channels)  # errors name the file
             except EdsrLabError as err:
                 raise DatasetError(f"{err}; nothing was written") from None
-            save_image(modcrop(hr, multiple), staging / hr_path)
+            edsr_lab.io.save_image(modcrop(hr, multiple), staging / hr_path)
             # Degrade the HR *as saved* (8-bit), so LR == degrade(load_image(HR file)) exactly.
-            hr = load_image(staging / hr_path, channels=channels)
+            hr = edsr_lab.io.load_image(staging / hr_path, channels=channels)
             for s, lr_path in lr_paths.items():
-                save_image(degrade(hr, s), staging / lr_path)
+                edsr_lab.io.save_image(degrade(hr, s), staging / lr_path)
             rows.append(f"{hr_path.name},{_csv_field(str(path.resolve()))}")
             if progress is not None:
                 progress(i + 1, len(plan))
@@ -331,12 +364,6 @@ def make_div2k_layout(
             shutil.rmtree(root, ignore_errors=True)
         raise
     shutil.rmtree(staging, ignore_errors=True)
-    if reduced and log is not None:
-        log(
-            f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value; the "
-            "dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
-        )
-    return root
 
 
 def _csv_field(text: str) -> str:
@@ -346,12 +373,9 @@ def _csv_field(text: str) -> str:
 def _image_header(path: Path) -> tuple[int, int, int]:
     """(width, height, bits per value) from the file's header, without decoding its pixels;
     ImageReadError when it is not a readable image file."""
-    from PIL import Image, UnidentifiedImageError
-
-    from edsr_lab.errors import ImageReadError
-    from edsr_lab.io import _check_is_readable_file
-
-    _check_is_readable_file(path)
+    reason = unreadable_reason(path, "image file")
+    if reason is not None:  # missing, a symlink loop, a FIFO, empty...
+        raise ImageReadError(path, reason)
     try:
         with Image.open(path) as img:
             mode, (width, height) = img.mode, img.size
@@ -365,8 +389,10 @@ def _image_header(path: Path) -> tuple[int, int, int]:
 # ------------------------------------------------------------------------ find_pairs
 
 
-def _resolve_root(root: Path, split: str) -> Path | None:
-    """Find the folder holding DIV2K_{split}_HR: root, root/DIV2K, or root's parent."""
+def find_root(root: str | Path, split: str = "train") -> Path | None:
+    """The folder holding ``DIV2K_{split}_HR``: ``root``, ``root/DIV2K``, or the parent of
+    a ``DIV2K_*`` folder (the user pointed at ``DIV2K_train_HR``); None when none does."""
+    root = Path(root).expanduser()
     name = hr_dirname(split)
     candidates = [root, root / "DIV2K"]
     if root.name.startswith("DIV2K_"):  # the user pointed at DIV2K_train_HR or similar
@@ -408,7 +434,7 @@ def find_pairs(
     if track not in ("bicubic", "unknown"):
         raise BadArgumentError(f"track must be 'bicubic' or 'unknown', got {track!r}")
     given = Path(root).expanduser()
-    base = _resolve_root(given, split)
+    base = find_root(given, split)
     if base is None:
         if not given.exists():
             where = f"{str(given)!r} does not exist"
@@ -482,14 +508,12 @@ def load_pairs(
         DatasetError: empty list, or an HR image is not exactly s times its LR (names
             both files and sizes).
     """
-    from edsr_lab.io import load_image
-
     if len(pairs) == 0:
         raise DatasetError("no image pairs to load (the list is empty)")
     hrs, lrs = [], []
     for i, (hr_path, lr_path) in enumerate(pairs):
-        hr = load_image(hr_path, channels=channels)
-        lr = load_image(lr_path, channels=channels)
+        hr = edsr_lab.io.load_image(hr_path, channels=channels)
+        lr = edsr_lab.io.load_image(lr_path, channels=channels)
         (hh, hw), (lh, lw) = hr.shape[-2:], lr.shape[-2:]
         s = scale if scale is not None else hh // max(lh, 1)
         if (hh, hw) != (s * lh, s * lw):
@@ -513,8 +537,6 @@ def _to_uint8(x: torch.Tensor) -> torch.Tensor:
 
 
 def _mini_sources() -> tuple[list[Path], list[Path]]:
-    from edsr_lab.data.samples import list_samples
-
     files = [p for kind in MINI_KINDS for p in list_samples(kind)]
     files.sort(key=lambda p: p.name)
     valid = [p for p in files if p.stem in MINI_VALID]
@@ -529,9 +551,6 @@ def _mini_sources() -> tuple[list[Path], list[Path]]:
 
 
 def _mini_fingerprint(train: list[Path], valid: list[Path], scales: tuple[int, ...]) -> dict:
-    import edsr_lab.io
-    import edsr_lab.resize
-
     digest = hashlib.sha256()
     record: dict = {"version": _MINI_VERSION, "scales": list(scales), "train": {}, "valid": {}}
     for split, files in (("train", train), ("valid", valid)):
@@ -714,8 +733,3 @@ def download_div2k(
             if not keep_zips:
                 zip_path.unlink()
     return root
-
-
-def safe_extract(zip_path: str | Path, dest: str | Path) -> list[Path]:
-    """Extract a zip into ``dest`` safely: :func:`edsr_lab.download.safe_extract`."""
-    return download.safe_extract(zip_path, dest)

@@ -24,7 +24,10 @@ from pathlib import Path
 
 import torch
 
+from edsr_lab.data.div2k import source_images
 from edsr_lab.errors import BadArgumentError, DatasetError
+from edsr_lab.io import load_image
+from edsr_lab.resize import degrade, modcrop
 
 __all__ = ["heldout_split", "list_images", "load_folder_pairs"]
 
@@ -40,12 +43,10 @@ def list_images(folder: str | Path) -> list[Path]:
     Raises:
         DatasetError: the folder does not exist or holds no images.
     """
-    from edsr_lab.data.div2k import _source_images
-
     folder = Path(folder).expanduser()
     if not folder.is_dir():
         raise DatasetError(f"the image folder {str(folder)!r} does not exist (or is not a folder)")
-    return _source_images(folder)
+    return source_images(folder)
 
 
 def _rank(path: Path) -> str:
@@ -109,9 +110,6 @@ def load_folder_pairs(
     Raises:
         DatasetError: an image is too small (names the file and the minimum size).
     """
-    from edsr_lab.io import load_image
-    from edsr_lab.resize import degrade, modcrop
-
     if isinstance(scale, bool) or not isinstance(scale, int) or scale < 2:
         raise BadArgumentError(f"scale must be a whole number >= 2, got {scale!r}")
     hrs, lrs = [], []

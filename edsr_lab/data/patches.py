@@ -17,11 +17,12 @@ self-ensemble (EDSR+) reuses them.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 
 import torch
 
+from edsr_lab.data.div2k import find_pairs, load_pairs
 from edsr_lab.errors import (
     BadArgumentError,
     ImageInputError,
@@ -289,8 +290,6 @@ class PatchSampler:
         **kwargs,
     ) -> PatchSampler:
         """Load (HR, LR) file pairs (see ``div2k.find_pairs``) and build a sampler."""
-        from edsr_lab.data.div2k import load_pairs
-
         hrs, lrs = load_pairs(pairs, channels, scale=scale)
         return cls(hrs, lrs, scale, **kwargs)
 
@@ -306,8 +305,6 @@ class PatchSampler:
         **kwargs,
     ) -> PatchSampler:
         """Build a sampler from a DIV2K-layout folder (``div2k.find_pairs`` + load)."""
-        from edsr_lab.data.div2k import find_pairs
-
         pairs = find_pairs(root, split, scale, indices=indices)
         return cls.from_pairs(pairs, scale, channels=channels, **kwargs)
 
@@ -367,13 +364,17 @@ class PatchSampler:
 
     # -- reproducibility (resume a training run with the same patch stream)
 
-    def get_state(self) -> torch.Tensor:
-        """The random generator's state (save it with a checkpoint)."""
-        return self.generator.get_state()
+    def state_dict(self) -> dict[str, torch.Tensor]:
+        """The random state, ``{"generator": uint8 tensor}`` (saves with a checkpoint)."""
+        return {"generator": self.generator.get_state()}
 
-    def set_state(self, state: torch.Tensor) -> None:
-        """Restore a state from :meth:`get_state`."""
-        self.generator.set_state(state)
+    def load_state_dict(self, state: Mapping[str, torch.Tensor] | torch.Tensor) -> None:
+        """Restore a :meth:`state_dict` (or the bare generator state older checkpoints hold)."""
+        self.generator.set_state(state if isinstance(state, torch.Tensor) else state["generator"])
+
+    # TEMPORARY shim until the notebooks switch (lead's integration step): the old names.
+    get_state = state_dict
+    set_state = load_state_dict
 
     def __repr__(self) -> str:
         return (

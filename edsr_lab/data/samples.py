@@ -27,6 +27,7 @@ import torch
 
 from edsr_lab import config
 from edsr_lab.errors import DatasetError
+from edsr_lab.io import load_image
 
 #: File types that count as sample images.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
@@ -105,6 +106,4 @@ def load_sample(name: str, channels: int = 3, **kwargs) -> torch.Tensor:
         channels: 3 (RGB; gray images are repeated) or 1 (luminance).
         **kwargs: passed to :func:`edsr_lab.io.load_image` (e.g. ``alpha="drop"``).
     """
-    from edsr_lab.io import load_image
-
     return load_image(sample_path(name), channels=channels, **kwargs)

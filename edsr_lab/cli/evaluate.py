@@ -1,16 +1,54 @@
-"""The ``evaluate``, ``download-benchmarks`` and ``download-weights`` commands.
-
-:mod:`edsr_lab.cli` defines their arguments and imports this module only when one of them
-runs (so ``--help`` stays fast). Each function takes the parsed ``argparse.Namespace``,
-prints what it did, and returns the exit status; errors are ``EdsrLabError`` s, which the
-CLI prints in one line (exit 2).
-"""
+"""``evaluate`` (PSNR/SSIM on the paper's sets beside bicubic and the paper's tables) and
+``download-weights`` (pretrained weights by name)."""
 
 from __future__ import annotations
 
 import argparse
 
+from edsr_lab.cli.common import check_device
 from edsr_lab.errors import BadArgumentError
+
+__all__ = ["add_parsers"]
+
+
+def add_parsers(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "evaluate", help="PSNR/SSIM on benchmark sets beside bicubic and the paper's tables"
+    )
+    p.add_argument("--weights", default=None, help="a registry name, e.g. edsr_baseline_x2")
+    p.add_argument("--checkpoint", default=None, help="our .pt/.safetensors, official or BasicSR")
+    p.add_argument(
+        "--data",
+        nargs="+",
+        default=["set5", "set14", "b100", "urban100"],
+        metavar="SET",
+        help="set5 set14 b100 urban100 div2k-valid, or folders of HR images (default: the four "
+        "benchmarks)",
+    )
+    p.add_argument("--scale", nargs="+", type=int, default=None, help="default: the model's")
+    p.add_argument("--self-ensemble", action="store_true", help="EDSR+: the 8 flips/rotations")
+    p.add_argument(
+        "--protocol",
+        choices=["benchmark", "div2k"],
+        default=None,
+        help="benchmark: Y, crop s (Table 3); div2k: RGB, crop 6+s (Table 2); default per set",
+    )
+    p.add_argument("--tile", type=int, default=None, help="LR tile size, for large images")
+    p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
+    p.add_argument("--csv", default=None, metavar="FILE", help="write per-image PSNR/SSIM")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
+    p.add_argument("--limit", type=int, default=None, help="only the first N images per set")
+    p.add_argument("--root", default=None, help="data folder (default: data/)")
+    p.add_argument("--base-url", default=None, help="mirror for --weights downloads")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("download-weights", help="fetch pretrained weights by name (or --list)")
+    p.add_argument("names", nargs="*", help="e.g. edsr_baseline_x2 edsr_x4 mdsr")
+    p.add_argument("--base-url", default=None, help="a mirror folder holding the same files")
+    p.add_argument("--list", action="store_true", help="list the known names")
+    p.set_defaults(func=cmd_download_weights)
 
 
 def _load_model(args: argparse.Namespace, device):
@@ -44,14 +82,13 @@ def _scales(model, asked: list[int] | None) -> list[int]:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from edsr_lab.cli import _check_device
-    from edsr_lab.evaluate import evaluate_sets
+    from edsr_lab.evaluate import evaluate_sets, write_csv_rows
 
     if args.tile is not None and args.tile < 1:
         raise BadArgumentError(f"--tile {args.tile} must be >= 1")
     if args.limit is not None and args.limit < 1:
         raise BadArgumentError(f"--limit {args.limit} must be >= 1")
-    device = _check_device(args.device)
+    device = check_device(args.device)
     model = _load_model(args, device)
     reports = []
     for scale in _scales(model, args.scale):
@@ -71,27 +108,11 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         print(report.table())
         reports.append(report)
     if args.csv:
-        from edsr_lab.evaluate import write_csv_rows
-
         rows = [row for r in reports for row in r.csv_rows()]
         write_csv_rows(
             rows, args.csv, overwrite=args.overwrite, how_to_overwrite="pass --overwrite"
         )
         print(f"per-image PSNR/SSIM written to {args.csv}")
-    return 0
-
-
-def cmd_download_benchmarks(args: argparse.Namespace) -> int:
-    from edsr_lab.data import benchmarks
-
-    bench = benchmarks.download_benchmarks(
-        args.root, url=args.url or benchmarks.BENCHMARK_URL, sha256=args.sha256
-    )
-    counts = []
-    for key, folder in benchmarks.BENCHMARK_SETS.items():
-        n = len(benchmarks.eval_pairs(key, 2, root=bench.parent))
-        counts.append(f"{folder} {n}")
-    print(f"benchmark sets ready in {bench} ({', '.join(counts)} images)")
     return 0
 
 
@@ -110,6 +131,3 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
         path = weights.download_weights(name, base_url=args.base_url)
         print(f"{name}: {path} (SHA-256 checked)")
     return 0
-
-
-__all__ = ["cmd_download_benchmarks", "cmd_download_weights", "cmd_evaluate"]

@@ -1,34 +1,46 @@
-"""Multi-scale training batches for MDSR: one random scale per minibatch.
+"""Samplers of whole batches, on top of :class:`~edsr_lab.data.patches.PatchSampler` (one
+scale's random patches):
+
+- :class:`MultiScaleSampler`: MDSR's batches, each at one random scale;
+- :class:`StepSeededSampler`: any of the two, drawn so that the batch of step t depends
+  only on (seed, rank, t): a run resumed at any step -- on any number of processes --
+  sees exactly the batches an uninterrupted run would have seen.
+
+All of them share one state protocol: ``state_dict()`` returns only tensors, ints and
+lists (it saves inside a ``weights_only`` checkpoint) and ``load_state_dict(state)``
+restores it; :func:`edsr_lab.train.train` saves and restores it with its checkpoints.
 
 MDSR (Lim et al. 2017, sections 3.3 and 4.2) is trained on x2, x3 and x4 at once: each
 minibatch is drawn at *one* scale picked uniformly at random among the model's scales, so
 that step runs (and updates) only that scale's pre-processing module and upsampler, plus
 the shared head, body and tail. :class:`MultiScaleSampler` does exactly that on top of
-one :class:`~edsr_lab.data.patches.PatchSampler` per scale::
+one PatchSampler per scale::
 
     sampler = MultiScaleSampler.from_folder("data/DIV2K", (2, 3, 4), seed=0)
     lr, hr, scale = sampler.sample()   # (16, 3, 48, 48), (16, 3, 48*scale, 48*scale), 2|3|4
     sr = model(lr, scale)
 
-Randomness comes from generators the sampler owns (never torch's global RNG): one picks
-the scales, and each PatchSampler keeps its own patch stream, which advances only when its
-scale is drawn. :meth:`MultiScaleSampler.state_dict` captures all of them, so a resumed
-training run sees the very batches an uninterrupted one would have seen.
+Its randomness comes from generators it owns (never torch's global RNG): one picks the
+scales, and each PatchSampler keeps its own patch stream, which advances only when its
+scale is drawn.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from edsr_lab.data.div2k import find_pairs
 from edsr_lab.data.patches import PatchSampler
-from edsr_lab.errors import SamplerError
+from edsr_lab.errors import DatasetError, SamplerError
 
 __all__ = [
     "MultiScaleSampler",
+    "StepSeededSampler",
     "child_seeds",
 ]
 
@@ -133,8 +145,6 @@ class MultiScaleSampler:
         **kwargs: Any,
     ) -> MultiScaleSampler:
         """Build from a DIV2K-layout folder holding LR images for every scale in ``scales``."""
-        from edsr_lab.data.div2k import find_pairs
-
         index_list = None if indices is None else list(indices)
         pairs = {s: find_pairs(root, split, s, indices=index_list) for s in scales}
         return cls.from_pairs(pairs, **kwargs)
@@ -165,14 +175,15 @@ class MultiScaleSampler:
     # -- reproducibility (resume a training run with the same batch stream)
 
     def state_dict(self) -> dict[str, Any]:
-        """All random state: ``{"scales": [...], "picker": tensor, "samplers": [tensor, ...]}``.
+        """All random state: ``{"scales": [...], "picker": tensor, "samplers": [state, ...]}``
+        (each scale's ``PatchSampler.state_dict()``).
 
         Only tensors, ints and lists, so it saves inside a ``weights_only`` checkpoint.
         """
         return {
             "scales": list(self.scales),
             "picker": self.generator.get_state(),
-            "samplers": [s.get_state() for s in self.samplers],
+            "samplers": [s.state_dict() for s in self.samplers],
         }
 
     def load_state_dict(self, state: Mapping[str, Any]) -> None:
@@ -189,9 +200,9 @@ class MultiScaleSampler:
             )
         self.generator.set_state(state["picker"])
         for s, st in zip(self.samplers, state["samplers"], strict=True):
-            s.set_state(st)
+            s.load_state_dict(st)
 
-    # Same names as PatchSampler's, so code written for either works with both.
+    # TEMPORARY shim until the notebooks switch (lead's integration step): the old names.
     get_state = state_dict
     set_state = load_state_dict
 
@@ -205,3 +216,100 @@ class MultiScaleSampler:
             f"MultiScaleSampler({per}; patch {self.patch_size}, batch {self.batch_size}, "
             f"device={self.device}, {self.memory_bytes() / 2**20:.1f} MB uint8)"
         )
+
+
+class StepSeededSampler:
+    """The batches of a :class:`PatchSampler` or :class:`MultiScaleSampler`, drawn so that
+    the batch of step t depends only on (seed, rank, t).
+
+    Before step t, the scale picker (if any) is re-seeded from (seed, t) -- the same on
+    every rank, so all DDP ranks train the same scale in a step, as the paper's MDSR
+    minibatches are drawn at one scale -- and every patch stream from (seed, rank, t), so
+    each rank has its own patches. The state is just the step count: a run resumed from
+    any checkpoint, on any number of ranks, continues each stream where it stopped.
+
+    Args:
+        sampler: one scale's :class:`PatchSampler` (``sample() -> (lr, hr)``) or a
+            :class:`MultiScaleSampler` (``sample() -> (lr, hr, scale)``); its own seeds do
+            not matter, they are replaced at every step.
+        seed: the run's seed.
+        rank: this process's rank (0 without DDP).
+    """
+
+    def __init__(self, sampler: PatchSampler | MultiScaleSampler, *, seed: int = 0, rank: int = 0):
+        if not isinstance(sampler, (PatchSampler, MultiScaleSampler)):
+            raise SamplerError(
+                f"StepSeededSampler wraps a PatchSampler or a MultiScaleSampler, not a "
+                f"{type(sampler).__name__}"
+            )
+        self.sampler = sampler
+        self.seed, self.rank = int(seed), int(rank)
+        self.count = 0  # batches drawn: the next one is step count + 1's
+
+    @classmethod
+    def from_images(
+        cls,
+        images: Mapping[int, tuple[Sequence[torch.Tensor], Sequence[torch.Tensor]]],
+        *,
+        seed: int = 0,
+        rank: int = 0,
+        **kwargs: Any,
+    ) -> StepSeededSampler:
+        """Build from ``{scale: (hr_images, lr_images)}``: one PatchSampler per scale
+        (``kwargs``: ``patch_size``, ``batch_size``, ``device``, ``storage``), under a
+        MultiScaleSampler (scales in increasing order) when there are several."""
+        samplers = []
+        for s in sorted(images):
+            hrs, lrs = images[s]
+            try:
+                samplers.append(PatchSampler(hrs, lrs, s, seed=seed, **kwargs))
+            except ValueError as e:
+                raise DatasetError(f"cannot cut training patches at x{s}: {e}") from e
+        inner = samplers[0] if len(samplers) == 1 else MultiScaleSampler(samplers, seed=seed)
+        return cls(inner, seed=seed, rank=rank)
+
+    @property
+    def scales(self) -> tuple[int, ...]:
+        return (
+            (self.sampler.scale,) if isinstance(self.sampler, PatchSampler) else self.sampler.scales
+        )
+
+    @property
+    def patch_samplers(self) -> list[PatchSampler]:
+        """The PatchSampler of each scale."""
+        inner = self.sampler
+        return [inner] if isinstance(inner, PatchSampler) else list(inner.samplers)
+
+    @property
+    def storage_reason(self) -> str:
+        """Where the training images are kept, and why (the first scale's)."""
+        return self.patch_samplers[0].storage_reason
+
+    def _seed_now(self, stream: str) -> int:
+        """The generator seed of ``stream`` at the current step.
+
+        torch's CPU generator keeps only the low 32 bits of a seed, so (seed, stream) is
+        hashed to 32 bits and the step added: one stream's seeds stay distinct for 2**32
+        steps, and mt19937 streams of nearby seeds are unrelated.
+        """
+        digest = hashlib.blake2b(f"{self.seed}/{stream}".encode(), digest_size=4).digest()
+        return (int.from_bytes(digest, "little") + self.count) % 2**32
+
+    def sample(self) -> tuple:
+        """The next step's batch: ``(lr, hr)`` for one scale, ``(lr, hr, scale)`` for several."""
+        if isinstance(self.sampler, MultiScaleSampler):
+            # the same on every rank: all ranks train one scale per step
+            self.sampler.generator.manual_seed(self._seed_now("scale"))
+        for patches in self.patch_samplers:
+            patches.generator.manual_seed(self._seed_now(f"rank {self.rank}"))
+        self.count += 1
+        return self.sampler.sample()
+
+    def state_dict(self) -> dict[str, int]:
+        return {"count": self.count, "seed": self.seed}
+
+    def load_state_dict(self, state: Mapping[str, int]) -> None:
+        self.count = int(state["count"])
+
+    def __repr__(self) -> str:
+        return f"StepSeededSampler({self.sampler!r}, seed={self.seed}, rank={self.rank})"

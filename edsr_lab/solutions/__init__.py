@@ -1,0 +1,1 @@
+"""Reference solutions of the notebooks' "Your turn" cells: ``edsr_lab.solutions.nbNN``."""

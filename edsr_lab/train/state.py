@@ -1,0 +1,315 @@
+"""Training checkpoints: save, load and restore everything a run needs to continue exactly.
+
+A training checkpoint is a model checkpoint (:mod:`edsr_lab.models.checkpoints` documents
+the format; ``load_checkpoint`` reads it as a model) whose ``training`` entry holds the
+step, the :class:`TrainConfig`, the optimizer, scheduler and sampler states, the history
+and the RNG states. Files are written atomically and only from weights that still give a
+finite loss, so the file on disk is always the last good state.
+
+The official code's users report a wrong learning rate after resuming; here the scheduler
+state is restored (a test checks resumed == uninterrupted), and a changed optimisation
+setting is refused or applied, never silently ignored.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
+from edsr_lab.models import checkpoints as ck
+from edsr_lab.train.config import TrainConfig
+from edsr_lab.train.log import History, StepLog, is_spike
+from edsr_lab.train.step import autocast, forward, loss_function
+
+__all__ = [
+    "load_training_checkpoint",
+    "restore_training_state",
+    "save_training_checkpoint",
+    "unwrap",
+]
+
+#: Fields whose change on resume alters the optimisation (see ``resume_changes``).
+_OPTIMISATION_FIELDS = (
+    "lr",
+    "lr_decay_every",
+    "lr_gamma",
+    "betas",
+    "eps",
+    "rgb_range",
+    "loss",
+    "grad_clip",
+)
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside torch.compile / DDP wrappers: what is saved and evaluated."""
+    return ck._unwrap_model(model)  # integration: a public name in models
+
+
+def save_training_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    *,
+    step: int,
+    config: TrainConfig,
+    history: History,
+    sampler: Any = None,
+) -> Path:
+    """Write what :func:`~edsr_lab.train.train` needs to resume, atomically, replacing ``path``.
+
+    ``model`` may be wrapped (DDP, ``torch.compile``): its inner module is saved. The
+    sampler's state (its ``state_dict()``) is saved when it has one.
+    """
+    training: dict[str, Any] = {
+        "step": int(step),
+        "config": config.to_dict(),
+        "optimizer": optimizer.state_dict(),
+        "scheduler": scheduler.state_dict(),
+        "history": history.to_dict(),
+        "rng": _rng_state(),
+    }
+    if hasattr(sampler, "state_dict"):
+        training["sampler"] = {"state_dict": sampler.state_dict()}
+    return ck.save_checkpoint(model, path, overwrite=True, training=training)
+
+
+def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint written by :func:`~edsr_lab.train.train` (``weights_only=True``).
+
+    Returns a dict with ``model`` (the state_dict: ``model.load_state_dict(ckpt["model"])``
+    restores the weights), ``arch`` and ``model_config`` (what ``load_checkpoint`` builds)
+    and the training state: ``step, config, optimizer, scheduler, history`` (and
+    ``sampler``/``rng`` when saved).
+
+    Raises:
+        CheckpointError: missing, damaged, or a model checkpoint without training state.
+    """
+    # The integration step gives these private helpers of models.checkpoints public names.
+    path = Path(path)
+    source = f"checkpoint {str(path)!r}"
+    raw = ck._torch_load(path, map_location="cpu")
+    if isinstance(raw, dict) and raw.get("format") == ck._LEGACY_TRAINING_FORMAT:
+        return dict(raw)  # written by edsr_lab before the formats were merged
+    if not (isinstance(raw, dict) and raw.get("format") == ck.FORMAT):
+        raise CheckpointError(
+            f"{str(path)!r} is not an edsr_lab training checkpoint (it has no "
+            f"format {ck.FORMAT!r}); for model weights only use "
+            "edsr_lab.models.load_checkpoint or load_official"
+        )
+    ck._verify_checksum(raw, source)
+    training = raw.get("training")
+    if not isinstance(training, dict):
+        raise CheckpointError(
+            f"{str(path)!r} is not an edsr_lab training checkpoint: it holds model weights "
+            "only (no optimizer, step or history), so training cannot resume from it; start "
+            "a new run from its weights with load_checkpoint(path) instead"
+        )
+    return {
+        "model": ck._unwrap_state_dict(raw.get("state_dict"), source),
+        "arch": raw.get("arch"),
+        "model_config": raw.get("config"),
+        **training,
+    }
+
+
+def _rng_state() -> dict[str, Any]:
+    state: dict[str, Any] = {"cpu": torch.get_rng_state()}
+    if torch.cuda.is_available() and torch.cuda.is_initialized():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def _set_rng_state(state: dict[str, Any]) -> None:
+    torch.set_rng_state(state["cpu"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def _set_sampler_state(sampler: Any, state: dict[str, Any]) -> None:
+    # "get_state": a PatchSampler's bare generator state, as checkpoints written before
+    # the samplers shared one protocol hold it; PatchSampler.load_state_dict takes it.
+    saved = state.get("state_dict", state.get("get_state"))
+    if saved is not None and hasattr(sampler, "load_state_dict"):
+        sampler.load_state_dict(saved)
+
+
+def restore_training_state(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    sampler: Any,
+    config: TrainConfig,
+    *,
+    resume_changes: str = "refuse",
+) -> tuple[int, History]:
+    """Load a training checkpoint into ``model``, ``optimizer``, ``scheduler``, ``sampler``
+    and the global RNG; return ``(step, history)``.
+
+    When ``config`` changes an optimisation setting (lr, schedule, Adam, loss, clipping)
+    the checkpoint was trained with, ``resume_changes="refuse"`` raises
+    :class:`ResumeConfigError` naming the fields, and ``"apply"`` applies them from this
+    step on (the lr follows the new schedule at the current step) and records them in
+    ``history.changes``. Changing ``iters`` (to train longer) is always allowed.
+    """
+    ckpt = load_training_checkpoint(path)
+    try:
+        unwrap(model).load_state_dict(ckpt["model"])
+        optimizer.load_state_dict(ckpt["optimizer"])
+    except (RuntimeError, ValueError, KeyError) as exc:
+        raise CheckpointError(
+            f"checkpoint {str(path)!r} does not fit this model/optimizer: {exc}"
+        ) from exc
+    # The scheduler state carries the step count: restoring it (rather than building a
+    # fresh scheduler) is what keeps the learning rate right after a resume.
+    scheduler.load_state_dict(ckpt["scheduler"])
+    start = int(ckpt["step"])
+    history = History.from_dict(ckpt["history"])
+    _reconcile_config(
+        ckpt.get("config") or {}, config, optimizer, scheduler, start, history, resume_changes, path
+    )
+    history.config = config.to_dict()
+    if "sampler" in ckpt:
+        _set_sampler_state(sampler, ckpt["sampler"])
+    if "rng" in ckpt:
+        _set_rng_state(ckpt["rng"])
+    return start, history
+
+
+def _reconcile_config(
+    stored: dict[str, Any],
+    config: TrainConfig,
+    optimizer: torch.optim.Optimizer,
+    scheduler: Any,
+    start: int,
+    history: History,
+    mode: str,
+    path: str | Path,
+) -> None:
+    """Refuse or apply optimisation settings that differ from the checkpoint's."""
+    new = config.to_dict()
+    changed = {
+        k: (stored[k], new[k])
+        for k in _OPTIMISATION_FIELDS
+        if k in stored and _plain(stored[k]) != _plain(new[k])
+    }
+    if not changed:
+        return
+    listing = ", ".join(f"{k} {old!r} -> {now!r}" for k, (old, now) in changed.items())
+    if mode != "apply":
+        raise ResumeConfigError(
+            f"resuming {str(path)!r}: its run was trained with other settings ({listing}); "
+            "resume with the stored settings, or pass resume_changes='apply' to train on "
+            "with the new ones from this step (they are recorded in history.changes)"
+        )
+    lr_now = config.lr * config.lr_gamma ** (start // config.lr_decay_every)
+    for group in optimizer.param_groups:
+        group.update(lr=lr_now, initial_lr=config.lr, betas=tuple(config.betas))
+        group["eps"] = config.adam_eps
+    scheduler.base_lrs = [config.lr] * len(optimizer.param_groups)
+    scheduler.step_size, scheduler.gamma = config.lr_decay_every, config.lr_gamma
+    scheduler._last_lr = [lr_now] * len(optimizer.param_groups)
+    history.changes.append({"step": start, **{k: [old, now] for k, (old, now) in changed.items()}})
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, (tuple, list)) else value
+
+
+def checkpoint_target(config: TrainConfig, resume_from: str | Path | None) -> Path | None:
+    """Where to save; refuses to clobber another run's checkpoint."""
+    if not config.checkpoint_path:
+        return None
+    path = Path(config.checkpoint_path).expanduser()
+    if path.exists() and not config.overwrite:
+        resuming_same = (
+            resume_from is not None and Path(resume_from).expanduser().resolve() == path.resolve()
+        )
+        if not resuming_same:
+            raise CheckpointExistsError(
+                f"checkpoint_path {str(path)!r} already exists and belongs to another "
+                "run; pass resume_from=checkpoint_path to continue that run, choose another "
+                "path, or set overwrite=True to replace it"
+            )
+    return path
+
+
+def _sound(
+    model: nn.Module,
+    batch: tuple[torch.Tensor, torch.Tensor, int | None],
+    config: TrainConfig,
+    amp_dtype: torch.dtype | None,
+    history: History,
+) -> bool:
+    """Do the current weights still give a finite, non-exploding loss on the last batch?
+
+    The loss of step k was computed *before* step k's update; a huge learning rate can
+    make that update itself blow the weights up. So before saving, the updated weights are
+    checked on the same batch (train mode, no gradient; batch-norm statistics are put
+    back, so checking changes nothing).
+    """
+    lr, hr, scale = batch
+    buffers = [b.detach().clone() for b in model.buffers()]
+    loss_fn = loss_function(config.loss)
+    try:
+        with torch.no_grad(), autocast(lr.device.type, amp_dtype):
+            value = float(loss_fn(forward(model, lr, scale).float(), hr))
+    finally:
+        with torch.no_grad():
+            for b, saved in zip(model.buffers(), buffers, strict=True):
+                b.copy_(saved)
+    return math.isfinite(value) and not is_spike(value, history.loss[-100:], config.spike_factor)
+
+
+class Checkpointer:
+    """Writes training checkpoints, but only from weights that are still sound."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        scheduler: Any,
+        sampler: Any,
+        config: TrainConfig,
+        amp_dtype: torch.dtype | None,
+        log: StepLog,
+    ):
+        self.path, self.model, self.optimizer, self.scheduler = path, model, optimizer, scheduler
+        self.sampler, self.config, self.amp_dtype, self.log = sampler, config, amp_dtype, log
+        self.tried = 0  # the last step a save was attempted at
+        self.saved = 0  # the last step saved
+
+    def save(self, step: int, batch: tuple[torch.Tensor, torch.Tensor, int | None]) -> bool:
+        """Save the state after ``step``; False when nothing was written (no path, or the
+        weights are no longer sound and the file keeps the last good state)."""
+        self.tried = step
+        if self.path is None:
+            return False
+        history = self.log.history
+        if not _sound(self.model, batch, self.config, self.amp_dtype, history):
+            history.skipped_checkpoints.append(step)
+            self.log.write(
+                f"step {step}: these weights give an exploding loss on the last batch; "
+                f"not saved, {str(self.path)!r} keeps the last good state"
+            )
+            return False
+        save_training_checkpoint(
+            self.path,
+            self.model,
+            self.optimizer,
+            self.scheduler,
+            step=step,
+            config=self.config,
+            history=history,
+            sampler=self.sampler,
+        )
+        self.saved = step
+        return True
