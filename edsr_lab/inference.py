@@ -344,7 +344,6 @@ class _PeakMeter:
     """Counts the bytes of the tensors a forward creates that are alive at once (by
     storage, so views and in-place results count once) and keeps the peak."""
 
-
     def __init__(self) -> None:
         self.refs: dict[int, int] = {}
         self.size: dict[int, int] = {}
