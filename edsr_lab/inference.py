@@ -617,6 +617,7 @@ def super_resolve(
     device: str | torch.device | None = None,
     amp: bool = False,
     ensemble_batch: bool = True,
+    clamp: bool = True,
 ) -> torch.Tensor:
     """Upscale ``lr`` with ``model``: SR = model(LR), clamped to [0, 1].
 
@@ -646,6 +647,9 @@ def super_resolve(
         ensemble_batch: with ``self_ensemble``, run the transforms as one batch of 8 (square
             inputs) or two batches of 4 (the transforms that keep H x W, then those that swap
             them), which keeps a GPU busy; on out-of-memory it falls back to one at a time.
+        clamp: clamp the output to [0, 1] (default). ``clamp=False`` returns what the model
+            gives, overshoot included, so that a caller mapping values back to physical units
+            can count what falls outside the range (:mod:`edsr_lab.intensity`, rule 4).
 
     Out of memory: if CUDA runs out of memory (``torch.cuda.OutOfMemoryError``), the input
     is processed again in tiles half as large (the whole image first counts as one tile),
@@ -654,8 +658,8 @@ def super_resolve(
 
     Returns:
         float32 tensor shaped like ``lr`` but ``scale`` times larger in H and W, clamped to
-        [0, 1], on ``lr``'s device. Not rounded; :func:`edsr_lab.evaluate.evaluate` rounds
-        to 8 bits as the paper does.
+        [0, 1] (unless ``clamp=False``), on ``lr``'s device. Not rounded;
+        :func:`edsr_lab.evaluate.evaluate` rounds to 8 bits as the paper does.
 
     The model runs in eval mode under ``torch.inference_mode``; its previous mode
     (train/eval) is restored afterwards.
@@ -687,7 +691,7 @@ def super_resolve(
                 y = forward.ensemble(xd, ensemble_batch and batch_fits)
             else:
                 y = forward.run_safe(xd)
-            y = y.clamp_(0, 1).to(lr.device)
+            y = (y.clamp_(0, 1) if clamp else y).to(lr.device)
     finally:
         model.train(was_training)
     # Leave inference mode: the caller may want to use the result in autograd code.
@@ -718,12 +722,14 @@ def super_resolve_grey(
     nearly equal, are brought back to one with ITU-R 601 :data:`LUMA`, the rule
     ``edsr_lab.io.load_image(path, channels=1)`` uses. ``**kwargs`` go to
     :func:`super_resolve` (``tile``, ``self_ensemble``, ``device``, ...).
+    ``clamp=False`` (passed on) keeps the overshoot, for counting it.
     """
     if input_channels(model) == 1:
         return super_resolve(model, grey, scale=scale, **kwargs)
     rgb = super_resolve(model, grey.expand(3, -1, -1), scale=scale, **kwargs)
     weights = torch.tensor(LUMA, dtype=rgb.dtype, device=rgb.device).view(3, 1, 1)
-    return (rgb * weights).sum(dim=0, keepdim=True).clamp_(0.0, 1.0)
+    grey_out = (rgb * weights).sum(dim=0, keepdim=True)
+    return grey_out.clamp_(0.0, 1.0) if kwargs.get("clamp", True) else grey_out
 
 
 def super_resolve_values(

@@ -255,8 +255,53 @@ def test_model_sr_needs_a_scale_for_a_multiscale_model():
     from edsr_lab.weights import load_pretrained
 
     mdsr = load_pretrained("course_mdsr_baseline", progress=False)
-    with pytest.raises(BadArgumentError, match="pass scale="):
+    with pytest.raises(BadArgumentError, match="say which: --scale 2"):  # resolve_scale
         model_sr(mdsr)
     x = torch.rand(1, 1, 6, 7)
     assert model_sr(mdsr, scale=3)(x).shape == (1, 1, 18, 21)
     assert model_sr(mdsr, scale=2)(x).shape == (1, 1, 12, 14)
+
+
+def test_super_resolve_clamp_false_keeps_the_overshoot_and_model_sr_uses_it():
+    """inference.super_resolve(clamp=False) returns what the model gives; model_sr goes
+    through it (tiles and the self-ensemble included), so clipping can be counted."""
+    from edsr_lab.inference import super_resolve
+
+    class Overshoot(torch.nn.Module):
+        scale, n_colors = 2, 3
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            return (1.5 * F.interpolate(x, scale_factor=2, mode="nearest") - 0.2) * self.w
+
+    model = Overshoot()
+    x = torch.rand(1, 3, 8, 8, generator=torch.Generator().manual_seed(0))
+    clamped = super_resolve(model, x)
+    raw = super_resolve(model, x, clamp=False)
+    assert float(clamped.max()) <= 1.0 and float(clamped.min()) >= 0.0
+    assert float(raw.max()) > 1.0 and float(raw.min()) < 0.0
+    assert torch.equal(raw.clamp(0, 1), clamped)
+    grey = x[:, :1]
+    y = model_sr(model)(grey)
+    assert torch.allclose(y, 1.5 * nearest(grey) - 0.2, atol=1e-6)
+    for options in ({"tile": 4}, {"self_ensemble": True}):  # the same model, other paths
+        assert torch.allclose(model_sr(model, **options)(grey), y, atol=1e-6), options
+
+
+def test_model_sr_runs_a_colour_batch_through_a_grey_model_channel_by_channel():
+    class Grey(torch.nn.Module):
+        scale, n_colors = 2, 1
+
+        def __init__(self):
+            super().__init__()
+            self.w = torch.nn.Parameter(torch.ones(1))
+
+        def forward(self, x):
+            assert x.shape[1] == 1
+            return F.interpolate(x, scale_factor=2, mode="nearest") * self.w
+
+    x = torch.rand(2, 3, 4, 5)
+    assert torch.equal(model_sr(Grey())(x), nearest(x))
