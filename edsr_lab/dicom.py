@@ -46,55 +46,64 @@ must not be used for diagnosis without a clinical validation of the whole pipeli
 
 from __future__ import annotations
 
-import copy
-import datetime as _dt
 import math
 import os
-import struct
-import warnings
 import zlib
 from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
 
-from edsr_lab import __version__
-from edsr_lab.errors import DicomError, MissingDependencyError, OutputExistsError
-from edsr_lab.files import atomic_write
-
-# TEMPORARY shim until the lead's integration step: notebook 10 calls
-# dicom.super_resolve_values; it lives in edsr_lab.inference now.
-from edsr_lab.inference import super_resolve_values
+from edsr_lab.dicom_header import (
+    INSTALL_HINT,
+    VALUE_ERRORS,
+    dataset_name,
+    header_number,
+    header_value,
+    require_pydicom,
+    rescale,
+    shown,
+    stored_range,
+    value_errors,
+)
+from edsr_lab.dicom_write import (
+    check_derivable,
+    derive_dataset,
+    derived_dataset,
+    derived_series_description,
+    derived_series_number,
+    write_dicom,
+)
+from edsr_lab.errors import DicomError
 from edsr_lab.paths import nearby, unreadable_reason
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydicom.dataset import Dataset
-    from torch import nn
 
 __all__ = [
     "DICOM_SUFFIXES",
     "INSTALL_HINT",
     "MAX_SLICE_BYTES",
     "check_derivable",
+    "derive_dataset",
+    "derived_dataset",
+    "derived_series_description",
+    "derived_series_number",
+    "DicomImage",
     "display_window",
     "file_window",
-    "require_pydicom",
-    "derived_dataset",
     "is_dicom_file",
     "read_dicom",
+    "read_dicom_image",
+    "require_pydicom",
     "stored_range",
-    "super_resolve_values",
-    "upscale_dicom",
-    "upscale_files",
     "window",
     "window_from_dataset",
     "write_dicom",
 ]
-
-#: The command that installs what this module needs.
-INSTALL_HINT = 'pip install -e ".[dicom]"  (or: pip install pydicom)'
 
 #: File name endings taken as DICOM without looking inside.
 DICOM_SUFFIXES = (".dcm", ".dicom")
@@ -112,26 +121,6 @@ def _max_file_bytes() -> int:
     return MAX_SLICE_BYTES + MAX_SLICE_BYTES // 16
 
 
-# What pydicom raises on a value it cannot convert or a damaged element (found by
-# feeding it bad headers, truncated and bit-flipped files).
-_VALUE_ERRORS = (
-    ValueError,
-    TypeError,
-    OverflowError,
-    KeyError,
-    IndexError,
-    AttributeError,
-    NotImplementedError,  # an unknown VR
-    struct.error,
-    EOFError,
-)
-
-
-def _value_errors(pydicom: Any) -> tuple[type[BaseException], ...]:
-    """:data:`_VALUE_ERRORS` and pydicom's own (BytesLengthException is an Exception)."""
-    return (*_VALUE_ERRORS, RuntimeError, pydicom.errors.BytesLengthException)
-
-
 # First bytes of image files that end up named .dcm.
 _IMAGE_MAGIC = {
     b"\x89PNG\r\n\x1a\n": "a PNG image",
@@ -141,19 +130,6 @@ _IMAGE_MAGIC = {
     b"GIF8": "a GIF image",
     b"BM": "a BMP image",
 }
-
-
-def require_pydicom() -> Any:
-    """The pydicom module, or MissingDependencyError: one line with the install command
-    (a command calls it first, so a missing extra is said before a model is loaded)."""
-    try:
-        import pydicom  # here: an optional extra, and this module must import without it
-    except ImportError as err:
-        raise MissingDependencyError(
-            f"reading and writing DICOM needs pydicom, which is not installed ({err}); "
-            f"install the extra with: {INSTALL_HINT}"
-        ) from None
-    return pydicom
 
 
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
@@ -177,75 +153,6 @@ def is_dicom_file(path: str | os.PathLike[str]) -> bool:
 # --------------------------------------------------------------------------------------------
 # Reading
 # --------------------------------------------------------------------------------------------
-def _where(ds: Dataset) -> str:
-    name = getattr(ds, "filename", None)
-    return f"DICOM {str(name)!r}" if isinstance(name, (str, os.PathLike)) else "the DICOM"
-
-
-def _element(ds: Dataset, keyword: str, where: str) -> Any:
-    """The value of ``keyword`` (None when absent or empty); DicomError if pydicom
-    cannot convert it (e.g. RescaleSlope 'abc')."""
-    try:
-        with warnings.catch_warnings():  # pydicom's "Invalid value for VR": said below
-            warnings.filterwarnings("ignore", message="Invalid value for VR")
-            value = ds.get(keyword)
-    except _value_errors(require_pydicom()) as err:
-        raise DicomError(
-            f"{where}: its {keyword} cannot be read ({err}); fix the header (e.g. with "
-            "dcmodify) or export the slice again"
-        ) from None
-    return None if value is None or value == "" else value
-
-
-def _number(ds: Dataset, keyword: str, default: float | None, *, whole: bool = False) -> Any:
-    """``keyword`` as one finite number (an int if ``whole``), ``default`` when absent.
-
-    Raises:
-        DicomError: not a number, several values, or not whole when ``whole``.
-    """
-    where = _where(ds)
-    value = _element(ds, keyword, where)
-    if value is None:
-        return default
-    if isinstance(value, Sequence) and not isinstance(value, (str, bytes)):
-        if len(value) != 1:
-            raise DicomError(
-                f"{where}: {keyword} holds {len(value)} values ({_shown(value)}); it must be "
-                "one number; fix the header or export the slice again"
-            )
-        value = value[0]
-    try:
-        number = float(value)
-    except _VALUE_ERRORS:
-        number = math.nan
-    if not math.isfinite(number) or (whole and not number.is_integer()):
-        raise DicomError(
-            f"{where}: {keyword} is {_shown(value)}, not a {'whole ' if whole else ''}number; "
-            "fix the header (e.g. with dcmodify) or export the slice again"
-        )
-    return int(number) if whole else number
-
-
-def _shown(value: Any) -> str:
-    text = (
-        "\\".join(map(str, value))
-        if isinstance(value, Sequence) and not isinstance(value, (str, bytes))
-        else str(value)
-    )
-    return repr(text[:40])
-
-
-def _rescale(ds: Dataset) -> tuple[float, float]:
-    slope = _number(ds, "RescaleSlope", 1.0)
-    intercept = _number(ds, "RescaleIntercept", 0.0)
-    if slope == 0:
-        raise DicomError(
-            f"{_where(ds)}: RescaleSlope is 0, which maps every pixel to the same value; "
-            "fix the header (usually 1) or export the slice again"
-        )
-    return slope, intercept
-
-
 def _not_dicom(path: Path, head: bytes) -> str | None:
     """Why ``path`` is not a DICOM file, from its first bytes; None if it may be one."""
     if len(head) >= 132 and head[128:132] == b"DICM":
@@ -265,7 +172,7 @@ def _check_deflated(path: Path, pydicom: Any) -> None:
     a 3 MB file can hold 3 GB of zeros)."""
     try:
         meta = pydicom.filereader.read_file_meta_info(path)
-    except (pydicom.errors.InvalidDicomError, *_value_errors(pydicom), OSError):
+    except (pydicom.errors.InvalidDicomError, *value_errors(pydicom), OSError):
         return  # not a Part 10 file with meta: dcmread says what is wrong
     if meta.get("TransferSyntaxUID") != pydicom.uid.DeflatedExplicitVRLittleEndian:
         return
@@ -301,11 +208,56 @@ def _mib(n: float) -> str:
     return f"{n / 2**20:,.1f} MiB"
 
 
+@dataclass
+class DicomImage:
+    """A DICOM file's pixels as stored, every frame, and what they mean.
+
+    Attributes:
+        stored: numpy (F, C, H, W) in the file's integer dtype (native byte order): F
+            frames (1 for a slice), C = 1 (grey) or 3 (colour, as RGB: YBR files are
+            converted by pydicom).
+        ds: the pydicom ``Dataset`` (metadata; its pixels are not used again).
+        slope, intercept: RescaleSlope / RescaleIntercept (1 and 0 when absent).
+        path: the file read.
+    """
+
+    stored: np.ndarray
+    ds: Dataset
+    slope: float
+    intercept: float
+    path: Path
+
+    @property
+    def values(self) -> np.ndarray:
+        """``stored * slope + intercept`` (float64), or ``stored`` itself without a rescale."""
+        if self.slope == 1.0 and self.intercept == 0.0:
+            return self.stored
+        return self.stored.astype(np.float64) * self.slope + self.intercept
+
+    @property
+    def units(self) -> str:
+        """``"HU"`` for CT (the rescale gives Hounsfield units), the file's RescaleType when
+        it names one, else ``"stored"`` (the numbers' meaning is the modality's)."""
+        kind = str(self.ds.get("RescaleType", "") or "").strip()
+        if str(self.ds.get("Modality", "")) == "CT" and kind in ("", "HU"):
+            return "HU"
+        return kind if kind and kind != "US" else "stored"
+
+    @property
+    def frames(self) -> int:
+        return int(self.stored.shape[0])
+
+    @property
+    def channels(self) -> int:
+        return int(self.stored.shape[1])
+
+
 def read_dicom(path: str | os.PathLike[str]) -> tuple[torch.Tensor, Dataset]:
     """Read one DICOM slice with RescaleSlope/RescaleIntercept applied.
 
     Args:
-        path: a single-frame, single-channel DICOM file (CT, MR, CR/DX, ...).
+        path: a single-frame, single-channel DICOM file (CT, MR, CR/DX, ...). Multi-frame
+            and colour files: :func:`read_dicom_image`.
 
     Returns:
         ``(values, ds)``: ``values`` is float32 (1, H, W) in the modality's units
@@ -315,12 +267,35 @@ def read_dicom(path: str | os.PathLike[str]) -> tuple[torch.Tensor, Dataset]:
 
     Raises:
         MissingDependencyError: pydicom is not installed (the message gives the command).
+        DicomError: what :func:`read_dicom_image` raises, and several frames or colour.
+    """
+    image = _read(path, several=False)
+    values = image.stored[0].astype(np.float64) * image.slope + image.intercept
+    return torch.from_numpy(values.astype(np.float32)), image.ds
+
+
+def read_dicom_image(path: str | os.PathLike[str]) -> DicomImage:
+    """Read every frame of a DICOM file as stored: grey or colour, one frame or many.
+
+    Any transfer syntax pydicom decodes (uncompressed little- or big-endian, implicit or
+    explicit VR, Deflated, RLE; JPEG and JPEG 2000 with a decoder installed) is read; YBR
+    colour comes back as RGB.
+
+    Returns:
+        A :class:`DicomImage`; ``stored`` is (F, C, H, W).
+
+    Raises:
+        MissingDependencyError: pydicom is not installed (the message gives the command).
         DicomError: missing, empty, a folder, an image named .dcm, not DICOM, a header
             value that is not a number (RescaleSlope 'abc', NumberOfFrames 'x', ...),
             declared pixels over :data:`MAX_SLICE_BYTES` or a Deflated file inflating past
             it (checked before decoding), no pixel data, compressed pixel data pydicom
-            cannot decode, several frames, colour, or float pixel data.
+            cannot decode, palette colour, a Modality LUT, or float pixel data.
     """
+    return _read(path, several=True)
+
+
+def _read(path: str | os.PathLike[str], *, several: bool) -> DicomImage:
     pydicom = require_pydicom()
     path = Path(path).expanduser()
     reason = unreadable_reason(path, "DICOM file")
@@ -343,65 +318,78 @@ def read_dicom(path: str | os.PathLike[str]) -> tuple[torch.Tensor, Dataset]:
         pydicom.errors.InvalidDicomError,
         zlib.error,
         MemoryError,
-        *_value_errors(pydicom),
+        *value_errors(pydicom),
         OSError,
     ) as err:
         raise DicomError(
             f"cannot read DICOM {str(path)!r}: {str(err).split('. Use force=True')[0]}; is "
             "it a DICOM file (.dcm)?"
         ) from None
-    _check_supported(ds, path)
-    slope, intercept = _rescale(ds)
+    frames, samples = _check_supported(ds, path, several=several)
+    slope, intercept = rescale(ds)
     try:
-        stored = ds.pixel_array
-    except (*_value_errors(pydicom), MemoryError) as err:
+        stored = np.asarray(ds.pixel_array)  # YBR colour converted to RGB by pydicom
+    except (*value_errors(pydicom), MemoryError) as err:
         syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
         raise DicomError(
             f"cannot decode the pixels of {str(path)!r} (transfer syntax {syntax}): {err}. "
             "For compressed DICOM install a decoder, e.g. pip install pylibjpeg "
             "pylibjpeg-libjpeg pylibjpeg-openjpeg, or decompress it with gdcmconv --raw"
         ) from None
-    values = stored.astype(np.float64) * slope + intercept
-    return torch.from_numpy(values.astype(np.float32))[None], ds
+    # (H, W), (F, H, W), (H, W, 3) or (F, H, W, 3) -> (F, C, H, W), native byte order
+    stored = stored.reshape(frames, *stored.shape[-3 if samples == 3 else -2 :])
+    stored = stored[:, None] if samples == 1 else stored.transpose(0, 3, 1, 2)
+    stored = np.ascontiguousarray(stored, dtype=stored.dtype.newbyteorder("="))
+    return DicomImage(stored, ds, slope, intercept, path)
 
 
-def _check_supported(ds: Dataset, path: Path) -> None:
-    """What :func:`read_dicom` handles, checked on the header before any pixel is decoded."""
+def _check_supported(ds: Dataset, path: Path, *, several: bool = False) -> tuple[int, int]:
+    """What the readers handle, checked on the header before any pixel is decoded;
+    returns (frames, samples per pixel). ``several``: frames and colour are fine."""
     where = f"DICOM {str(path)!r}"
     if "PixelData" not in ds:
         kinds = "FloatPixelData" if "FloatPixelData" in ds else "no pixel data"
         raise DicomError(f"{where} has {kinds}; only integer images can be super-resolved")
-    frames = _number(ds, "NumberOfFrames", 1, whole=True)
-    if frames != 1:
+    frames = header_number(ds, "NumberOfFrames", 1, whole=True)
+    if frames < 1 or (frames != 1 and not several):
         raise DicomError(
-            f"{where} holds {frames} frames; only single-frame slices are supported "
-            "(split it into one file per frame first)"
+            f"{where} holds {frames} frames; read_dicom reads one slice: use "
+            "read_dicom_image (every frame), or the upscale command, which takes "
+            "multi-frame files"
         )
-    samples = _number(ds, "SamplesPerPixel", 1, whole=True)
-    photometric = str(_element(ds, "PhotometricInterpretation", where) or "MONOCHROME2")
-    if samples != 1 or photometric not in ("MONOCHROME1", "MONOCHROME2"):
-        raise DicomError(
-            f"{where} is {photometric} with {samples} samples per pixel; only grey "
-            "(MONOCHROME1/MONOCHROME2) slices are supported; export colour images as PNG "
-            "and use `upscale`"
+    samples = header_number(ds, "SamplesPerPixel", 1, whole=True)
+    photometric = str(header_value(ds, "PhotometricInterpretation", where) or "MONOCHROME2")
+    grey = samples == 1 and photometric in ("MONOCHROME1", "MONOCHROME2")
+    colour = samples == 3 and (photometric == "RGB" or photometric.startswith("YBR"))
+    if not (grey or (colour and several)):
+        what = (
+            "read_dicom reads grey slices: use read_dicom_image, or the upscale command, "
+            "which takes colour files"
+            if colour
+            else "only grey (MONOCHROME1/2), RGB and YBR images are supported; convert "
+            "palette colour to RGB first (e.g. with pydicom.pixels.apply_color_lut)"
         )
+        raise DicomError(f"{where} is {photometric} with {samples} samples per pixel; {what}")
     if "ModalityLUTSequence" in ds:
         raise DicomError(
             f"{where} maps stored values through a Modality LUT, which has no inverse to "
             "write back; only RescaleSlope/RescaleIntercept are supported"
         )
-    bits = _number(ds, "BitsAllocated", 16, whole=True)
+    bits = header_number(ds, "BitsAllocated", 16, whole=True)
     if bits not in (8, 16, 32):
         raise DicomError(f"{where} has BitsAllocated={bits}; expected 8, 16 or 32")
-    stored_bits = _number(ds, "BitsStored", bits, whole=True)
+    stored_bits = header_number(ds, "BitsStored", bits, whole=True)
     if not 1 <= stored_bits <= bits:
         raise DicomError(
             f"{where} has BitsStored={stored_bits} with BitsAllocated={bits}; BitsStored must "
             "be 1 to BitsAllocated; fix the header or export the slice again"
         )
-    if _number(ds, "PixelRepresentation", 0, whole=True) not in (0, 1):
+    if header_number(ds, "PixelRepresentation", 0, whole=True) not in (0, 1):
         raise DicomError(f"{where}: PixelRepresentation must be 0 (unsigned) or 1 (signed)")
-    rows, cols = _number(ds, "Rows", 0, whole=True), _number(ds, "Columns", 0, whole=True)
+    rows, cols = (
+        header_number(ds, "Rows", 0, whole=True),
+        header_number(ds, "Columns", 0, whole=True),
+    )
     if rows < 1 or cols < 1:
         raise DicomError(f"{where} declares {rows} x {cols} pixels; an image has at least 1 x 1")
     declared = rows * cols * frames * samples * bits // 8
@@ -411,14 +399,7 @@ def _check_supported(ds: Dataset, path: Path) -> None:
             f"than one slice here may hold ({_mib(MAX_SLICE_BYTES)}); refused before decoding: "
             "a damaged or hostile file? (or crop the image first)"
         )
-
-
-def stored_range(ds: Dataset) -> tuple[int, int]:
-    """The smallest and largest stored integer (BitsStored, PixelRepresentation)."""
-    bits = _number(ds, "BitsStored", _number(ds, "BitsAllocated", 16, whole=True), whole=True)
-    if _number(ds, "PixelRepresentation", 0, whole=True) == 1:
-        return -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
-    return 0, 2**bits - 1
+    return frames, samples
 
 
 # --------------------------------------------------------------------------------------------
@@ -438,18 +419,19 @@ def file_window(ds: Dataset) -> tuple[float, float] | None:
         DicomError: a window that is not two numbers with width >= 1 (e.g. 'abc'): only
             display is affected, so callers may fall back to the data's range and say so.
     """
-    where = _where(ds)
-    center, width = _element(ds, "WindowCenter", where), _element(ds, "WindowWidth", where)
+    where = dataset_name(ds)
+    center = header_value(ds, "WindowCenter", where)
+    width = header_value(ds, "WindowWidth", where)
     if center is None or width is None:
         return None
     try:
         window = _first(center), _first(width)
-    except _VALUE_ERRORS:
+    except VALUE_ERRORS:
         window = (math.nan, math.nan)
     if not all(math.isfinite(v) for v in window) or window[1] < 1:
         raise DicomError(
-            f"{where}: its window (WindowCenter {_shown(center)}, WindowWidth "
-            f"{_shown(width)}) is not two numbers with width >= 1"
+            f"{where}: its window (WindowCenter {shown(center)}, WindowWidth "
+            f"{shown(width)}) is not two numbers with width >= 1"
         )
     return window
 
@@ -511,184 +493,3 @@ def window(
 # --------------------------------------------------------------------------------------------
 # Writing
 # --------------------------------------------------------------------------------------------
-def _stored_dtype(ds: Dataset) -> np.dtype:
-    bits = int(ds.get("BitsAllocated", 16))
-    signed = int(ds.get("PixelRepresentation", 0)) == 1
-    return np.dtype(f"{'i' if signed else 'u'}{bits // 8}").newbyteorder("<")
-
-
-def derived_dataset(
-    ds: Dataset, values: torch.Tensor, scale: int, *, description: str | None = None
-) -> Dataset:
-    """A new DICOM dataset holding super-resolved ``values``, derived from ``ds``.
-
-    Args:
-        ds: the original slice's dataset (from :func:`read_dicom`); not modified.
-        values: float (1, H*s, W*s) in the modality's units (from :func:`super_resolve_values`).
-        scale: the upscaling factor, to divide PixelSpacing by.
-        description: text for DerivationDescription; default names edsr-lab and the scale.
-
-    Returns:
-        A deep copy of ``ds`` with the new pixels (inverse rescale, rounded, clipped to the
-        stored range), Rows/Columns, PixelSpacing (and ImagerPixelSpacing) / scale, new
-        SOP Instance UID and Series Instance UID, ImageType DERIVED\\SECONDARY, the
-        description, a SourceImageSequence item referencing the original, and Explicit VR
-        Little Endian (uncompressed) transfer syntax. Everything else is kept.
-
-    Raises:
-        DicomError: a header value this needs is not a number (RescaleSlope, PixelSpacing,
-            ...), or an element of the original cannot be converted (a damaged header).
-    """
-    pydicom = require_pydicom()
-    try:
-        return _derive(pydicom, ds, values, scale, description)
-    except _value_errors(pydicom) as err:
-        raise DicomError(
-            f"{_where(ds)}: its header holds an element that cannot be carried into the "
-            f"derived file ({str(err).splitlines()[0][:200]}); repair it (e.g. dcmconv) or "
-            "use --format png"
-        ) from None
-
-
-def _derive(
-    pydicom: Any, ds: Dataset, values: torch.Tensor, scale: int, description: str | None
-) -> Dataset:
-    from pydicom.dataset import Dataset as _Dataset  # pydicom is an optional extra
-    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
-
-    out = copy.deepcopy(ds)
-    slope, intercept = _rescale(ds)
-    lo, hi = stored_range(ds)
-    stored = np.rint((values[0].double().numpy() - intercept) / slope)
-    pixels = np.clip(stored, lo, hi).astype(_stored_dtype(ds))
-    rows, cols = pixels.shape
-
-    out.Rows, out.Columns = rows, cols
-    out.PixelData = pixels.tobytes()
-    out["PixelData"].VR = "OB" if pixels.itemsize == 1 else "OW"
-    # The smallest/largest pixel values of the original no longer hold.
-    for keyword in ("SmallestImagePixelValue", "LargestImagePixelValue"):
-        if keyword in out:
-            del out[keyword]
-    for keyword, (row, col) in check_derivable(ds).items():
-        out[keyword].value = [_ds_number(row / scale), _ds_number(col / scale)]
-
-    image_type = list(ds.get("ImageType", ["ORIGINAL", "PRIMARY"]))
-    out.ImageType = ["DERIVED", "SECONDARY", *image_type[2:]]
-    text = description or (
-        f"Super-resolved x{scale} by edsr-lab {__version__} (EDSR, Lim et al. 2017); "
-        "detail is synthesised, not measured: not for diagnostic use"
-    )
-    out.DerivationDescription = text[:1024]
-    source = _Dataset()
-    source.ReferencedSOPClassUID = ds.get("SOPClassUID", "")
-    source.ReferencedSOPInstanceUID = ds.get("SOPInstanceUID", "")
-    out.SourceImageSequence = [source]
-
-    out.SOPInstanceUID = generate_uid()
-    out.SeriesInstanceUID = generate_uid()
-    now = _dt.datetime.now()
-    out.InstanceCreationDate, out.InstanceCreationTime = (
-        now.strftime("%Y%m%d"),
-        now.strftime("%H%M%S"),
-    )
-    if not hasattr(out, "file_meta"):
-        out.file_meta = pydicom.dataset.FileMetaDataset()
-    out.file_meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
-    if "SOPClassUID" in out:
-        out.file_meta.MediaStorageSOPClassUID = out.SOPClassUID
-    out.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    return out
-
-
-def check_derivable(ds: Dataset) -> dict[str, tuple[float, float]]:
-    """The pixel spacings a derived DICOM divides by the scale: ``{keyword: (row, col)}``
-    for PixelSpacing and ImagerPixelSpacing where present. Called before super-resolving,
-    so a header that cannot be written correctly fails before the work.
-
-    Raises:
-        DicomError: a spacing that is not two positive numbers (DICOM requires row\\column;
-            one value or 'abc' would give a derived file with a wrong geometry).
-    """
-    where, found = _where(ds), {}
-    for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = _element(ds, keyword, where)
-        if value is None:
-            continue
-        items = (
-            list(value) if isinstance(value, Sequence) and not isinstance(value, str) else [value]
-        )
-        try:
-            numbers = [float(v) for v in items]
-        except _VALUE_ERRORS:
-            numbers = []
-        if len(numbers) != 2 or not all(math.isfinite(v) and v > 0 for v in numbers):
-            raise DicomError(
-                f"{where}: {keyword} is {_shown(value)}; DICOM needs two positive numbers "
-                f"(row\\column spacing in mm) to write a derived slice with the right "
-                f"geometry; fix it (e.g. dcmodify -m {keyword}=0.5\\0.5) or use --format png"
-            )
-        found[keyword] = (numbers[0], numbers[1])
-    return found
-
-
-def _ds_number(x: float) -> str:
-    """A decimal string (VR DS) of at most 16 characters."""
-    text = f"{x:.10g}"
-    return text if len(text) <= 16 else f"{x:.8g}"
-
-
-def write_dicom(ds: Dataset, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-    """Write ``ds`` as a DICOM file (Part 10, with preamble and file meta), atomically.
-
-    Raises:
-        OutputExistsError (a FileExistsError): ``overwrite=False`` and ``path`` exists.
-    """
-    pydicom = require_pydicom()
-    path = Path(path).expanduser()
-    if path.exists() and not overwrite:
-        raise OutputExistsError(
-            f"{str(path)!r} already exists; pass --overwrite (overwrite=True from Python) to "
-            "replace it, or choose another name"
-        )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    syntax = ds.file_meta.get("TransferSyntaxUID") if hasattr(ds, "file_meta") else None
-    little = syntax is None or syntax.is_little_endian  # a big-endian original is converted
-
-    def write(tmp: str) -> None:
-        pydicom.dcmwrite(
-            tmp, ds, enforce_file_format=True, little_endian=little,
-            implicit_vr=bool(syntax is not None and syntax.is_implicit_VR),
-        )  # fmt: skip
-
-    try:
-        return atomic_write(path, write)
-    except _value_errors(pydicom) as err:
-        raise DicomError(
-            f"cannot write {str(path)!r}: the original's header holds an element that cannot "
-            f"be written ({str(err).splitlines()[0][:200]}); repair the original (e.g. "
-            "dcmconv) or use --format png"
-        ) from None
-
-
-# --------------------------------------------------------------------------------------------
-# TEMPORARY shims until the lead's integration step: cli.py, notebook 10 and tests call these;
-# the file-to-file path lives in edsr_lab.upscale (which imports this module, hence the
-# imports inside the functions).
-# --------------------------------------------------------------------------------------------
-def upscale_dicom(model: nn.Module, src: Any, dst: Any, **kwargs: Any) -> dict[str, Any]:
-    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom`."""
-    from edsr_lab.upscale import upscale_dicom as run
-
-    return run(model, src, dst, **kwargs)
-
-
-def upscale_files(model: nn.Module, files: Any, out_dir: Any, **kwargs: Any) -> int:
-    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom_files`; returns the failures."""
-    from edsr_lab.upscale import upscale_dicom_files
-
-    return upscale_dicom_files(model, files, out_dir, **kwargs)[1]
-
-
-# TEMPORARY shim until the lead's integration step: cli.py calls dicom._pydicom().
-_pydicom = require_pydicom

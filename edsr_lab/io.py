@@ -162,6 +162,10 @@ class ImageInfo:
         bits: 8, 16, or 32 (32-bit float, Pillow mode ``F``): the precision of the values.
         mode: Pillow's mode string (e.g. ``"I;16"``, ``"RGBA"``, ``"P"``).
         format: Pillow's format name (``"PNG"``, ``"TIFF"``, ``"JPEG"``...).
+        pages: how many pages (frames) the file holds (a TIFF stack: several).
+        dtype: the numpy dtype of the stored samples (``"uint8"``, ``"uint16"``,
+            ``"int16"``, ``"int32"``, ``"uint32"``, ``"float32"``), as
+            :func:`edsr_lab.stored.read_values` reads them.
     """
 
     channels: int
@@ -169,6 +173,8 @@ class ImageInfo:
     bits: int
     mode: str
     format: str | None
+    pages: int = 1
+    dtype: str = "uint8"
 
 
 def read_image(

@@ -60,6 +60,7 @@ __all__ = [
     "NiftiVolume",
     "is_nifti_file",
     "read_nifti",
+    "require_nibabel",
     "upscale_nifti",
     "write_nifti",
 ]
@@ -72,8 +73,9 @@ _COMMENT_CODE = 6  # NIFTI_ECODE_COMMENT
 _READ_ERRORS: tuple[type[BaseException], ...] = (OSError, EOFError, ValueError, zlib.error)
 
 
-def _nibabel() -> Any:
-    """Import nibabel, or raise one clear line saying how to install it."""
+def require_nibabel() -> Any:
+    """Import nibabel, or raise one clear line saying how to install it (a command calls it
+    first, so a missing extra is said before a model is loaded)."""
     try:
         import nibabel
     except ImportError as err:
@@ -157,7 +159,7 @@ def read_nifti(path: str | os.PathLike[str]) -> NiftiVolume:
         ImageReadError: missing or unreadable file, not NIfTI, fewer than 3 or more than 4
             dimensions, a complex or RGB dtype, NaN or infinite voxels.
     """
-    nib = _nibabel()
+    nib = require_nibabel()
     path = Path(path).expanduser()
     if not path.is_file():
         raise ImageReadError(path, "there is no such file (expected a .nii or .nii.gz volume)")
@@ -244,7 +246,7 @@ def write_nifti(
         BadArgumentError: a shape that is not ``like``'s upscaled, or a bad suffix.
         OutputExistsError / OutputPathError: the file exists / the path is a folder.
     """
-    nib = _nibabel()
+    nib = require_nibabel()
     path = Path(path).expanduser()
     if not path.name.lower().endswith((".nii", ".nii.gz")):
         raise BadArgumentError(f"write_nifti: {str(path)!r} must end in .nii or .nii.gz")

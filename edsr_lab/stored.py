@@ -54,7 +54,7 @@ from edsr_lab.io import DEFAULT_MAX_PIXELS, apply_orientation, exif_orientation,
 from edsr_lab.png import decode_png16_color, encode_png
 from edsr_lab.tiff import TIFF_DTYPES, encode_tiff
 
-__all__ = ["PNG_TEXT_KEY", "StoredImage", "read_values", "save_values"]
+__all__ = ["PNG_TEXT_KEY", "StoredImage", "read_values", "save_values", "storage_for"]
 
 #: Keyword of the PNG text chunk that holds the intensity record.
 PNG_TEXT_KEY = "edsr_lab.intensity"
@@ -93,8 +93,20 @@ class StoredImage:
     def channels(self) -> int:
         return int(self.values.shape[1])
 
+    @property
+    def physical(self) -> np.ndarray:
+        """The values in the recorded map's units: ``stored * slope + intercept`` (float64)
+        when the file's record has a rescale, else ``values`` itself. This, not ``values``,
+        is what :meth:`intensity_map`'s map takes (a PNG holding HU + 1024 with its record
+        gives HU here)."""
+        rec = self.recorded
+        if rec is None or (rec.slope == 1.0 and rec.intercept == 0.0):
+            return self.values
+        return self.values.astype(np.float64) * rec.slope + rec.intercept
+
     def intensity_map(self, spec: str | tuple[float, float] = "auto", *, units: str | None = None):
-        """The :class:`~edsr_lab.intensity.IntensityMap` for all pages together.
+        """The :class:`~edsr_lab.intensity.IntensityMap` for all pages together, over
+        :attr:`physical`.
 
         ``units`` default: the recorded map's units (e.g. ``"HU"``) if the file has one, else
         ``"stored"``. The recorded rescale (slope, intercept) is kept, so values written
@@ -102,7 +114,7 @@ class StoredImage:
         """
         rec = self.recorded
         return intensity_map(
-            self.values,
+            self.physical,
             spec,
             units=units or (rec.units if rec else "stored"),
             dtype=self.dtype,
@@ -323,3 +335,83 @@ def save_values(
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path
+
+
+def _whole(x: float) -> bool:
+    return float(x).is_integer()
+
+
+def storage_for(
+    mapping: IntensityMap, suffix: str, *, channels: int = 1, bits: int | None = None
+) -> IntensityMap:
+    """How to store values of ``mapping`` in a PNG or TIFF so they can be read back.
+
+    The result is ``mapping`` with another stored dtype and rescale
+    (:meth:`~edsr_lab.intensity.IntensityMap.with_storage`); :func:`save_values` records it
+    in the file, so ``stored * slope + intercept`` gives the values again.
+
+    Args:
+        mapping: the map of the values (its range, units, dtype and rescale).
+        suffix: ``".png"`` or ``".tif"``/``".tiff"``.
+        channels: 1 (grey) or 3 (colour: the stored dtype is kept, uint8 or uint16).
+        bits: ``8`` or ``16`` (unsigned integers over [lo, hi]) or ``32`` (float32 values
+            in TIFF) to ask for a precision; None: the one that keeps the values exactly.
+
+    Returns:
+        The map to decode with. Rules (first that applies), for grey values:
+
+        * ``bits=8`` / ``16`` where the values do not fit exactly: ``(value - lo) / step``
+          with ``step = (hi - lo) / (2**bits - 1)`` (quantised, the step recorded);
+        * ``bits=32``, or a TIFF of non-integer values: float32 values (slope 1, intercept 0);
+        * a TIFF of integer values within int16: int16 values, slope 1, intercept 0 (an
+          "int16 TIFF in HU" for CT);
+        * a PNG of integer values: uint16 with the map's own rescale if [lo, hi] fits it
+          (a CT stored as HU + 1024 stays so), else ``value - lo``;
+        * anything else: the quantised 16-bit form.
+
+    Raises:
+        BadArgumentError: another suffix, or a colour dtype the format cannot hold.
+    """
+    suffix = suffix.lower()
+    if suffix not in (".png", ".tif", ".tiff"):
+        raise BadArgumentError(f"storage_for: {suffix!r} is not .png, .tif or .tiff")
+    if bits not in (None, 8, 16, 32):
+        raise BadArgumentError(f"storage_for: bits must be 8, 16 or 32, got {bits!r}")
+    if channels == 3:
+        dtype = mapping.dtype if bits is None else {8: "uint8", 16: "uint16"}.get(bits)
+        if dtype not in ("uint8", "uint16"):
+            raise BadArgumentError(
+                f"colour values are stored as 8- or 16-bit integers, not {dtype or bits}"
+            )
+        if dtype == mapping.dtype:
+            return mapping
+        return _quantised(mapping, int(np.iinfo(dtype).max), dtype)
+    whole = (
+        np.dtype(mapping.dtype).kind in "iu"
+        and _whole(mapping.slope)
+        and _whole(mapping.intercept)
+        and _whole(mapping.lo)
+        and _whole(mapping.hi)
+    )
+    if bits == 8:
+        return _quantised(mapping, 255, "uint8")
+    tiff = suffix != ".png"
+    if bits == 32 or (tiff and not whole and bits is None):
+        if not tiff:
+            raise BadArgumentError("float values (bits 32) are stored in a .tif, not a .png")
+        return mapping.with_storage(dtype="float32", slope=1.0, intercept=0.0)
+    if tiff and whole and bits is None and -32768 <= mapping.lo and mapping.hi <= 32767:
+        return mapping.with_storage(dtype="int16", slope=1.0, intercept=0.0)
+    if whole:
+        own = [(mapping.lo - mapping.intercept) / mapping.slope]
+        own.append((mapping.hi - mapping.intercept) / mapping.slope)
+        if all(0 <= v <= 65535 and _whole(v) for v in own):
+            return mapping.with_storage(dtype="uint16")
+        if mapping.hi - mapping.lo <= 65535:
+            return mapping.with_storage(dtype="uint16", slope=1.0, intercept=mapping.lo)
+    return _quantised(mapping, 65535, "uint16")
+
+
+def _quantised(mapping: IntensityMap, top: int, dtype: str) -> IntensityMap:
+    """[lo, hi] spread over the integers 0..top: stored = (value - lo) / step."""
+    return mapping.with_storage(dtype=dtype, slope=mapping.peak / top, intercept=mapping.lo)

@@ -76,10 +76,17 @@ from edsr_lab.inference import (
     input_channels,
     resolve_scale,
     super_resolve,
-    super_resolve_values,
 )
 from edsr_lab.io import ImageInfo, read_image, save_image
 from edsr_lab.paths import unreadable_reason, unwritable_reason
+from edsr_lab.upscale_stored import (
+    check_values_mode,
+    is_values_image,
+    nifti_output_name,
+    upscale_nifti_file,
+    upscale_values_image,
+    values_output_name,
+)
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -116,24 +123,54 @@ class Job:
     info: Any = None
 
 
-def collect_inputs(items: Sequence[str | os.PathLike[str]]) -> list[Path]:
-    """Files to process: each file as given, each folder's image files (sorted, not
-    recursive). A folder without image files raises BadArgumentError."""
+def collect_inputs(
+    items: Sequence[str | os.PathLike[str]], *, log: Callable[[str], None] | None = print
+) -> list[Path]:
+    """Files to process: each file as given; from each folder (not recursive, sorted by
+    name) its image files, its DICOM files (by suffix, or by the DICOM preamble whatever
+    the name: the extension-less slices of a series too) and its NIfTI volumes.
+
+    Nothing in a folder is skipped silently: every other entry is listed on ``log`` as
+    ``skipped <path>: <why>`` (a subfolder, a file of another kind).
+
+    Raises:
+        BadArgumentError: a folder holding nothing to process (the message says what it
+            holds).
+    """
+    from edsr_lab.nifti import is_nifti_file
+
     files: list[Path] = []
     for item in items:
         path = Path(item).expanduser()
-        if path.is_dir():
-            found = sorted(
-                p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()
-            )
-            if not found:
-                raise BadArgumentError(
-                    f"the folder {str(path)!r} holds no image files "
-                    f"({', '.join(IMAGE_SUFFIXES)}); give image files or another folder"
-                )
-            files.extend(found)
-        else:
+        if not path.is_dir():
             files.append(path)  # a missing or bad file fails on its own, later
+            continue
+        found, skipped = [], []
+        for entry in sorted(path.iterdir()):
+            if entry.is_dir():
+                skipped.append((entry, "a folder (folders are not searched; give it too)"))
+            elif not entry.is_file():
+                skipped.append((entry, "not a regular file (a pipe, a device or a broken link)"))
+            elif (
+                entry.suffix.lower() in IMAGE_SUFFIXES
+                or is_nifti_file(entry)
+                or dicom.is_dicom_file(entry)
+            ):
+                found.append(entry)
+            else:
+                skipped.append(
+                    (entry, f"not an image ({', '.join(IMAGE_SUFFIXES)}), DICOM or NIfTI file")
+                )
+        if not found:
+            held = f"it holds {len(skipped)} other entries" if skipped else "it is empty"
+            raise BadArgumentError(
+                f"the folder {str(path)!r} holds no image, DICOM or NIfTI files ({held}); "
+                "give such files or another folder"
+            )
+        for entry, why in skipped:
+            if log is not None:
+                log(f"skipped {entry}: {why}")
+        files.extend(found)
     return files
 
 
@@ -147,6 +184,7 @@ def _peek(path: Path) -> ImageInfo | None:
             args = img.tile[0][3] if len(img.tile) == 1 else ""
             rawmode = args if isinstance(args, str) else ""
             transparent = "transparency" in img.info
+            pages = int(getattr(img, "n_frames", 1)) if fmt == "TIFF" else 1
     except Exception:  # noqa: BLE001 - any failure is reported when the file is processed
         return None
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
@@ -158,7 +196,18 @@ def _peek(path: Path) -> ImageInfo | None:
         grey = mode in ("1", "L", "LA", "La") or rawmode.startswith("LA;16")
         channels = 1 if grey else 3
         alpha = mode in ("LA", "La", "RGBA", "RGBa", "PA") or transparent
-    return ImageInfo(channels=channels, has_alpha=alpha, bits=bits, mode=mode, format=fmt)
+    if mode == "F":
+        dtype = "float32"
+    elif rawmode.startswith("I;") and rawmode.endswith("S"):  # I;16S, I;32S, I;16BS
+        dtype = "int16" if "16" in rawmode else "int32"
+    elif rawmode.startswith("I;32"):
+        dtype = "uint32"
+    else:
+        dtype = "uint16" if bits == 16 else "uint8"
+    return ImageInfo(
+        channels=channels, has_alpha=alpha, bits=bits, mode=mode, format=fmt, pages=pages,
+        dtype=dtype,
+    )  # fmt: skip
 
 
 def _resolve(info: ImageInfo, mode: str, bits: str) -> tuple[str, int]:
@@ -226,9 +275,10 @@ def plan_jobs(
             )
         by_target[key] = src
         if key in inputs:
+            kind = " (a DICOM file)" if dicom.is_dicom_file(inputs[key]) else ""
             raise BadArgumentError(
-                f"the output {str(target)!r} would replace the input {str(inputs[key])!r}; "
-                "choose another --out folder"
+                f"the output {str(target)!r} would replace the input {str(inputs[key])!r}"
+                f"{kind}; choose another --out folder"
             )
         jobs.append(Job(src, target, infos[i] if infos is not None else None))
     for job in jobs:  # --overwrite replaces earlier outputs, and only them
@@ -333,10 +383,14 @@ def _image_names(
     if str(bits) not in OUTPUT_BITS:
         raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
     infos = [_peek(src) for src in sources]
-    names = [
-        output_name(src, scale, _resolve(info, mode, str(bits))[1] if info is not None else 8)
-        for src, info in zip(sources, infos, strict=True)
-    ]
+    names = []
+    for src, info in zip(sources, infos, strict=True):
+        if is_values_image(info):  # more than 8 bits, or a stack: the intensity policy
+            check_values_mode(info, mode, str(bits), src)
+            names.append(values_output_name(src, scale, info, str(bits)))
+        else:
+            out_bits = _resolve(info, mode, str(bits))[1] if info is not None else 8
+            names.append(output_name(src, scale, out_bits))
     return names, infos
 
 
@@ -410,6 +464,15 @@ def upscale_array(
     return sr.contiguous()
 
 
+def _check_axis(axis: Any) -> int:
+    if isinstance(axis, bool) or axis not in (0, 1, 2):
+        raise BadArgumentError(
+            f"--axis {axis!r}: the slicing axis of a volume is 0, 1 or 2 (2: axial slices of "
+            "an RAS-oriented NIfTI)"
+        )
+    return int(axis)
+
+
 def upscale_files(
     model: nn.Module,
     sources: Sequence[Path],
@@ -422,36 +485,73 @@ def upscale_files(
     tile: int | None = None,
     self_ensemble: bool = False,
     device: torch.device | str | None = None,
+    value_range: str | tuple[float, float] = "auto",
+    units: str | None = None,
+    axis: int = 2,
+    fmt: str = "dcm",
+    window_cw: tuple[float, float] | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[int, int]:
-    """Super-resolve image files and DICOM slices into ``out_dir``; one line per file,
-    then a summary.
+    """Super-resolve image files, DICOM files and NIfTI volumes into ``out_dir``; one line
+    per file, then a summary.
 
-    DICOM slices (:func:`edsr_lab.dicom.is_dicom_file`: a .dcm/.dicom name or the DICOM
-    preamble, whatever the name) become derived DICOM files ``<stem>_x<scale>.dcm``
-    (:func:`upscale_dicom`; ``mode``/``bits`` do not apply to them); the other files are
-    images. Every output of every kind is planned at once first (:func:`plan_jobs`): no
-    output may replace any input, and existing outputs are found before anything is
-    written. Then each file is read, run and written on its own (:func:`run_jobs`), so one
-    bad file does not stop the others.
+    Each file goes to its reader:
+
+    * DICOM (:func:`edsr_lab.dicom.is_dicom_file`: a .dcm/.dicom name or the DICOM
+      preamble, whatever the name): grouped by series, one intensity map per series, a
+      derived DICOM ``<stem>_x<scale>.dcm`` in one new series per source series, multi-frame
+      and colour included (:class:`edsr_lab.dicom_series.SeriesUpscaler`); ``fmt`` png/tiff
+      writes the values with their map instead, ``window_cw`` a windowed PNG for viewing.
+    * NIfTI (:func:`edsr_lab.nifti.is_nifti_file`): every slice along ``axis``, one map
+      per volume, ``<name>_x<scale>.nii.gz`` with the geometry moved.
+    * images with more than 8 bits (16-bit, integer, float) or several pages (a TIFF
+      stack): read as values with one map (``value_range``, ``units``), written back in
+      their dtype with the map recorded (:mod:`edsr_lab.upscale_stored`).
+    * 8-bit pictures: as photos (``mode``/``bits`` conversions, alpha by bicubic).
+
+    Every output of every kind is planned at once first (:func:`plan_jobs`): no output may
+    replace any input, and existing outputs are found before anything is written. Then each
+    file is read, run and written on its own (:func:`run_jobs`), so one bad file is one
+    ``FAILED`` line and the others go on. The model runs through
+    :func:`edsr_lab.inference.super_resolve` (tiles, self-ensemble), unclamped for values
+    so that what it pushes outside the range is counted.
 
     Returns:
         (written, failed) counts.
 
     Raises (before any file is read):
-        BadArgumentError: a bad ``scale``, ``tile``, ``mode`` or ``bits``, and what
-            :func:`plan_jobs` raises; OutputPathError: an empty or unusable ``out_dir``.
-        MissingDependencyError: DICOM slices given but pydicom is not installed.
+        BadArgumentError: a bad ``scale``, ``tile``, ``mode``, ``bits``, ``value_range``,
+            ``axis``, ``fmt`` or ``window_cw``, and what :func:`plan_jobs` raises;
+            OutputPathError: an empty or unusable ``out_dir``.
+        MissingDependencyError: DICOM files given without pydicom, NIfTI without nibabel.
     """
+    from edsr_lab.dicom_series import SeriesUpscaler, output_suffix
+    from edsr_lab.intensity import parse_range
+    from edsr_lab.nifti import is_nifti_file
+    from edsr_lab.volume import model_sr
+
     out_dir = _out_folder(out_dir)
     scale = resolve_scale(model, scale)
     tile, _ = check_tile(tile)
+    parse_range(value_range)
+    axis, window_cw = _check_axis(axis), _check_window(window_cw)
+    suffix = output_suffix(fmt)
     sources = [Path(src) for src in sources]
-    slices = {i for i, src in enumerate(sources) if dicom.is_dicom_file(src)}
-    if slices:
+    kinds = [
+        "dicom" if dicom.is_dicom_file(s) else "nifti" if is_nifti_file(s) else "image"
+        for s in sources
+    ]
+    if "dicom" in kinds:
         dicom.require_pydicom()  # one line with the install command, before any work
-    images = [i for i in range(len(sources)) if i not in slices]
-    names: list[str] = [f"{src.stem}_x{scale}.dcm" for src in sources]  # slices' names
+    if "nifti" in kinds:
+        from edsr_lab.nifti import require_nibabel
+
+        require_nibabel()
+    images = [i for i, kind in enumerate(kinds) if kind == "image"]
+    names: list[str] = [
+        f"{src.stem}_x{scale}{suffix}" if kind == "dicom" else nifti_output_name(src, scale)
+        for src, kind in zip(sources, kinds, strict=True)
+    ]
     infos: list[Any] = [None] * len(sources)
     image_names, image_infos = _image_names([sources[i] for i in images], scale, mode, bits)
     for i, name, info in zip(images, image_names, image_infos, strict=True):
@@ -459,37 +559,48 @@ def upscale_files(
     jobs = plan_jobs(sources, out_dir, names, infos=infos, overwrite=overwrite)
     model_channels = input_channels(model) or 3
     options = {"tile": tile, "self_ensemble": self_ensemble, "device": device}
+    sr = model_sr(model, scale=scale, **options)
+    kind_of = dict(zip(sources, kinds, strict=True))
+    series = SeriesUpscaler(
+        [s for s in sources if kind_of[s] == "dicom"], sr, scale, value_range=value_range,
+        units=units, fmt=fmt, window_cw=window_cw, overwrite=overwrite,
+    )  # fmt: skip
+    values = {"value_range": value_range, "units": units, "overwrite": overwrite}
 
     def sr_fn(x: torch.Tensor) -> torch.Tensor:
         return super_resolve(model, x, scale=scale, **options).cpu()
 
-    slice_sources = {sources[i] for i in slices}
-
     def process(job: Job) -> str:
-        if job.source in slice_sources:
-            return _dicom_line(
-                job, upscale_dicom(model, job.source, job.target, scale=scale,
-                                   overwrite=overwrite, **options)
-            )  # fmt: skip
+        out_dir.mkdir(parents=True, exist_ok=True)
+        kind = kind_of[job.source]
+        if kind == "dicom":
+            return series.process(job.source, job.target)
+        if kind == "nifti":
+            return upscale_nifti_file(job.source, job.target, sr, scale, axis=axis, **values)
+        if is_values_image(job.info):
+            return upscale_values_image(
+                job.source, job.target, sr, scale, mode=mode, bits=str(bits), **values
+            )
         image, info = read_image(job.source)
         out_mode, out_bits = _resolve(info, mode, str(bits))
-        sr = upscale_array(image, info, sr_fn, scale, model_channels, out_mode)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        save_image(sr, job.target, bits=out_bits, overwrite=overwrite)
+        out = upscale_array(image, info, sr_fn, scale, model_channels, out_mode)
+        save_image(out, job.target, bits=out_bits, overwrite=overwrite)
         what = f"{out_mode}, {out_bits if out_bits != 32 else 'float32'}-bit"
         return (
             f"{job.source} {tuple(image.shape[-2:])} -> {job.target} "
-            f"{tuple(sr.shape[-2:])} ({what})"
+            f"{tuple(out.shape[-2:])} ({what})"
         )
 
-    noun = "image(s)" if not slices else "file(s)"
+    noun = "image(s)" if set(kinds) == {"image"} else "file(s)"
     return run_jobs(jobs, process, out_dir=out_dir, noun=noun, log=log)
 
 
 # --------------------------------------------------------------------------------------------
-# DICOM slices: edsr_lab.dicom reads and writes them, the model runs on their values
+# DICOM: edsr_lab.dicom reads and writes files, edsr_lab.dicom_series does series
 # --------------------------------------------------------------------------------------------
-DICOM_FORMATS = ("dcm", "png")
+#: What ``upscale-dicom --format`` writes: derived DICOM, or values in a PNG / TIFF.
+DICOM_FORMATS = ("dcm", "png", "tiff")
+_DICOM_OUTPUT_SUFFIXES = {".dcm": "dcm", ".dicom": "dcm", ".png": "png", ".tif": "tiff"}
 
 
 def upscale_dicom(
@@ -499,39 +610,45 @@ def upscale_dicom(
     *,
     scale: int | None = None,
     window_cw: tuple[float, float] | None = None,
+    value_range: str | tuple[float, float] = "auto",
     overwrite: bool = False,
     **kwargs: Any,
 ) -> dict[str, Any]:
-    """Super-resolve the DICOM slice ``src`` and write ``dst`` (.dcm, or .png for display).
+    """Super-resolve one DICOM file (a slice, a multi-frame volume, a colour image) into
+    ``dst``: a derived DICOM (.dcm/.dicom), or its values in a PNG or TIFF (.png/.tif)
+    with the intensity map recorded, or with ``window_cw`` a windowed 16-bit PNG for
+    viewing. It is a series of one: :class:`edsr_lab.dicom_series.SeriesUpscaler`.
 
     Args:
         model: an SR model (RGB or grey).
-        src: the input slice (needs pydicom: ``pip install -e ".[dicom]"``).
-        dst: the output file. ``.dcm``/``.dicom``: a derived DICOM (see
-            :func:`edsr_lab.dicom.derived_dataset`). ``.png``: a 16-bit grey PNG of the
-            *windowed* image (``window_cw`` or the file's window, else its full range), for
-            viewing and reports; the DICOM keeps the values, the PNG does not.
+        src: the input (needs pydicom: ``pip install -e ".[dicom]"``).
+        dst: the output file.
         scale: default the model's (:func:`edsr_lab.inference.resolve_scale`).
-        window_cw: (center, width) for the PNG; ignored for DICOM output (the file's own
-            WindowCenter/WindowWidth are kept).
+        window_cw: (center, width): a windowed PNG (``dst`` .png only).
+        value_range: the intensity spec (``"auto"``: the file's own range).
         overwrite: replace ``dst`` if it exists (never allowed when ``dst`` is ``src``).
-        **kwargs: passed to :func:`edsr_lab.inference.super_resolve` (tile, device, ...).
+        **kwargs: ``tile``, ``tile_overlap``, ``self_ensemble``, ``device`` (see
+            :func:`edsr_lab.volume.model_sr`).
 
     Returns:
-        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing", "notes"}`` of
-        the output; ``notes``: what was noticed but did not stop it (a WindowCenter that is
-        not a number: the slice's full range was used for display).
+        ``{"path", "lr_shape", "sr_shape", "scale", "line"}``: the output, the in-plane
+        sizes, the scale and the line the commands print.
 
     Raises:
-        DicomError: an output name that is neither .dcm nor .png, or ``dst`` is ``src``;
-            and what :func:`edsr_lab.dicom.read_dicom` raises.
+        DicomError: an output name that is not .dcm/.png/.tif, ``dst`` is ``src``, or what
+            :func:`edsr_lab.dicom.read_dicom_image` raises.
         OutputExistsError: ``dst`` exists and ``overwrite`` is False (a FileExistsError).
     """
+    from edsr_lab.dicom_series import SeriesUpscaler
+    from edsr_lab.volume import model_sr
+
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
     window_cw = _check_window(window_cw)
-    suffix = dst.suffix.lower()
-    if suffix not in (*dicom.DICOM_SUFFIXES, ".png"):
-        raise DicomError(f"output {str(dst)!r}: use a .dcm (DICOM) or .png (16-bit) file name")
+    fmt = _DICOM_OUTPUT_SUFFIXES.get(dst.suffix.lower())
+    if fmt is None:
+        raise DicomError(
+            f"output {str(dst)!r}: use a .dcm (DICOM), .png or .tif (values) file name"
+        )
     if dst.exists() and dst.resolve() == src.resolve():
         raise DicomError(f"output {str(dst)!r} is the input file; choose another name or folder")
     if dst.exists() and not overwrite:
@@ -539,34 +656,14 @@ def upscale_dicom(
             f"{str(dst)!r} already exists; pass --overwrite (overwrite=True from Python) to "
             "replace it, or choose another name"
         )
-    values, ds = dicom.read_dicom(src)
+    dicom.require_pydicom()
     scale = resolve_scale(model, scale)
-    notes: list[str] = []
-    if suffix != ".png":
-        dicom.check_derivable(ds)  # a geometry that cannot be written: before the work
-    if window_cw is None:  # an unreadable window only affects display: a note, not a failure
-        window_cw, note = dicom.display_window(ds, values)
-        notes += [note] if note else []
-    center, width = window_cw
-    sr = super_resolve_values(model, values, scale=scale, **kwargs)
-    info: dict[str, Any] = {
-        "lr_shape": tuple(values.shape[-2:]),
-        "sr_shape": tuple(sr.shape[-2:]),
-        "scale": scale,
-        "window": (center, width),
-        "notes": notes,
-    }
-    if suffix == ".png":
-        invert = str(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
-        shown = dicom.window(sr, center, width, invert=invert)
-        info["path"] = save_image(shown, dst, bits=16, overwrite=overwrite)
-        info["pixel_spacing"] = None
-        return info
-    out = dicom.derived_dataset(ds, sr, scale)
-    info["path"] = dicom.write_dicom(out, dst, overwrite=overwrite)
-    spacing = out.get("PixelSpacing")
-    info["pixel_spacing"] = None if spacing is None else tuple(float(v) for v in spacing)
-    return info
+    upscaler = SeriesUpscaler(
+        [src], model_sr(model, scale=scale, **kwargs), scale, value_range=value_range,
+        fmt=fmt, window_cw=window_cw, overwrite=overwrite,
+    )  # fmt: skip
+    line = upscaler.process(src, dst)
+    return {**upscaler.last, "scale": scale, "line": line}
 
 
 def upscale_dicom_files(
@@ -577,51 +674,70 @@ def upscale_dicom_files(
     fmt: str = "dcm",
     scale: int | None = None,
     window_cw: tuple[float, float] | None = None,
+    value_range: str | tuple[float, float] = "auto",
+    units: str | None = None,
     overwrite: bool = False,
     log: Callable[[str], None] = print,
     **kwargs: Any,
 ) -> tuple[int, int]:
-    """Super-resolve DICOM slices into ``out_dir`` as ``<name>_x<s>.dcm`` (or ``.png``).
+    """Super-resolve DICOM files and folders (a series: its files, with or without
+    extensions) into ``out_dir`` as ``<name>_x<s>.dcm`` (or ``.png`` / ``.tif``).
 
-    Planned like images (:func:`plan_jobs`: clashing names, an output replacing an
-    input, or existing outputs without ``overwrite`` stop it before anything is written),
-    then each slice on its own (:func:`run_jobs`, ``FAILED`` lines). ``**kwargs`` go to
-    :func:`upscale_dicom`.
+    Series by series (:class:`edsr_lab.dicom_series.SeriesUpscaler`: one map and one new
+    series per source series). Planned like images (:func:`plan_jobs`: clashing names, an
+    output replacing an input, or existing outputs without ``overwrite`` stop it before
+    anything is written), then each file on its own (:func:`run_jobs`, ``FAILED`` lines).
+    A folder's other files are listed as skipped. ``**kwargs``: ``tile``, ``tile_overlap``,
+    ``self_ensemble``, ``device``.
 
     Returns:
         (written, failed) counts.
     """
-    if fmt not in DICOM_FORMATS:
-        raise BadArgumentError(f"--format must be dcm or png, got {fmt!r}")
+    from edsr_lab.dicom_series import SeriesUpscaler, output_suffix
+    from edsr_lab.intensity import parse_range
+    from edsr_lab.volume import model_sr
+
+    suffix = output_suffix(fmt)
     out_dir = _out_folder(out_dir)
     scale = resolve_scale(model, scale)
     window_cw = _check_window(window_cw)
+    parse_range(value_range)
     kwargs["tile"], kwargs["tile_overlap"] = check_tile(
         kwargs.get("tile"), kwargs.get("tile_overlap", 16)
     )
-    sources = [Path(f).expanduser() for f in files]
-    names = [f"{src.stem}_x{scale}.{fmt}" for src in sources]
+    sources = _dicom_inputs(files, log)
+    names = [f"{src.stem}_x{scale}{suffix}" for src in sources]
     jobs = plan_jobs(sources, out_dir, names, overwrite=overwrite)
+    upscaler = SeriesUpscaler(
+        sources, model_sr(model, scale=scale, **kwargs), scale, value_range=value_range,
+        units=units, fmt=fmt, window_cw=window_cw, overwrite=overwrite,
+    )  # fmt: skip
 
     def process(job: Job) -> str:
-        info = upscale_dicom(
-            model, job.source, job.target, scale=scale, window_cw=window_cw,
-            overwrite=overwrite, **kwargs,
-        )  # fmt: skip
-        return _dicom_line(job, info)
+        return upscaler.process(job.source, job.target)
 
     return run_jobs(jobs, process, out_dir=out_dir, noun="DICOM file(s)", log=log)
 
 
-def _dicom_line(job: Job, info: dict[str, Any]) -> str:
-    """The line :func:`run_jobs` prints for a slice written (and what was noticed)."""
-    spacing = info["pixel_spacing"]
-    extra = f", pixel spacing {spacing[0]:g} x {spacing[1]:g} mm" if spacing else ""
-    notes = "".join(f"; note: {note}" for note in info.get("notes", ()))
-    return f"{job.source} {info['lr_shape']} -> {info['path']} {info['sr_shape']}{extra}{notes}"
-
-
-def check_scale(model: nn.Module, scale: int | None, checkpoint: str) -> int:
-    """TEMPORARY shim until the lead's integration step (cli.py calls it):
-    :func:`edsr_lab.inference.resolve_scale` naming the checkpoint."""
-    return resolve_scale(model, scale, source=checkpoint)
+def _dicom_inputs(
+    items: Sequence[str | os.PathLike[str]], log: Callable[[str], None] | None
+) -> list[Path]:
+    """Files as given; from a folder its DICOM files (by suffix or preamble), the others
+    listed as skipped. A folder without DICOM files raises BadArgumentError."""
+    files: list[Path] = []
+    for item in items:
+        path = Path(item).expanduser()
+        if not path.is_dir():
+            files.append(path)
+            continue
+        found = [p for p in sorted(path.iterdir()) if p.is_file() and dicom.is_dicom_file(p)]
+        if not found:
+            raise BadArgumentError(
+                f"the folder {str(path)!r} holds no DICOM files (named .dcm/.dicom or "
+                "starting with the DICOM preamble); give DICOM files or another folder"
+            )
+        for entry in sorted(path.iterdir()):
+            if entry not in found and log is not None:
+                log(f"skipped {entry}: {'a folder' if entry.is_dir() else 'not a DICOM file'}")
+        files.extend(found)
+    return files

@@ -199,3 +199,18 @@ def test_unreadable_files_get_one_line(tmp_path):
     (tmp_path / "bad.tif").write_bytes(b"II*\0garbage")
     with pytest.raises(ImageReadError, match="bad.tif"):
         read_values(tmp_path / "bad.tif")
+
+
+def test_a_recorded_rescale_is_applied_before_the_map_and_undone_on_writing(tmp_path):
+    """A PNG holding HU + 1024 with its record (slope 1, intercept -1024, units HU): the map
+    is over HU (not over the stored numbers), and decoding gives the stored numbers back."""
+    stored = np.array([[128, 2191], [1000, 1500]], dtype=np.uint16)
+    record = IntensityMap(-896.0, 1167.0, "auto", "uint16", "HU", 1.0, -1024.0)
+    image = read_values(save_values(stored, tmp_path / "hu.png", mapping=record))
+    np.testing.assert_array_equal(image.physical[0, 0], stored.astype(np.float64) - 1024)
+    m = image.intensity_map()
+    assert (m.lo, m.hi, m.units, m.intercept) == (-896.0, 1167.0, "HU", -1024.0)
+    unit, _ = m.to_unit(image.physical)
+    np.testing.assert_array_equal(m.decode(unit)[0], image.values)
+    plain = read_values(save_values(stored, tmp_path / "plain.png"))
+    assert plain.physical is plain.values  # no record: the stored numbers are the values

@@ -77,30 +77,56 @@ def test_grey_8bit_stays_grey(tmp_path, ckpt, model, capsys):
     assert (written - expected).abs().max() <= 0.5 / 255 + 1e-6
 
 
+def _policy(model, stored: np.ndarray) -> np.ndarray:
+    """What the intensity policy gives for a values file (issue 15), computed here from
+    its definition: the data's own min..max -> [0, 1], the model unclamped (grey through
+    the RGB model and back by luma), clipped to [0, 1], back to min..max."""
+    lo, hi = float(stored.min()), float(stored.max())
+    unit = torch.from_numpy((stored.astype(np.float64) - lo) / (hi - lo)).float()
+    rgb = unit.expand(3, -1, -1) if unit.shape[0] == 1 else unit
+    y = super_resolve(model, rgb, scale=2, clamp=False)
+    y = (y * LUMA).sum(0, keepdim=True) if unit.shape[0] == 1 else y
+    return y.clamp(0, 1).double().numpy() * (hi - lo) + lo
+
+
 def test_16bit_grey_png_and_tiff_stay_16bit(tmp_path, ckpt, model, capsys):
-    grey = torch.from_numpy(RNG.integers(0, 65536, (1, 10, 12)).astype(np.float32) / 65535)
-    png = save_image(grey, tmp_path / "a.png", bits=16)
+    """16-bit files hold values: read with their own range (not / 65535), written back as
+    16-bit with the map recorded; the same values as a PNG or a TIFF give the same output."""
+    from edsr_lab.stored import read_values
+
+    stored = RNG.integers(128, 2192, (1, 10, 12)).astype(np.uint16)  # 12-bit CT-like
+    png = save_image(torch.from_numpy(stored / 65535).float(), tmp_path / "a.png", bits=16)
     tif = tmp_path / "b.tif"
-    Image.fromarray(np.round(grey[0].numpy() * 65535).astype(np.uint16)).save(tif)
-    code, _, _ = _run(["upscale", png, tif, "--checkpoint", ckpt, "--out", tmp_path / "o"], capsys)
-    assert code == 0
-    expected = (_sr(model, grey.expand(3, -1, -1)) * LUMA).sum(0, keepdim=True)
+    Image.fromarray(stored[0]).save(tif)
+    code, out, _ = _run(
+        ["upscale", png, tif, "--checkpoint", ckpt, "--out", tmp_path / "o"], capsys
+    )
+    assert code == 0 and "range [" in out and "clipped" in out
+    expected = _policy(model, stored)
     for name in ("a_x2.png", "b_x2.png"):
-        out, info = read_image(tmp_path / "o" / name)
+        _, info = read_image(tmp_path / "o" / name)
         assert (info.channels, info.bits, info.has_alpha) == (1, 16, False), name
-        assert (out - expected).abs().max() <= 0.5 / 65535 + 1e-6
+        written = read_values(tmp_path / "o" / name)
+        assert written.recorded is not None and written.recorded.lo == stored.min()
+        assert np.abs(written.values[0].astype(np.float64) - expected).max() <= 0.5 + 1e-6
+    # the old reading (value / 65535) would have shown the model a nearly black image
+    assert stored.max() / 65535 < 0.034
 
 
 def test_16bit_rgb_and_rgba_stay_16bit(tmp_path, ckpt, model, capsys):
+    from edsr_lab.stored import read_values
+
     rgba = torch.rand(4, 10, 12, generator=torch.Generator().manual_seed(1))
     a = save_image(rgba[:3], tmp_path / "rgb16.png", bits=16)
     b = save_image(rgba, tmp_path / "rgba16.png", bits=16)
     code, _, _ = _run(["upscale", a, b, "--checkpoint", ckpt, "--out", tmp_path / "o"], capsys)
     assert code == 0
-    rgb_in, _ = read_image(a)
     out, info = read_image(tmp_path / "o" / "rgb16_x2.png")
     assert (info.channels, info.bits, info.has_alpha) == (3, 16, False)
-    assert (out - _sr(model, rgb_in)).abs().max() <= 0.5 / 65535 + 1e-6
+    rgb_stored = read_values(a).values[0]
+    written = read_values(tmp_path / "o" / "rgb16_x2.png").values[0].astype(np.float64)
+    assert np.abs(written - _policy(model, rgb_stored)).max() <= 0.5 + 1e-6
+    # with alpha: a picture (alpha by bicubic, colour / 65535 as before)
     rgba_in, _ = read_image(b)
     out, info = read_image(tmp_path / "o" / "rgba16_x2.png")
     assert (info.channels, info.bits, info.has_alpha) == (3, 16, True)
@@ -117,8 +143,8 @@ def test_float_tiff_stays_float(tmp_path, ckpt, model, capsys):
     assert code == 0 and "float32" in out
     result, info = read_image(tmp_path / "o" / "f_x2.tif")
     assert (info.channels, info.bits, info.mode) == (1, 32, "F")
-    expected = (_sr(model, grey.expand(3, -1, -1)) * LUMA).sum(0, keepdim=True)
-    torch.testing.assert_close(result, expected, atol=1e-6, rtol=0)  # not rounded
+    expected = torch.from_numpy(_policy(model, grey.numpy())).float()
+    torch.testing.assert_close(result, expected, atol=1e-5, rtol=0)  # not rounded
 
 
 def test_8bit_alpha_is_upscaled_by_bicubic_and_kept(tmp_path, ckpt, model, capsys):
