@@ -443,7 +443,8 @@ def intensity_map(
         if preset_units == "HU" and units != "HU":
             raise BadArgumentError(
                 f"range {kind!r} is in Hounsfield units, but these values are in units "
-                f"{units!r}; pass units='HU' if they are HU (e.g. an int16 TIFF in HU), or use "
+                f"{units!r}; pass --units HU (units='HU' from Python) if they are HU (e.g. an "
+                "int16 TIFF in HU), or use "
                 "'auto' / 'LO,HI' in the file's own numbers"
             )
     if kind in ("auto", "robust"):

@@ -353,7 +353,7 @@ def storage_for(
     Args:
         mapping: the map of the values (its range, units, dtype and rescale).
         suffix: ``".png"`` or ``".tif"``/``".tiff"``.
-        channels: 1 (grey) or 3 (colour: the stored dtype is kept, uint8 or uint16).
+        channels: 1 (grey) or 3 (colour: uint8 or uint16 only; kept when it is one).
         bits: ``8`` or ``16`` (unsigned integers over [lo, hi]) or ``32`` (float32 values
             in TIFF) to ask for a precision; None: the one that keeps the values exactly.
 
@@ -364,7 +364,7 @@ def storage_for(
           with ``step = (hi - lo) / (2**bits - 1)`` (quantised, the step recorded);
         * ``bits=32``, or a TIFF of non-integer values: float32 values (slope 1, intercept 0);
         * a TIFF of integer values within int16: int16 values, slope 1, intercept 0 (an
-          "int16 TIFF in HU" for CT);
+          "int16 TIFF in HU" for CT); other integers in a TIFF: as the source stores them;
         * a PNG of integer values: uint16 with the map's own rescale if [lo, hi] fits it
           (a CT stored as HU + 1024 stays so), else ``value - lo``;
         * anything else: the quantised 16-bit form.
@@ -377,15 +377,10 @@ def storage_for(
         raise BadArgumentError(f"storage_for: {suffix!r} is not .png, .tif or .tiff")
     if bits not in (None, 8, 16, 32):
         raise BadArgumentError(f"storage_for: bits must be 8, 16 or 32, got {bits!r}")
-    if channels == 3:
-        dtype = mapping.dtype if bits is None else {8: "uint8", 16: "uint16"}.get(bits)
-        if dtype not in ("uint8", "uint16"):
-            raise BadArgumentError(
-                f"colour values are stored as 8- or 16-bit integers, not {dtype or bits}"
-            )
-        if dtype == mapping.dtype:
-            return mapping
-        return _quantised(mapping, int(np.iinfo(dtype).max), dtype)
+    if channels == 3 and bits is None and mapping.dtype in ("uint8", "uint16"):
+        return mapping
+    if channels == 3 and bits == 32:
+        raise BadArgumentError("colour values are stored as 8- or 16-bit integers, not floats")
     whole = (
         np.dtype(mapping.dtype).kind in "iu"
         and _whole(mapping.slope)
@@ -395,13 +390,17 @@ def storage_for(
     )
     if bits == 8:
         return _quantised(mapping, 255, "uint8")
-    tiff = suffix != ".png"
+    tiff = suffix != ".png" and channels == 1  # colour TIFFs take uint8/uint16 only
     if bits == 32 or (tiff and not whole and bits is None):
         if not tiff:
             raise BadArgumentError("float values (bits 32) are stored in a .tif, not a .png")
         return mapping.with_storage(dtype="float32", slope=1.0, intercept=0.0)
-    if tiff and whole and bits is None and -32768 <= mapping.lo and mapping.hi <= 32767:
-        return mapping.with_storage(dtype="int16", slope=1.0, intercept=0.0)
+    if tiff and bits is None:
+        if whole and -32768 <= mapping.lo and mapping.hi <= 32767:
+            return mapping.with_storage(dtype="int16", slope=1.0, intercept=0.0)
+        if mapping.dtype in TIFF_DTYPES:  # e.g. uint32 dose grids: as the source stores them
+            return mapping
+        return mapping.with_storage(dtype="float32", slope=1.0, intercept=0.0)
     if whole:
         own = [(mapping.lo - mapping.intercept) / mapping.slope]
         own.append((mapping.hi - mapping.intercept) / mapping.slope)

@@ -182,6 +182,8 @@ def _peek(path: Path) -> ImageInfo | None:
         with Image.open(path) as img:
             mode, fmt = img.mode, img.format
             args = img.tile[0][3] if len(img.tile) == 1 else ""
+            if isinstance(args, tuple) and args:  # TIFF: (rawmode, stride, orientation)
+                args = args[0]
             rawmode = args if isinstance(args, str) else ""
             transparent = "transparency" in img.info
             pages = int(getattr(img, "n_frames", 1)) if fmt == "TIFF" else 1

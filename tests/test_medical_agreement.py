@@ -50,3 +50,30 @@ def test_png_tiff_and_dicom_of_one_ct_slice_give_the_same_hu(tmp_path):
     assert abs(out_hu["dicom"].mean() - hu.mean()) < 5.0
     assert out_hu["dicom"].min() >= hu.min() and out_hu["dicom"].max() <= hu.max()
     assert clipped.total == 128 * 128 and "values" in str(clipped)
+
+
+def test_the_same_ct_slice_agrees_in_hu_through_the_upscale_command(tmp_path, capsys):
+    """Issue 15's check through the command: CT_small.dcm as a DICOM, a 16-bit PNG holding
+    HU + 1024 and an int16 TIFF in HU, each through ``upscale`` with the course EDSR; the
+    three outputs, read back in HU, agree within 2 HU on average (the floor)."""
+    from edsr_lab import cli
+
+    ct = pydicom.data.get_testdata_file("CT_small.dcm")
+    ds = pydicom.dcmread(ct)
+    hu = ds.pixel_array * float(ds.RescaleSlope) + float(ds.RescaleIntercept)
+    png = save_values((hu + 1024).astype(np.uint16), tmp_path / "ct_png.png")
+    tif = save_values(hu.astype(np.int16), tmp_path / "ct_tif.tif")
+    out = tmp_path / "out"
+    args = ["upscale", ct, png, tif, "--checkpoint", "course_edsr_baseline_x2", "--out", out]
+    assert cli.main([str(a) for a in args]) == 0, capsys.readouterr().out
+    derived = pydicom.dcmread(out / "CT_small_x2.dcm")
+    result = {
+        "dicom": derived.pixel_array * float(derived.RescaleSlope)
+        + float(derived.RescaleIntercept),
+        "png": read_values(out / "ct_png_x2.png").values[0, 0].astype(np.float64) - 1024,
+        "tiff": read_values(out / "ct_tif_x2.tif").values[0, 0].astype(np.float64),
+    }
+    for name in ("png", "tiff"):
+        diff = np.abs(result[name] - result["dicom"])
+        assert diff.mean() <= 2.0 and diff.max() <= 1.0, (name, diff.mean(), diff.max())
+    assert abs(result["dicom"].mean() - hu.mean()) < 5.0  # HU stay HU

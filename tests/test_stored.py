@@ -214,3 +214,30 @@ def test_a_recorded_rescale_is_applied_before_the_map_and_undone_on_writing(tmp_
     np.testing.assert_array_equal(m.decode(unit)[0], image.values)
     plain = read_values(save_values(stored, tmp_path / "plain.png"))
     assert plain.physical is plain.values  # no record: the stored numbers are the values
+
+
+def test_storage_for_keeps_values_recoverable_in_png_and_tiff(tmp_path):
+    """How values are stored for --format png/tiff and --bits: every rule round-trips."""
+    from edsr_lab.stored import storage_for
+
+    ct = IntensityMap(-896.0, 1167.0, "auto", "int16", "HU", 1.0, -1024.0)  # CT_small
+    png = storage_for(ct, ".png")
+    assert (png.dtype, png.slope, png.intercept) == ("uint16", 1.0, -1024.0)  # HU + 1024
+    tif = storage_for(ct, ".tif")
+    assert (tif.dtype, tif.slope, tif.intercept) == ("int16", 1.0, 0.0)  # int16 in HU
+    wide = IntensityMap(-5000.0, 70000.0, "auto", "int32", "a.u.")
+    assert storage_for(wide, ".tif").dtype == "int32"  # as the source stores it
+    quantised = storage_for(wide, ".png")
+    assert quantised.dtype == "uint16" and quantised.slope == pytest.approx(75000 / 65535)
+    floats = IntensityMap(-0.5, 2.25, "auto", "float32", "a.u.")
+    assert storage_for(floats, ".tif").dtype == "float32"
+    eight = storage_for(ct, ".png", bits=8)
+    assert eight.dtype == "uint8" and eight.slope == pytest.approx(ct.peak / 255)
+    hu = np.linspace(-896, 1167, 64).round().reshape(8, 8)
+    for mapping, suffix, atol in ((png, ".png", 0), (tif, ".tif", 0), (eight, ".png", 4.1)):
+        stored, _ = mapping.to_stored(hu)
+        back = read_values(save_values(stored, tmp_path / f"x{suffix}", mapping=mapping,
+                                       overwrite=True))  # fmt: skip
+        np.testing.assert_allclose(back.physical[0, 0], hu, atol=atol)
+    with pytest.raises(BadArgumentError, match=".tif"):
+        storage_for(floats, ".png", bits=32)
