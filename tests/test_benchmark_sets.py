@@ -17,7 +17,8 @@ from edsr_lab import weights
 from edsr_lab.cli import main
 from edsr_lab.data import benchmarks
 from edsr_lab.errors import ArchiveError, DatasetError, DownloadError
-from edsr_lab.evaluate import bicubic_upscale, evaluate, evaluate_sets
+from edsr_lab.evaluate import evaluate, evaluate_sets
+from edsr_lab.inference import bicubic_upscale
 from edsr_lab.io import load_image, save_image
 from edsr_lab.models import EDSR, MDSR, save_checkpoint
 from edsr_lab.resize import degrade, modcrop

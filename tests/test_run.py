@@ -98,7 +98,7 @@ def test_train_writes_every_output_and_refuses_to_overwrite(capsys, tmp_path, di
         (["--init", "missing.pt"], "--init missing.pt: no such file"),
         (["--resume"], "no run to continue"),
         (["--patch-size", "40"], "smaller than --patch-size 40"),
-        (["--device", "cdua"], "--device cdua: 'cdua' is not a device name"),
+        (["--device", "cdua"], "device 'cdua' is not a device name"),
         # --amp reaches the loop (refused there on a CPU); --iters: short if it is not
         (["--amp", "bf16", "--iters", "2"], "needs a CUDA GPU"),
     ],

@@ -19,7 +19,7 @@ from edsr_lab.errors import (
     ImageTypeError,
     NonFiniteImageError,
 )
-from edsr_lab.evaluate import super_resolve
+from edsr_lab.inference import super_resolve
 from edsr_lab.io import save_image, to_tensor, to_uint8
 from edsr_lab.metrics import psnr, ssim
 from edsr_lab.models import EDSR

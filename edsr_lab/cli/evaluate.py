@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import argparse
 
-from edsr_lab.cli.common import check_device
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentError
 
 __all__ = ["add_parsers"]
@@ -88,7 +88,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         raise BadArgumentError(f"--tile {args.tile} must be >= 1")
     if args.limit is not None and args.limit < 1:
         raise BadArgumentError(f"--limit {args.limit} must be >= 1")
-    device = check_device(args.device)
+    device = resolve_device(args.device)
     model = _load_model(args, device)
     reports = []
     for scale in _scales(model, args.scale):

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from edsr_lab.cli.common import check_device, int_at_least
+from edsr_lab.cli.common import int_at_least
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentError
 
 __all__ = ["add_parsers"]
@@ -82,7 +83,7 @@ def _load_model(checkpoint: str, device):
 def cmd_upscale(args: argparse.Namespace) -> int:
     from edsr_lab import dicom, upscale
 
-    device = check_device(args.device)  # before the (slow) model load
+    device = resolve_device(args.device)  # before the (slow) model load
     sources = upscale.collect_inputs(args.images)
     # DICOM files given by name go through edsr_lab.dicom (a derived .dcm out)
     slices = [s for s in sources if dicom.is_dicom_file(s)]
@@ -126,7 +127,7 @@ def cmd_upscale_dicom(args: argparse.Namespace) -> int:
     from edsr_lab import dicom
 
     dicom._pydicom()  # one clear line, before loading the model, if the extra is missing
-    device = check_device(args.device)
+    device = resolve_device(args.device)
     model = _load_model(args.checkpoint, device)
     window_cw = tuple(args.window) if args.window else None
     failed = dicom.upscale_files(

@@ -32,7 +32,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from edsr_lab.config import default_device  # integration: config.resolve_device
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentTypeError, SamplerError, SizeMismatchError
 from edsr_lab.train import ddp
 from edsr_lab.train.config import TrainConfig
@@ -78,7 +78,8 @@ def train(
             the same batches as an uninterrupted one.
         config: a :class:`TrainConfig` (default: the paper's recipe). Keyword arguments
             override single fields: ``train(model, sampler, iters=100, loss="l2")``.
-        device: where to train; default ``edsr_lab.config.default_device()``.
+        device: where to train; default CUDA if available, else the CPU
+            (:func:`edsr_lab.config.resolve_device`).
         eval_fn: ``eval_fn(model) -> {"psnr": ...}``, called every ``eval_every`` steps and
             at the end, with the model in eval mode (put back in train mode after).
         callback: ``callback(step, history)`` called every ``log_every`` steps after the
@@ -148,7 +149,7 @@ class _Setup:
     format), the optimizer and schedule (restored when resuming), the step function."""
 
     def __init__(self, model, sampler, config, device, resume_from, resume_changes, is_main):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.path = checkpoint_target(config, resume_from) if is_main else None
         self.amp_dtype = resolve_amp(config.amp, self.device)
         cuda = self.device.type == "cuda"

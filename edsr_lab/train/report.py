@@ -16,8 +16,9 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from edsr_lab.evaluate import bicubic_upscale, evaluate
+from edsr_lab.evaluate import evaluate
 from edsr_lab.files import atomic_write
+from edsr_lab.inference import bicubic_upscale
 from edsr_lab.train.log import History
 from edsr_lab.train.state import unwrap
 from edsr_lab.viz import plot_history
