@@ -21,10 +21,11 @@ import torch
 from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
+from edsr_lab.losses import get_loss
 from edsr_lab.models import checkpoints as ck
 from edsr_lab.train.config import TrainConfig
 from edsr_lab.train.log import History, StepLog, is_spike
-from edsr_lab.train.step import autocast, forward, loss_function
+from edsr_lab.train.step import autocast, forward
 
 __all__ = [
     "load_training_checkpoint",
@@ -257,7 +258,7 @@ def _sound(
     """
     lr, hr, scale = batch
     buffers = [b.detach().clone() for b in model.buffers()]
-    loss_fn = loss_function(config.loss)
+    loss_fn = get_loss(config.loss).fn  # the run's own loss (an L2 run is checked with L2)
     try:
         with torch.no_grad(), autocast(lr.device.type, amp_dtype):
             value = float(loss_fn(forward(model, lr, scale).float(), hr))
