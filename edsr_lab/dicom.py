@@ -60,9 +60,9 @@ from edsr_lab import __version__
 from edsr_lab.errors import DicomError, MissingDependencyError, OutputExistsError
 from edsr_lab.files import atomic_write
 
-# TEMPORARY shim until the lead's integration step: notebook 10 calls
-# dicom.super_resolve_values; it lives in edsr_lab.inference now.
-from edsr_lab.inference import super_resolve_values
+# TEMPORARY shim until notebook 10 switches (its owner, the medical engineer): it calls
+# dicom.super_resolve_values, which lives in edsr_lab.inference. Nothing else may use it.
+from edsr_lab.inference import super_resolve_values  # noqa: F401 - the shim
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from pydicom.dataset import Dataset
@@ -76,9 +76,6 @@ __all__ = [
     "is_dicom_file",
     "read_dicom",
     "stored_range",
-    "super_resolve_values",
-    "upscale_dicom",
-    "upscale_files",
     "window",
     "window_from_dataset",
     "write_dicom",
@@ -354,23 +351,12 @@ def write_dicom(ds: Dataset, path: str | os.PathLike[str], *, overwrite: bool = 
 
 
 # --------------------------------------------------------------------------------------------
-# TEMPORARY shims until the lead's integration step: cli.py, notebook 10 and tests call these;
-# the file-to-file path lives in edsr_lab.upscale (which imports this module, hence the
-# imports inside the functions).
+# TEMPORARY shim until notebook 10 switches (its owner, the medical engineer): it calls
+# dicom.upscale_dicom, which lives in edsr_lab.upscale (that module imports this one, hence
+# the import inside the function). Nothing else may use it.
 # --------------------------------------------------------------------------------------------
 def upscale_dicom(model: nn.Module, src: Any, dst: Any, **kwargs: Any) -> dict[str, Any]:
     """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom`."""
     from edsr_lab.upscale import upscale_dicom as run
 
     return run(model, src, dst, **kwargs)
-
-
-def upscale_files(model: nn.Module, files: Any, out_dir: Any, **kwargs: Any) -> int:
-    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom_files`; returns the failures."""
-    from edsr_lab.upscale import upscale_dicom_files
-
-    return upscale_dicom_files(model, files, out_dir, **kwargs)[1]
-
-
-# TEMPORARY shim until the lead's integration step: cli.py calls dicom._pydicom().
-_pydicom = require_pydicom

@@ -41,6 +41,7 @@ __all__ = [
     "MIN_TILE",
     "bicubic_upscale",
     "input_channels",
+    "model_device",
     "model_scale",
     "model_scales",
     "resolve_scale",
@@ -98,7 +99,8 @@ def input_channels(model: nn.Module) -> int | None:
     return None
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters (else buffers) live; the CPU for a model without any."""
     for p in model.parameters():
         return p.device
     for b in model.buffers():
@@ -353,7 +355,7 @@ def super_resolve(
     x = lr.unsqueeze(0) if single else lr
     _check_channels(model, x, tuple(lr.shape))
     forward = _Forward(model, resolve_scale(model, scale), tile, tile_overlap)
-    device = resolve_device(device) if device is not None else _model_device(model)
+    device = resolve_device(device) if device is not None else model_device(model)
     if amp and device.type != "cuda":
         raise DeviceError(f"super_resolve: amp=True (bf16) needs a CUDA device, not {device}")
     model.to(device)

@@ -504,9 +504,3 @@ def upscale_dicom_files(
         return f"{job.source} {info['lr_shape']} -> {info['path']} {info['sr_shape']}{extra}"
 
     return run_jobs(jobs, process, out_dir=out_dir, noun="DICOM file(s)", log=log)
-
-
-def check_scale(model: nn.Module, scale: int | None, checkpoint: str) -> int:
-    """TEMPORARY shim until the lead's integration step (cli.py calls it):
-    :func:`edsr_lab.inference.resolve_scale` naming the checkpoint."""
-    return resolve_scale(model, scale, source=checkpoint)

@@ -26,7 +26,9 @@ import numpy as np
 import torch
 
 from edsr_lab.errors import BadArgumentError, SizeMismatchError
+from edsr_lab.inference import LUMA, input_channels, model_device, model_scale
 from edsr_lab.intensity import ClipCount, IntensityMap
+from edsr_lab.models.registry import is_multiscale
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
     from torch import nn
@@ -35,8 +37,6 @@ __all__ = ["SR", "VolumeResult", "dihedral_outputs", "model_sr", "super_resolve_
 
 #: The inference callable every medical path takes: (N, C, h, w) in [0, 1] -> (N, C, sh, sw).
 SR = Callable[[torch.Tensor], torch.Tensor]
-
-_LUMA = (0.299, 0.587, 0.114)  # ITU-R 601, as edsr_lab.io (colour -> grey)
 
 
 def model_sr(
@@ -57,9 +57,6 @@ def model_sr(
         with ``0.299 R + 0.587 G + 0.114 B``. Values are *not* clamped to [0, 1]. No tiling:
         for very large slices use :func:`edsr_lab.inference.super_resolve` (which clamps).
     """
-    from edsr_lab.inference import input_channels, model_scale
-    from edsr_lab.models.registry import is_multiscale
-
     channels = input_channels(model)
     scales = getattr(model, "scales", None)
     multiscale = is_multiscale(model)
@@ -67,7 +64,7 @@ def model_sr(
         scale = model_scale(model)
     if multiscale and scale is None:
         raise BadArgumentError(f"model_sr: pass scale= (the model supports scales {scales})")
-    run_device = torch.device(device) if device is not None else _device_of(model)
+    run_device = torch.device(device) if device is not None else model_device(model)
 
     def sr(x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
@@ -85,17 +82,11 @@ def model_sr(
         finally:
             model.train(was_training)
         if grey_to_rgb:
-            weights = torch.tensor(_LUMA, dtype=y.dtype, device=y.device).view(1, 3, 1, 1)
+            weights = torch.tensor(LUMA, dtype=y.dtype, device=y.device).view(1, 3, 1, 1)
             y = (y * weights).sum(dim=1, keepdim=True)
         return y.float().to(x.device).clone()  # clone: leave inference mode for the caller
 
     return sr
-
-
-def _device_of(model: nn.Module) -> torch.device:
-    for p in model.parameters():
-        return p.device
-    return torch.device("cpu")
 
 
 def dihedral_outputs(sr: SR, lr: torch.Tensor) -> torch.Tensor:

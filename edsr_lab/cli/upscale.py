@@ -7,7 +7,6 @@ from pathlib import Path
 
 from edsr_lab.cli.common import int_at_least
 from edsr_lab.config import resolve_device
-from edsr_lab.errors import BadArgumentError
 
 __all__ = ["add_parsers"]
 
@@ -66,8 +65,12 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         metavar=("CENTER", "WIDTH"),
         help="display window for --format png (default: the file's)",
     )
-    p.add_argument("--scale", type=int, default=None, help="needed for MDSR checkpoints")
-    p.add_argument("--tile", type=int, default=None, help="LR tile size, for large images")
+    p.add_argument(
+        "--scale", type=int_at_least(1), default=None, help="needed for MDSR checkpoints"
+    )
+    p.add_argument(
+        "--tile", type=int_at_least(1), default=None, help="LR tile size, for large images"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.set_defaults(func=cmd_upscale_dicom)
@@ -82,19 +85,18 @@ def _load_model(checkpoint: str, device):
 
 def cmd_upscale(args: argparse.Namespace) -> int:
     from edsr_lab import dicom, upscale
+    from edsr_lab.inference import resolve_scale
 
     device = resolve_device(args.device)  # before the (slow) model load
     sources = upscale.collect_inputs(args.images)
-    # DICOM files given by name go through edsr_lab.dicom (a derived .dcm out)
+    # DICOM files given by name become derived DICOM files (upscale.upscale_dicom_files)
     slices = [s for s in sources if dicom.is_dicom_file(s)]
     sources = [s for s in sources if s not in slices]
     if slices:
-        dicom._pydicom()  # one clear line, before loading the model, if the extra is missing
+        dicom.require_pydicom()  # one clear line before loading the model, if it is missing
     out = Path(args.out).expanduser()
-    if args.scale is not None and args.scale < 1:
-        raise BadArgumentError(f"--scale {args.scale}: the scale must be a whole number >= 1")
     model = _load_model(args.checkpoint, device)
-    scale = upscale.check_scale(model, args.scale, args.checkpoint)
+    scale = resolve_scale(model, args.scale, source=args.checkpoint)
     failed = 0
     if sources:
         _, failed = upscale.upscale_files(
@@ -110,7 +112,7 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             device=device,
         )
     if slices:
-        failed += dicom.upscale_files(
+        failed += upscale.upscale_dicom_files(
             model,
             slices,
             out,
@@ -119,18 +121,18 @@ def cmd_upscale(args: argparse.Namespace) -> int:
             tile=args.tile,
             self_ensemble=args.self_ensemble,
             device=device,
-        )
+        )[1]
     return 1 if failed else 0
 
 
 def cmd_upscale_dicom(args: argparse.Namespace) -> int:
-    from edsr_lab import dicom
+    from edsr_lab import dicom, upscale
 
-    dicom._pydicom()  # one clear line, before loading the model, if the extra is missing
+    dicom.require_pydicom()  # one clear line before loading the model, if it is missing
     device = resolve_device(args.device)
     model = _load_model(args.checkpoint, device)
     window_cw = tuple(args.window) if args.window else None
-    failed = dicom.upscale_files(
+    _, failed = upscale.upscale_dicom_files(
         model,
         args.files,
         args.out,

@@ -34,10 +34,11 @@ from torch import nn
 
 from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentTypeError, SamplerError, SizeMismatchError
+from edsr_lab.models.common import unwrap_model
 from edsr_lab.train import ddp
 from edsr_lab.train.config import TrainConfig
 from edsr_lab.train.log import History, StepLog, due
-from edsr_lab.train.state import Checkpointer, checkpoint_target, restore_training_state, unwrap
+from edsr_lab.train.state import Checkpointer, checkpoint_target, restore_training_state
 from edsr_lab.train.step import (
     autocast,
     forward,
@@ -160,7 +161,7 @@ class _Setup:
         if channels_last:
             model.to(memory_format=torch.channels_last)
         model.train()
-        self.core = unwrap(model)  # what is saved and evaluated (no DDP collectives there)
+        self.core = unwrap_model(model)  # what is saved and evaluated (no DDP collectives there)
         self.optimizer = make_optimizer(model, config, self.device)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.start, self.history = 0, History(config=config.to_dict())
