@@ -207,6 +207,20 @@ def test_private_names_stay_private():
     assert len(ALLOWED_PRIVATE) <= 5, "a few at most (issue 13)"
 
 
+def test_the_package_docstring_lists_every_module():
+    """edsr_lab/__init__.py's docstring is the map of the package: one line per module."""
+    import re
+
+    doc = (PACKAGE / "__init__.py").read_text().split('"""')[1]
+    listed = re.findall(r"^    ``([a-z_]+)/?``", doc, re.M)
+    have = {p.stem for p in PACKAGE.glob("*.py") if not p.stem.startswith("__")}
+    have |= {p.name for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()}
+    assert sorted(listed) == sorted(set(listed)), "a module is listed twice"
+    assert set(listed) == have, (
+        f"not listed: {sorted(have - set(listed))}; no such module: {sorted(set(listed) - have)}"
+    )
+
+
 if __name__ == "__main__":
     edges = graph()
     print("module-level import circles:", cycles(_strip_packages(edges)) or "none")
