@@ -22,9 +22,25 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 
-from edsr_lab.errors import ImageInputError, ImageTypeError, NonFiniteImageError
+from edsr_lab.errors import BadArgumentError, ImageInputError, ImageTypeError, NonFiniteImageError
 
-__all__ = ["check_finite", "check_image", "check_tensor"]
+__all__ = ["check_finite", "check_image", "check_scale", "check_tensor"]
+
+
+def check_scale(scale: object, name: str | None = None) -> int:
+    """``scale`` as an ``int``: a whole number >= 1 (an int, a NumPy integer, or a float
+    such as 2.0); BadArgumentError (``"name: scale must be ..."``) otherwise.
+
+    This checks the value only. Which scales a *model* serves, and the scale to run it
+    at, is :func:`edsr_lab.inference.resolve_scale`.
+    """
+    value = scale
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int | np.integer) or int(value) < 1:
+        where = f"{name}: " if name else ""
+        raise BadArgumentError(f"{where}scale must be a whole number >= 1, got {scale!r}")
+    return int(value)
 
 
 def check_tensor(x: object, name: str, layout: str = "(C, H, W) or (N, C, H, W)") -> torch.Tensor:
