@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentError, SizeMismatchError
 from edsr_lab.inference import LUMA, input_channels, model_device, model_scale
 from edsr_lab.intensity import ClipCount, IntensityMap
@@ -64,7 +65,7 @@ def model_sr(
         scale = model_scale(model)
     if multiscale and scale is None:
         raise BadArgumentError(f"model_sr: pass scale= (the model supports scales {scales})")
-    run_device = torch.device(device) if device is not None else model_device(model)
+    run_device = resolve_device(device) if device is not None else model_device(model)
 
     def sr(x: torch.Tensor) -> torch.Tensor:
         if x.dim() != 4 or x.shape[1] not in (1, 3):
