@@ -480,3 +480,12 @@ def test_held_out_images_depend_on_file_names_only(capsys, tmp_path, monkeypatch
         held.append(json.loads((tmp_path / f"o{i}" / "summary.json").read_text()))
     names = [s["validation_images"] for s in held]
     assert len(names[0]) == 6 and names[0] == names[1] == names[2], names
+
+
+def test_run_names_an_unknown_keyword_and_the_field_to_use(tmp_path):
+    from edsr_lab.errors import TrainOptionError
+    from edsr_lab.train import run
+
+    with pytest.raises(TrainOptionError, match=r"run\(save_every=...\).*checkpoint_every"):
+        run(out=str(tmp_path / "r"), save_every=3)  # the command's --save-every
+    assert not (tmp_path / "r").exists()

@@ -40,7 +40,7 @@ from torch import nn
 from edsr_lab import config, models
 from edsr_lab.data.samplers import StepSeededSampler
 from edsr_lab.data.sources import DataChoice, TrainData, choose_training_data, load_training_data
-from edsr_lab.errors import OutputPathError, RunExistsError, TrainOptionError
+from edsr_lab.errors import OutputPathError, RunExistsError, TrainOptionError, did_you_mean
 from edsr_lab.paths import unwritable_reason
 from edsr_lab.train import ddp
 from edsr_lab.train.config import RunConfig, option_name
@@ -87,7 +87,7 @@ _FIXED_ON_RESUME = (
     "init",
 )
 
-# Old names of RunConfig fields (in config.json of older runs, and as run() keywords).
+# Old names of RunConfig fields (in config.json of older runs).
 _RENAMED = {"save_every": "checkpoint_every"}
 
 
@@ -117,11 +117,16 @@ def run(
     from the run in ``out`` (``given`` names the options set explicitly; by default those
     in ``options``). Under ``torchrun`` each process runs this and rank 0 writes the files.
     """
-    # TEMPORARY shim until the notebooks switch: run(save_every=...) is checkpoint_every.
-    options = {_RENAMED.get(k, k): v for k, v in options.items()}
+    fields = [f.name for f in dataclasses.fields(RunConfig)]
+    for key in options:
+        if key not in fields:
+            raise TrainOptionError(
+                f"run({key}=...): no such option; {did_you_mean(key, fields)}"
+                "the options are RunConfig's fields (--save-every is checkpoint_every)"
+            )
     cfg = dataclasses.replace(cfg or RunConfig.defaults(), **options)
     cfg = dataclasses.replace(cfg, scales=tuple(cfg.scales))
-    given = set(options) if given is None else {_RENAMED.get(k, k) for k in given}
+    given = set(options) if given is None else set(given)
     device = ddp.setup_distributed(cfg.device)
     out = Path(cfg.out).expanduser()
     cfg, restart = _settings(out, cfg, given)
