@@ -37,10 +37,16 @@ from edsr_lab.errors import (
     SizeMismatchError,
 )
 from edsr_lab.files import atomic_write
-from edsr_lab.inference import bicubic_upscale, input_channels, super_resolve
+from edsr_lab.inference import (
+    bicubic_upscale,
+    check_tile,
+    input_channels,
+    super_resolve,
+)
 from edsr_lab.io import load_image
-from edsr_lab.metrics import psnr, quantize, ssim
+from edsr_lab.metrics import PROTOCOLS, psnr, quantize, ssim
 from edsr_lab.paper import DATASETS, paper_model_name, paper_value
+from edsr_lab.validate import check_scale
 
 __all__ = [
     "EvalReport",
@@ -214,7 +220,14 @@ def evaluate(
         raise BadArgumentTypeError(
             "evaluate: model_or_fn must be an nn.Module or a callable lr -> sr"
         )
-    result = EvalResult(scale=int(scale), protocol=protocol, label=label)
+    # Before any image is read or run: a mistake here would surface after the first SR.
+    if protocol not in PROTOCOLS:
+        raise BadArgumentError(
+            f"evaluate: unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}"
+        )
+    scale = check_scale(scale)
+    tile, tile_overlap = check_tile(tile, tile_overlap)
+    result = EvalResult(scale=scale, protocol=protocol, label=label)
     for name, hr_item, lr_item in _normalise_pairs(pairs, names):
         hr = _as_image(hr_item, f"evaluate: HR of {name!r}")
         lr = _as_image(lr_item, f"evaluate: LR of {name!r}")
@@ -459,6 +472,8 @@ def evaluate_sets(
     """
     if protocol not in (None, "benchmark", "div2k"):
         raise BadArgumentError(f"protocol must be 'benchmark' or 'div2k', got {protocol!r}")
+    scale = check_scale(scale)
+    tile, _ = check_tile(tile)
     paper_model = paper_model_of(model, self_ensemble)
     info = getattr(model, "weights_info", None)
     label = label or (info.name if info is not None else paper_model or type(model).__name__)

@@ -22,9 +22,16 @@ Scoring (PSNR/SSIM, the paper's protocols) is :mod:`edsr_lab.evaluate`.
 from __future__ import annotations
 
 import contextlib
+import copy
+import math
 import numbers
+import operator
+import os
 import sys
+import threading
+import weakref
 from collections.abc import Callable, Mapping
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -32,14 +39,23 @@ from torch import nn
 
 from edsr_lab.config import resolve_device
 from edsr_lab.data.patches import dihedral, inverse_dihedral
-from edsr_lab.errors import BadArgumentError, DeviceError, SizeMismatchError
+from edsr_lab.errors import (
+    BadArgumentError,
+    BadArgumentTypeError,
+    DeviceError,
+    SizeMismatchError,
+)
 from edsr_lab.resize import imresize
-from edsr_lab.validate import check_image
+from edsr_lab.validate import check_image, check_scale
 
 __all__ = [
     "LUMA",
+    "MEMORY_FRACTION",
     "MIN_TILE",
+    "available_memory",
     "bicubic_upscale",
+    "check_tile",
+    "estimate_forward_bytes",
     "input_channels",
     "model_device",
     "model_scale",
@@ -56,6 +72,10 @@ LUMA = (0.299, 0.587, 0.114)
 
 #: Smallest LR tile the out-of-memory fall-back tries before giving up.
 MIN_TILE = 16
+
+#: Share of the free memory one forward pass may be planned to use; the rest covers
+#: allocator fragmentation, convolution workspaces and the estimate's error.
+MEMORY_FRACTION = 0.75
 
 
 # ----------------------------------------------------------------------------------------
@@ -145,14 +165,7 @@ def resolve_scale(
         s = have[0] if have else 2
         why = f"serves several scales ({_xs(have)})" if have else "does not say its scale"
         raise BadArgumentError(f"{what} {why}; say which: --scale {s} (scale={s} from Python)")
-    if isinstance(scale, float) and scale.is_integer():
-        scale = int(scale)
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        raise BadArgumentError(
-            f"scale {scale!r}: the scale must be a whole number >= 1, e.g. --scale 2 "
-            "(scale=2 from Python)"
-        )
-    scale = int(scale)
+    scale = check_scale(scale)
     if have and scale not in have:
         other = "drop --scale" if len(have) == 1 else "pick one of its scales"
         raise BadArgumentError(
@@ -165,6 +178,40 @@ def resolve_scale(
 # ----------------------------------------------------------------------------------------
 # super_resolve
 # ----------------------------------------------------------------------------------------
+
+
+def _whole_number(value: Any, name: str, low: int, example: str) -> int:
+    """``value`` as an int >= ``low`` (an integral float such as 8.0 is accepted), else one
+    BadArgumentError (BadArgumentTypeError for what is not a number at all)."""
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        value = int(value)
+    elif not isinstance(value, (bool, numbers.Real)):
+        try:  # a numpy integer or a 0-dim integer tensor is fine
+            value = operator.index(value)
+        except TypeError:
+            raise BadArgumentTypeError(
+                f"{name}={value!r} ({type(value).__name__}): {name} must be a whole number "
+                f">= {low}, e.g. {example}"
+            ) from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < low:
+        raise BadArgumentError(
+            f"{name}={value!r} must be >= {low} and a whole number, e.g. {example}"
+        )
+    return int(value)
+
+
+def check_tile(tile: Any, tile_overlap: Any = 16) -> tuple[int | None, int]:
+    """``(tile, tile_overlap)`` as ints, checked before any image is read.
+
+    Raises:
+        BadArgumentError: ``tile`` is not None or a whole number >= 1 (``--tile 0``,
+            ``tile=2.5``, ``tile=True``), or ``tile_overlap`` is not a whole number >= 0
+            (BadArgumentTypeError, also a TypeError, for a value that is no number at all).
+    """
+    if tile is not None:
+        tile = _whole_number(tile, "tile", 1, "--tile 256 (tile=256 from Python) or no tiling")
+    overlap = _whole_number(tile_overlap, "tile_overlap", 0, "tile_overlap=16")
+    return tile, overlap
 
 
 def _tile_starts(size: int, tile: int) -> list[tuple[int, int]]:
@@ -203,9 +250,248 @@ def _run_tiled(
     return out
 
 
+# ----------------------------------------------------------------------------------------
+# Memory: estimate a forward pass before running it, tile when it would not fit
+# ----------------------------------------------------------------------------------------
+
+#: Side of the probe input (LR pixels): small, as it costs a real forward pass (0.2 s
+#: for the 43M-parameter EDSR on a CPU core), and enough for 3 halvings.
+_PROBE = 8
+#: The probe counts tensors only; allocator and convolution (mkldnn/cuDNN) buffers come
+#: on top (about 12% for EDSR on a CPU, measured with the peak resident size).
+_ESTIMATE_MARGIN = 1.25
+# Bytes per LR pixel of one forward: probed once per model (per architecture and config
+# for ours, which are rebuilt often: a notebook cell, a checkpoint load).
+_PER_PIXEL: weakref.WeakKeyDictionary[nn.Module, dict[tuple, float | None]] = (
+    weakref.WeakKeyDictionary()
+)
+_PER_PIXEL_BY_CONFIG: dict[tuple, float | None] = {}
+
+
+def _read_int(path: str, key: str | None = None) -> int | None:
+    """An integer from a /proc or /sys file (``key``: the line starting with it, in kB)."""
+    try:
+        text = Path(path).read_text()
+    except OSError:
+        return None
+    if key is None:
+        word = text.strip()
+        return int(word) if word.isdigit() else None
+    for line in text.splitlines():
+        if line.startswith(key):
+            parts = line.split()
+            return int(parts[1]) * 1024 if len(parts) > 1 and parts[1].isdigit() else None
+    return None
+
+
+def available_memory(device: str | torch.device) -> int | None:
+    """Bytes free for new tensors on ``device``; None where it cannot be told.
+
+    CUDA: ``torch.cuda.mem_get_info`` plus what PyTorch's cache holds unused. CPU: the
+    kernel's MemAvailable (/proc/meminfo, else free pages from ``os.sysconf``), lowered to
+    what the container's memory limit leaves (cgroup v2 or v1).
+    """
+    device = torch.device(device)
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            return None
+        free, _ = torch.cuda.mem_get_info(device)
+        cached = torch.cuda.memory_reserved(device) - torch.cuda.memory_allocated(device)
+        return int(free + max(cached, 0))
+    if device.type != "cpu":
+        return None
+    free = _read_int("/proc/meminfo", "MemAvailable:")
+    if free is None:
+        try:
+            free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError, AttributeError):  # not on this system
+            return None
+    for limit_file, used_file in (
+        ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory.current"),
+        (
+            "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+            "/sys/fs/cgroup/memory/memory.usage_in_bytes",
+        ),
+    ):
+        limit, used = _read_int(limit_file), _read_int(used_file)
+        if limit is not None and used is not None and limit < 2**60:  # else: no limit
+            free = min(free, max(limit - used, 0))
+    return int(free)
+
+
+# The meter of the probe running in this thread (probes in other threads count apart).
+_ACTIVE = threading.local()
+
+
+class _PeakMeter:
+    """Counts the bytes of the tensors a forward creates that are alive at once (by
+    storage, so views and in-place results count once) and keeps the peak."""
+
+    def __init__(self) -> None:
+        self.refs: dict[int, int] = {}
+        self.size: dict[int, int] = {}
+        self.now = self.peak = 0
+
+    def _release(self, key: int) -> None:
+        self.refs[key] -= 1
+        if self.refs[key] == 0:
+            del self.refs[key]
+            self.now -= self.size.pop(key)
+
+    def track(self, t: torch.Tensor) -> None:
+        storage = t.untyped_storage()
+        key = storage._cdata  # one id per storage, shared by its views
+        if key not in self.refs:
+            self.refs[key], self.size[key] = 0, storage.nbytes()
+            self.now += self.size[key]
+            self.peak = max(self.peak, self.now)
+        self.refs[key] += 1
+        weakref.finalize(t, self._release, key)
+
+
+def _results(obj: Any) -> list[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        return [obj]
+    if isinstance(obj, (list, tuple)):
+        return [t for item in obj for t in _results(item)]
+    return []
+
+
+class _Counted(torch.Tensor):
+    """A tensor whose every result (a ``torch`` function, method or operator on it) is
+    counted by the active :class:`_PeakMeter`; results are ``_Counted`` again."""
+
+    @classmethod
+    def __torch_function__(cls, func, types, args=(), kwargs=None):  # noqa: ANN001, ANN206
+        out = super().__torch_function__(func, types, args, kwargs or {})
+        meter = getattr(_ACTIVE, "meter", None)
+        if meter is not None:
+            for t in _results(out):
+                meter.track(t)
+        return out
+
+
+def _probe_per_pixel(model: nn.Module, channels: int, scale: int) -> float | None:
+    """Peak bytes per LR pixel of one forward of ``model``: counted on a run on an
+    8x8 input. None if the model cannot run on it.
+
+    The run is on a shallow copy (parameters shared, nothing copied) through ``.forward``,
+    so what the model records and hooks that spy on its calls do not see it.
+    """
+    shared = {id(t): t for t in (*model.parameters(), *model.buffers())}
+    meter = _PeakMeter()
+    try:
+        shadow = copy.deepcopy(model, shared).eval()
+        device = model_device(model)
+        with torch.inference_mode():
+            x = torch.zeros(1, channels, _PROBE, _PROBE, device=device).as_subclass(_Counted)
+            _ACTIVE.meter = meter
+            y = shadow.forward(x, scale) if _takes_scale(shadow) else shadow.forward(x)
+            del y
+    # Any model may be given: one that cannot run on a tiny input, or that deepcopy
+    # refuses, simply gets no estimate (and so no automatic tiling).
+    except Exception:  # noqa: BLE001
+        return None
+    finally:
+        _ACTIVE.meter = None
+    return meter.peak * _ESTIMATE_MARGIN / (_PROBE * _PROBE)
+
+
+def estimate_forward_bytes(
+    model: nn.Module, lr_shape: tuple[int, ...], scale: int | None = None
+) -> int | None:
+    """Peak bytes of the tensors one forward pass of ``model`` creates on an input of
+    ``lr_shape`` ((N, C, h, w) or (C, h, w)), output included, with a 25% margin for
+    allocator and convolution buffers; None if the model cannot be probed.
+
+    Measured once per model, on a forward pass on an 8x8 input where every tensor
+    created is counted while it lives, and scaled by the number of pixels, which holds
+    for convolutional networks.
+    """
+    shape = (1, *lr_shape) if len(lr_shape) == 3 else tuple(lr_shape)
+    n, c, h, w = shape
+    scale = resolve_scale(model, scale)
+    config = getattr(model, "config", None)
+    if isinstance(config, Mapping):
+        cache, key = _PER_PIXEL_BY_CONFIG, (type(model), repr(sorted(config.items())), scale, c)
+    else:
+        cache, key = _PER_PIXEL.setdefault(model, {}), (scale, c)
+    if key not in cache:
+        cache[key] = _probe_per_pixel(model, c, scale)
+    per_pixel = cache[key]
+    return None if per_pixel is None else int(math.ceil(per_pixel * n * h * w))
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.1f} GiB"
+
+
+def _fit_in_memory(
+    model: nn.Module,
+    x_shape: tuple[int, int, int, int],
+    scale: int,
+    device: torch.device,
+    tile: int | None,
+    overlap: int,
+    ensemble: int,
+) -> tuple[int | None, bool]:
+    """The tile to run with and whether the ensemble may batch its transforms, so that the
+    estimated peak fits :data:`MEMORY_FRACTION` of the free memory (said on stderr when
+    tiles are chosen); DeviceError before anything runs when even small tiles do not fit.
+    Without an estimate or a budget, (tile, True): today's behaviour."""
+    n, c, h, w = x_shape
+    free = available_memory(device)
+    per_image = estimate_forward_bytes(model, (1, c, h, w), scale) if free is not None else None
+    if per_image is None or free is None:
+        return tile, True
+    per_pixel = per_image / (h * w)
+    budget = free * MEMORY_FRACTION
+    # Input, the stitched output, its copy at the end (and the ensemble's sum and one
+    # transformed output): held whatever the tile size.
+    out_bytes = n * c * h * w * scale * scale * 4
+    fixed = n * c * h * w * 4 + out_bytes * (2 + 2 * (ensemble > 1))
+
+    def need(side: int | None, batch: int) -> float:
+        th, tw = (
+            (h, w) if side is None else (min(h, side + 2 * overlap), min(w, side + 2 * overlap))
+        )
+        return fixed + per_pixel * batch * n * th * tw
+
+    batched = ensemble > 1 and tile is None and need(None, ensemble) <= budget
+    if need(tile, 1) <= budget:
+        return tile, batched
+    room = (budget - fixed) / (per_pixel * n)
+    side = int(math.isqrt(int(room))) - 2 * overlap if room > 0 else 0
+    if side < MIN_TILE:
+        raise DeviceError(
+            f"super_resolve: a {h}x{w} input needs about {_gib(need(MIN_TILE, 1))} even in "
+            f"{MIN_TILE}x{MIN_TILE} tiles (its output alone is {_gib(out_bytes)}), but about "
+            f"{_gib(free)} of {device} memory is free; free memory, or use a smaller image "
+            "or another device"
+        )
+    print(
+        f"super_resolve: a {h}x{w} input needs about {_gib(need(tile, 1))} "
+        f"{'in one pass' if tile is None else f'in {tile}x{tile} tiles'} but about "
+        f"{_gib(free)} of {device} memory is free; running it in tiles of {side}x{side} LR "
+        "pixels (pass tile= / --tile to choose the size)",
+        file=sys.stderr,
+    )
+    return side, False
+
+
 def _free_cuda_memory() -> None:
     if torch.cuda.is_available():
         torch.cuda.empty_cache()
+
+
+def _is_cpu_oom(err: BaseException) -> bool:
+    """True for the CPU allocator's failures (MemoryError, or torch's RuntimeError)."""
+    text = str(err).lower()
+    return (
+        isinstance(err, MemoryError)
+        or "can't allocate memory" in text
+        or ("not enough memory" in text)
+    )
 
 
 class _Forward:
@@ -235,7 +521,8 @@ class _Forward:
         return _run_tiled(self.run, t, self.scale, size, self.overlap)
 
     def run_safe(self, t: torch.Tensor) -> torch.Tensor:
-        """:meth:`run_tiled`, halving the tiles on CUDA out-of-memory (said on stderr)."""
+        """:meth:`run_tiled`, halving the tiles on CUDA out-of-memory (said on stderr); the
+        CPU running out of memory is one DeviceError (the next image may still fit)."""
         while True:
             try:
                 return self.run_tiled(t)
@@ -255,6 +542,15 @@ class _Forward:
                     file=sys.stderr,
                 )
                 self.tile = smaller
+            except (MemoryError, RuntimeError) as err:
+                if not _is_cpu_oom(err):
+                    raise
+                size = f"{t.shape[2]}x{t.shape[3]}"
+                raise DeviceError(
+                    f"super_resolve: out of memory on a {size} input"
+                    f"{f' in {self.tile}x{self.tile} tiles' if self.tile else ''} on the CPU; "
+                    "pass a smaller tile= (--tile), free memory, or use a smaller image"
+                ) from None
 
     def ensemble(self, x: torch.Tensor, batch: bool) -> torch.Tensor:
         """The mean over the 8 flips/rotations, each undone on its output."""
@@ -266,7 +562,9 @@ class _Forward:
             if batch and self.tile is None:
                 try:
                     ys = self.run(torch.cat([dihedral(x, k) for k in group])).split(n)
-                except torch.cuda.OutOfMemoryError:
+                except (MemoryError, RuntimeError) as err:
+                    if not (isinstance(err, torch.cuda.OutOfMemoryError) or _is_cpu_oom(err)):
+                        raise
                     _free_cuda_memory()  # fall back to one transform at a time below
                 else:
                     for k, yk in zip(group, ys, strict=True):
@@ -347,17 +645,19 @@ def super_resolve(
     """
     # Type, dtype, dimensions (the model checks NaN/inf and the value range in eval mode).
     check_image(lr, "super_resolve: lr", finite=False)
-    if tile is not None and tile < 1:
-        raise BadArgumentError(f"super_resolve: tile={tile} must be >= 1 or None")
-    if tile_overlap < 0:
-        raise BadArgumentError(f"super_resolve: tile_overlap={tile_overlap} must be >= 0")
+    tile, tile_overlap = check_tile(tile, tile_overlap)
     single = lr.dim() == 3
     x = lr.unsqueeze(0) if single else lr
     _check_channels(model, x, tuple(lr.shape))
-    forward = _Forward(model, resolve_scale(model, scale), tile, tile_overlap)
+    scale = resolve_scale(model, scale)
     device = resolve_device(device) if device is not None else model_device(model)
     if amp and device.type != "cuda":
         raise DeviceError(f"super_resolve: amp=True (bf16) needs a CUDA device, not {device}")
+    # Before anything runs: tiles when the whole image would not fit (said on stderr).
+    tile, batch_fits = _fit_in_memory(
+        model, tuple(x.shape), scale, device, tile, tile_overlap, 8 if self_ensemble else 1
+    )
+    forward = _Forward(model, scale, tile, tile_overlap)
     model.to(device)
 
     was_training = model.training
@@ -366,7 +666,10 @@ def super_resolve(
     try:
         with torch.inference_mode(), autocast:
             xd = x.to(device, torch.float32)
-            y = forward.ensemble(xd, ensemble_batch) if self_ensemble else forward.run_safe(xd)
+            if self_ensemble:
+                y = forward.ensemble(xd, ensemble_batch and batch_fits)
+            else:
+                y = forward.run_safe(xd)
             y = y.clamp_(0, 1).to(lr.device)
     finally:
         model.train(was_training)

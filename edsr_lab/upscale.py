@@ -19,16 +19,20 @@ output keeps what its input was:
   adding it makes every pixel opaque.
 
 Outputs are named ``<input stem>_x<scale>.png`` (``.tif`` for float) in one folder.
-DICOM slices (:func:`upscale_dicom_files`, ``upscale-dicom``) become derived DICOM files
-``<stem>_x<scale>.dcm`` (or windowed 16-bit PNGs); :mod:`edsr_lab.dicom` reads and writes
-them, :func:`edsr_lab.inference.super_resolve_values` runs the model on their values.
+DICOM slices (:func:`upscale_dicom_files`, ``upscale-dicom``; and among the files given
+to :func:`upscale_files`) become derived DICOM files ``<stem>_x<scale>.dcm`` (or windowed
+16-bit PNGs); :mod:`edsr_lab.dicom` reads and writes them,
+:func:`edsr_lab.inference.super_resolve_values` runs the model on their values.
 
-Every kind of file goes through the same two steps:
+Every kind of file goes through the same two steps, all the files of one command in one
+plan:
 
 1. :func:`plan_jobs` decides every output path before anything is written: two inputs
    that would give the same name (compared as resolved paths), an output that would
-   replace an input, or an existing output (without ``overwrite``) stop it with one line
-   and nothing written.
+   replace an input (even with ``overwrite``, whatever the kinds), an image output over
+   an existing DICOM file, or an existing output (without ``overwrite``) stop it with
+   one line and nothing written. Bad options (scale, tile, window, an empty ``--out``)
+   are refused before it.
 2. :func:`run_jobs` processes each file on its own, prints one line per file
    (``FAILED <file>: <reason>`` for a failure, so one bad file does not stop the others)
    and a summary.
@@ -44,6 +48,8 @@ their low bytes), so they come out as 8-bit; colour float TIFFs cannot be read b
 
 from __future__ import annotations
 
+import math
+import numbers
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -66,6 +72,7 @@ from edsr_lab.errors import (
 from edsr_lab.inference import (
     LUMA,
     bicubic_upscale,
+    check_tile,
     input_channels,
     resolve_scale,
     super_resolve,
@@ -188,8 +195,10 @@ def plan_jobs(
 
     Raises:
         OutputPathError: ``out_dir`` is a file, lies under a file, or is not writable.
-        BadArgumentError: two inputs would write the same output, or an output would
-            replace one of the inputs (paths compared resolved: symlinks, ``..``).
+        BadArgumentError: two inputs would write the same output, an output would
+            replace one of the inputs (paths compared resolved: symlinks, ``..``), even
+            with ``overwrite``, or an image (or PNG) output would replace a DICOM file
+            (never an earlier output of ours, so ``overwrite`` does not cover it).
         OutputExistsError: an output exists and ``overwrite`` is False.
     """
     reason = unwritable_reason(out_dir)
@@ -222,6 +231,16 @@ def plan_jobs(
                 "choose another --out folder"
             )
         jobs.append(Job(src, target, infos[i] if infos is not None else None))
+    for job in jobs:  # --overwrite replaces earlier outputs, and only them
+        if job.target.suffix.lower() not in dicom.DICOM_SUFFIXES and dicom.is_dicom_file(
+            job.target
+        ):
+            raise BadArgumentError(
+                f"the output {str(job.target)!r} would replace a DICOM file of that name, "
+                f"which is not an earlier output of this command (it writes "
+                f"{job.target.suffix} files there); move that file, or choose another "
+                "--out folder"
+            )
     if not overwrite:
         existing = [j.target for j in jobs if j.target.exists() or j.target.is_symlink()]
         if existing:
@@ -246,7 +265,9 @@ def run_jobs(
 
     ``process(job)`` reads, super-resolves and writes one file and returns the line to
     log. An :class:`~edsr_lab.errors.EdsrLabError` or ``OSError`` it raises is logged as
-    ``FAILED <source>: <reason>`` (one line) and the next file is tried.
+    ``FAILED <source>: <reason>`` (one line) and the next file is tried; any other
+    exception too, marked as unexpected (a bug to report), so one odd file never costs
+    the files after it. Ctrl-C stops the batch.
 
     Returns:
         (written, failed) counts.
@@ -259,11 +280,64 @@ def run_jobs(
             failed += 1
             log(f"FAILED {job.source}: {one_line(err)}")
             continue
+        # One file's surprise must not cost the files after it; said as what it is.
+        except Exception as err:  # noqa: BLE001
+            failed += 1
+            log(
+                f"FAILED {job.source}: unexpected {type(err).__name__}: {one_line(err)} "
+                "(a bug in edsr-lab: please report it, with the file if you can share it)"
+            )
+            continue
         written += 1
         log(line)
     summary = f"{written} of {len(jobs)} {noun} written to {out_dir}"
     log(summary + (f"; {failed} failed (see the FAILED lines above)" if failed else ""))
     return written, failed
+
+
+def _out_folder(out_dir: str | os.PathLike[str]) -> Path:
+    """``--out`` as a Path; an empty text is refused (Path("") would be the working folder)."""
+    if not str(out_dir).strip():
+        raise OutputPathError(
+            f"--out {str(out_dir)!r} is empty; give the folder to write into, e.g. --out upscaled"
+        )
+    return Path(out_dir).expanduser()
+
+
+def _check_window(window_cw: Any) -> tuple[float, float] | None:
+    """``(center, width)`` as floats: two finite numbers, width >= 1; or None."""
+    if window_cw is None:
+        return None
+    ok = (
+        isinstance(window_cw, (tuple, list))
+        and len(window_cw) == 2
+        and all(isinstance(v, numbers.Real) and not isinstance(v, bool) for v in window_cw)
+        and all(math.isfinite(v) for v in window_cw)
+        and window_cw[1] >= 1
+    )
+    if not ok:
+        raise BadArgumentError(
+            f"window {window_cw!r}: give the display window as two numbers CENTER WIDTH "
+            "with WIDTH >= 1, e.g. --window 40 400 (window_cw=(40, 400) from Python), "
+            "a CT soft-tissue window in HU"
+        )
+    return float(window_cw[0]), float(window_cw[1])
+
+
+def _image_names(
+    sources: Sequence[Path], scale: int, mode: str, bits: str
+) -> tuple[list[str], list[ImageInfo | None]]:
+    """Each image's output name and header (None: unreadable, it fails on its own)."""
+    if mode not in OUTPUT_MODES:
+        raise BadArgumentError(f"--mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
+    if str(bits) not in OUTPUT_BITS:
+        raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
+    infos = [_peek(src) for src in sources]
+    names = [
+        output_name(src, scale, _resolve(info, mode, str(bits))[1] if info is not None else 8)
+        for src, info in zip(sources, infos, strict=True)
+    ]
+    return names, infos
 
 
 def plan_outputs(
@@ -281,15 +355,7 @@ def plan_outputs(
         BadArgumentError: a ``mode``/``bits`` value or combination that cannot be written,
             and what :func:`plan_jobs` raises.
     """
-    if mode not in OUTPUT_MODES:
-        raise BadArgumentError(f"--mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
-    if str(bits) not in OUTPUT_BITS:
-        raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
-    infos = [_peek(src) for src in sources]
-    names = [
-        output_name(src, scale, _resolve(info, mode, str(bits))[1] if info is not None else 8)
-        for src, info in zip(sources, infos, strict=True)
-    ]
+    names, infos = _image_names(sources, scale, mode, bits)
     return plan_jobs(sources, out_dir, names, infos=infos, overwrite=overwrite)
 
 
@@ -358,25 +424,53 @@ def upscale_files(
     device: torch.device | str | None = None,
     log: Callable[[str], None] = print,
 ) -> tuple[int, int]:
-    """Super-resolve every image file into ``out_dir``; one line per file, then a summary.
+    """Super-resolve image files and DICOM slices into ``out_dir``; one line per file,
+    then a summary.
 
-    Every output is planned first (:func:`plan_outputs`); then each file is read, run and
-    written on its own (:func:`run_jobs`), so one bad file does not stop the others.
+    DICOM slices (:func:`edsr_lab.dicom.is_dicom_file`: a .dcm/.dicom name or the DICOM
+    preamble, whatever the name) become derived DICOM files ``<stem>_x<scale>.dcm``
+    (:func:`upscale_dicom`; ``mode``/``bits`` do not apply to them); the other files are
+    images. Every output of every kind is planned at once first (:func:`plan_jobs`): no
+    output may replace any input, and existing outputs are found before anything is
+    written. Then each file is read, run and written on its own (:func:`run_jobs`), so one
+    bad file does not stop the others.
 
     Returns:
         (written, failed) counts.
+
+    Raises (before any file is read):
+        BadArgumentError: a bad ``scale``, ``tile``, ``mode`` or ``bits``, and what
+            :func:`plan_jobs` raises; OutputPathError: an empty or unusable ``out_dir``.
+        MissingDependencyError: DICOM slices given but pydicom is not installed.
     """
-    out_dir = Path(out_dir).expanduser()
-    jobs = plan_outputs(sources, out_dir, scale, mode=mode, bits=bits, overwrite=overwrite)
+    out_dir = _out_folder(out_dir)
+    scale = resolve_scale(model, scale)
+    tile, _ = check_tile(tile)
+    sources = [Path(src) for src in sources]
+    slices = {i for i, src in enumerate(sources) if dicom.is_dicom_file(src)}
+    if slices:
+        dicom.require_pydicom()  # one line with the install command, before any work
+    images = [i for i in range(len(sources)) if i not in slices]
+    names: list[str] = [f"{src.stem}_x{scale}.dcm" for src in sources]  # slices' names
+    infos: list[Any] = [None] * len(sources)
+    image_names, image_infos = _image_names([sources[i] for i in images], scale, mode, bits)
+    for i, name, info in zip(images, image_names, image_infos, strict=True):
+        names[i], infos[i] = name, info
+    jobs = plan_jobs(sources, out_dir, names, infos=infos, overwrite=overwrite)
     model_channels = input_channels(model) or 3
+    options = {"tile": tile, "self_ensemble": self_ensemble, "device": device}
 
     def sr_fn(x: torch.Tensor) -> torch.Tensor:
-        out = super_resolve(
-            model, x, scale=scale, self_ensemble=self_ensemble, tile=tile, device=device
-        )
-        return out.cpu()
+        return super_resolve(model, x, scale=scale, **options).cpu()
+
+    slice_sources = {sources[i] for i in slices}
 
     def process(job: Job) -> str:
+        if job.source in slice_sources:
+            return _dicom_line(
+                job, upscale_dicom(model, job.source, job.target, scale=scale,
+                                   overwrite=overwrite, **options)
+            )  # fmt: skip
         image, info = read_image(job.source)
         out_mode, out_bits = _resolve(info, mode, str(bits))
         sr = upscale_array(image, info, sr_fn, scale, model_channels, out_mode)
@@ -388,7 +482,8 @@ def upscale_files(
             f"{tuple(sr.shape[-2:])} ({what})"
         )
 
-    return run_jobs(jobs, process, out_dir=out_dir, noun="image(s)", log=log)
+    noun = "image(s)" if not slices else "file(s)"
+    return run_jobs(jobs, process, out_dir=out_dir, noun=noun, log=log)
 
 
 # --------------------------------------------------------------------------------------------
@@ -423,7 +518,9 @@ def upscale_dicom(
         **kwargs: passed to :func:`edsr_lab.inference.super_resolve` (tile, device, ...).
 
     Returns:
-        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing"}`` of the output.
+        ``{"path", "lr_shape", "sr_shape", "scale", "window", "pixel_spacing", "notes"}`` of
+        the output; ``notes``: what was noticed but did not stop it (a WindowCenter that is
+        not a number: the slice's full range was used for display).
 
     Raises:
         DicomError: an output name that is neither .dcm nor .png, or ``dst`` is ``src``;
@@ -431,6 +528,7 @@ def upscale_dicom(
         OutputExistsError: ``dst`` exists and ``overwrite`` is False (a FileExistsError).
     """
     src, dst = Path(src).expanduser(), Path(dst).expanduser()
+    window_cw = _check_window(window_cw)
     suffix = dst.suffix.lower()
     if suffix not in (*dicom.DICOM_SUFFIXES, ".png"):
         raise DicomError(f"output {str(dst)!r}: use a .dcm (DICOM) or .png (16-bit) file name")
@@ -443,13 +541,20 @@ def upscale_dicom(
         )
     values, ds = dicom.read_dicom(src)
     scale = resolve_scale(model, scale)
+    notes: list[str] = []
+    if suffix != ".png":
+        dicom.check_derivable(ds)  # a geometry that cannot be written: before the work
+    if window_cw is None:  # an unreadable window only affects display: a note, not a failure
+        window_cw, note = dicom.display_window(ds, values)
+        notes += [note] if note else []
+    center, width = window_cw
     sr = super_resolve_values(model, values, scale=scale, **kwargs)
-    center, width = window_cw or dicom.window_from_dataset(ds, values)
     info: dict[str, Any] = {
         "lr_shape": tuple(values.shape[-2:]),
         "sr_shape": tuple(sr.shape[-2:]),
         "scale": scale,
         "window": (center, width),
+        "notes": notes,
     }
     if suffix == ".png":
         invert = str(ds.get("PhotometricInterpretation")) == "MONOCHROME1"
@@ -487,9 +592,13 @@ def upscale_dicom_files(
         (written, failed) counts.
     """
     if fmt not in DICOM_FORMATS:
-        raise DicomError(f"--format must be dcm or png, got {fmt!r}")
+        raise BadArgumentError(f"--format must be dcm or png, got {fmt!r}")
+    out_dir = _out_folder(out_dir)
     scale = resolve_scale(model, scale)
-    out_dir = Path(out_dir).expanduser()
+    window_cw = _check_window(window_cw)
+    kwargs["tile"], kwargs["tile_overlap"] = check_tile(
+        kwargs.get("tile"), kwargs.get("tile_overlap", 16)
+    )
     sources = [Path(f).expanduser() for f in files]
     names = [f"{src.stem}_x{scale}.{fmt}" for src in sources]
     jobs = plan_jobs(sources, out_dir, names, overwrite=overwrite)
@@ -499,8 +608,14 @@ def upscale_dicom_files(
             model, job.source, job.target, scale=scale, window_cw=window_cw,
             overwrite=overwrite, **kwargs,
         )  # fmt: skip
-        spacing = info["pixel_spacing"]
-        extra = f", pixel spacing {spacing[0]:g} x {spacing[1]:g} mm" if spacing else ""
-        return f"{job.source} {info['lr_shape']} -> {info['path']} {info['sr_shape']}{extra}"
+        return _dicom_line(job, info)
 
     return run_jobs(jobs, process, out_dir=out_dir, noun="DICOM file(s)", log=log)
+
+
+def _dicom_line(job: Job, info: dict[str, Any]) -> str:
+    """The line :func:`run_jobs` prints for a slice written (and what was noticed)."""
+    spacing = info["pixel_spacing"]
+    extra = f", pixel spacing {spacing[0]:g} x {spacing[1]:g} mm" if spacing else ""
+    notes = "".join(f"; note: {note}" for note in info.get("notes", ()))
+    return f"{job.source} {info['lr_shape']} -> {info['path']} {info['sr_shape']}{extra}{notes}"

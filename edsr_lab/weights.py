@@ -33,7 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from edsr_lab import config, download
-from edsr_lab.errors import CheckpointError, did_you_mean
+from edsr_lab.errors import BadArgumentTypeError, CheckpointError, did_you_mean
 from edsr_lab.losses import PAPER_LOSS
 
 __all__ = [
@@ -341,6 +341,16 @@ def load_model(name_or_path: str | Path, *, map_location: Any = "cpu", **kwargs:
     from edsr_lab.models.checkpoints import read_state_dict
     from edsr_lab.models.convert import is_basicsr_edsr
 
+    if not isinstance(name_or_path, (str, os.PathLike)):
+        raise BadArgumentTypeError(
+            f"load_model: expected a checkpoint path or a weights name, got "
+            f"{type(name_or_path).__name__} {name_or_path!r}"
+        )
+    if not str(name_or_path).strip():
+        raise CheckpointError(
+            f"--checkpoint {name_or_path!r}: give a checkpoint file or a weights name "
+            f"(python -m edsr_lab download-weights --list)"
+        )
     path = Path(name_or_path).expanduser()
     text, known = str(name_or_path), registry()
     is_name = not isinstance(name_or_path, Path) and text in known

@@ -81,6 +81,7 @@ from edsr_lab.models.state_dicts import (
     read_safetensors,
     safetensors_module,
     strict_load,
+    tensors_in,
     torch_load,
 )
 from edsr_lab.models.state_dicts import unwrap_state_dict as _unwrap_plain
@@ -171,23 +172,11 @@ def read_state_dict(path_or_state_dict: Any, map_location: Any = "cpu") -> tuple
 # ------------------------------------------------------------------- integrity checks
 
 
-def _tensors_in(obj: Any, name: str = "") -> Any:
-    """(name, tensor) of every tensor in nested dicts/lists, in a fixed order."""
-    if isinstance(obj, torch.Tensor):
-        yield name, obj
-    elif isinstance(obj, Mapping):
-        for key in sorted(obj, key=str):
-            yield from _tensors_in(obj[key], f"{name}/{key}")
-    elif isinstance(obj, (list, tuple)):
-        for i, v in enumerate(obj):
-            yield from _tensors_in(v, f"{name}/{i}")
-
-
 def tensor_checksum(state_dict: Mapping[str, torch.Tensor], training: Any = None) -> str:
     """``"sha256:<hex>"`` of every tensor (name, dtype, shape and bytes) in ``state_dict``
     and ``training``: what our files store to detect damaged data on load."""
     h = hashlib.sha256()
-    for name, t in _tensors_in({"state_dict": state_dict, "training": training}):
+    for name, t in tensors_in({"state_dict": state_dict, "training": training}):
         t = t.detach().to("cpu").contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}\n".encode())
         if t.numel():

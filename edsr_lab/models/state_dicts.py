@@ -42,7 +42,9 @@ from edsr_lab.models.registry import architecture
 from edsr_lab.paths import unreadable_reason
 
 __all__ = [
+    "MAX_CHECKPOINT_VALUES",
     "check_config",
+    "check_file_tensors",
     "describe_config",
     "infer_config",
     "read_safetensors",
@@ -70,6 +72,11 @@ _READ_ERRORS = (
     OSError,  # a truncated zip makes the reader seek past the end: EINVAL
 )
 
+
+#: Most values (numbers) all the tensors of one weights file may declare together: 2**30,
+#: 4 GiB as float32, 25x the 43M parameters of the paper's EDSR (plus Adam's two copies in a
+#: training checkpoint). A file declaring more is refused before anything is built.
+MAX_CHECKPOINT_VALUES = 2**30
 
 # Prefixes that wrappers add to every key: nn.DataParallel / DDP ("module."), torch.compile
 # ("_orig_mod."), the official trainer's Model wrapper when saved whole ("model.").
@@ -105,7 +112,7 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         )
         raise CheckpointError(f"checkpoint {str(path)!r} is {what}; download or save it again")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        obj = torch.load(path, map_location=map_location, weights_only=True)
     except PermissionError as e:
         raise CheckpointError(f"checkpoint {str(path)!r} cannot be read: permission denied") from e
     except pickle.UnpicklingError as e:
@@ -120,6 +127,88 @@ def torch_load(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
         raise _unreadable(path, e) from e
     except _READ_ERRORS as e:
         raise _unreadable(path, e) from e
+    check_file_tensors(obj, f"checkpoint {str(path)!r}")
+    return obj
+
+
+def tensors_in(obj: Any) -> list[tuple[str, torch.Tensor]]:
+    """``(name, tensor)`` of every tensor in nested dicts/lists/tuples, in a fixed order
+    (dict keys sorted); names like ``/state_dict/head.0.weight``. Iterative: a deeply
+    nested file cannot exhaust the recursion limit."""
+    found: list[tuple[str, torch.Tensor]] = []
+    stack: list[tuple[str, Any]] = [("", obj)]
+    while stack:
+        name, item = stack.pop()
+        if isinstance(item, torch.Tensor):
+            found.append((name, item))
+        elif isinstance(item, Mapping):
+            keys = sorted(item, key=str)
+            stack.extend((f"{name}/{k}", item[k]) for k in reversed(keys))
+        elif isinstance(item, (list, tuple)):
+            stack.extend((f"{name}/{i}", v) for i, v in reversed(list(enumerate(item))))
+    return found
+
+
+def check_file_tensors(obj: Any, source: str) -> None:
+    """Refuse tensors whose declared sizes the file does not hold, before anything is
+    allocated from them (a few kB can otherwise declare gigabytes).
+
+    * each tensor's shape and strides must lie within the bytes stored for it, and need
+      no more values than stored: an expanded (stride-0) or overlapping tensor of 1
+      stored number that claims 10**9 would become 10**9 real numbers when the model is
+      built, copied or checksummed;
+    * all tensors together declare at most :data:`MAX_CHECKPOINT_VALUES` values and at
+      most twice the bytes stored (views sharing one storage count each time they are
+      used).
+
+    Raises:
+        CheckpointError: one line naming the file and the tensor.
+    """
+    total_values = declared = 0
+    stored: dict[int, int] = {}
+    for name, t in tensors_in(obj):
+        shown = name.lstrip("/") or "the tensor"
+        if t.layout != torch.strided:
+            raise CheckpointError(
+                f"{source}: {shown!r} is a {t.layout} tensor; weights are plain (strided) "
+                "tensors, so the file is not model weights; download or save it again"
+            )
+        storage = t.untyped_storage()
+        size = t.element_size()
+        nbytes = t.numel() * size
+        if t.numel():
+            span = t.storage_offset() + sum(
+                (n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True)
+            )
+            if nbytes > storage.nbytes() or (span + 1) * size > storage.nbytes():
+                raise CheckpointError(
+                    f"{source}: {shown!r} declares shape {tuple(t.shape)} ({t.numel():,} "
+                    f"values, {_gib(nbytes)}) but the file stores {storage.nbytes():,} bytes "
+                    "for it: a forged or damaged file (e.g. an expanded tensor); refused "
+                    "before allocating anything; download or save it again"
+                )
+        total_values += t.numel()
+        declared += nbytes
+        stored[storage._cdata] = storage.nbytes()
+    if total_values > MAX_CHECKPOINT_VALUES:
+        raise CheckpointError(
+            f"{source} declares {total_values:,} values in its tensors, more than the "
+            f"{MAX_CHECKPOINT_VALUES:,} a model here may have (the paper's EDSR has 43M); "
+            "refused before allocating anything: is it the file you meant?"
+        )
+    if declared > 2 * sum(stored.values()) + 2**20:
+        raise CheckpointError(
+            f"{source}: its tensors declare {_gib(declared)} but the file stores "
+            f"{_gib(sum(stored.values()))} (many tensors are views of the same numbers): a "
+            "forged or damaged file; refused before allocating anything; download or save "
+            "it again"
+        )
+
+
+def _gib(n: float) -> str:
+    if n < 2**20:
+        return f"{int(n):,} bytes"
+    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.1f} MiB"
 
 
 def _unreadable(path: Path, e: BaseException) -> CheckpointError:
@@ -148,8 +237,11 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
     st = safetensors_module()
     import safetensors  # present: safetensors_module() checked it (an optional extra)
 
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():
         raise CheckpointError(f"checkpoint {str(path)!r} does not exist; check the path")
+    reason = unreadable_reason(path, "checkpoint")  # a folder, empty, a FIFO, a broken link
+    if reason is not None:
+        raise CheckpointError(f"checkpoint {str(path)!r}: {reason}")
     try:
         with safetensors.safe_open(str(path), framework="pt") as f:
             metadata = f.metadata() or {}
@@ -159,6 +251,7 @@ def read_safetensors(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, str
             f"checkpoint {str(path)!r} is not a readable safetensors file (truncated or "
             f"another format?): {e}; download or save it again"
         ) from e
+    check_file_tensors(tensors, f"checkpoint {str(path)!r}")
     return tensors, metadata
 
 
@@ -304,8 +397,8 @@ def _upsampler_scale(sd: Mapping[str, Any], prefix: str, n_feats: int, source: s
 def _rgb_range(sd: Mapping[str, torch.Tensor], mean0: float) -> float:
     """Read the pixel range from the frozen mean shift: bias = -rgb_range * mean."""
     bias = sd.get("sub_mean.bias")
-    if bias is None or bias.numel() == 0 or mean0 == 0:
-        return 255.0
+    if bias is None or bias.numel() == 0 or mean0 == 0 or bias.is_complex():
+        return 255.0  # (complex weights are refused when loaded, with a clear message)
     value = -float(bias.flatten()[0]) / mean0
     for known in (255.0, 1.0):
         if abs(value - known) < 1e-3 * known:
@@ -387,10 +480,36 @@ def mismatches(own: Mapping[str, torch.Tensor], sd: Mapping[str, torch.Tensor]) 
     return lines
 
 
+def _check_values(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
+    """Refuse what ``load_state_dict`` would load silently wrong: integer, boolean or
+    complex numbers where the model has floating-point weights (cast, i.e. truncated or
+    stripped of their imaginary part), and NaN/inf in a parameter (every output NaN)."""
+    parameters = dict(model.named_parameters())
+    for key, own in model.state_dict().items():
+        have = sd[key]
+        if own.is_floating_point() and (not have.is_floating_point() or have.is_complex()):
+            raise CheckpointError(
+                f"{source}: {key!r} holds {str(have.dtype).removeprefix('torch.')} values "
+                f"where the model has {str(own.dtype).removeprefix('torch.')} weights; "
+                "loading would silently change them, so the file is not model weights (or "
+                "was converted wrongly); download or save it again"
+            )
+        if key in parameters and have.is_floating_point() and not torch.isfinite(have).all():
+            raise CheckpointError(
+                f"{source}: {key!r} holds NaN or infinite values (saved from a run that "
+                "diverged?), so every output would be NaN; use an earlier checkpoint "
+                "(e.g. best.pt) or train again"
+            )
+
+
 def strict_load(model: nn.Module, sd: Mapping[str, torch.Tensor], source: str) -> None:
-    """``model.load_state_dict(sd, strict=True)`` with a readable CheckpointError on mismatch."""
+    """``model.load_state_dict(sd, strict=True)`` with a readable CheckpointError on
+    mismatch (keys, shapes), on integer/complex numbers where the model's weights are
+    floating point, and on NaN/inf parameters. Float64/float16 weights are loaded as the
+    model's dtype."""
     problems = mismatches(model.state_dict(), sd)
     if not problems:
+        _check_values(model, sd, source)
         model.load_state_dict(sd, strict=True)
         return
     cfg = getattr(model, "config", {})
