@@ -274,7 +274,7 @@ def test_cli_upscale_sends_dicom_files_through_the_dicom_path(tmp_path, capsys):
     written = pydicom.dcmread(out / "CT_small_x2.dcm")
     assert written.Rows == 256 and written.ImageType[0] == "DERIVED"
     assert (out / "gray_camera_x2.png").is_file()
-    assert "1 of 1 DICOM file(s) written" in capsys.readouterr().out
+    assert "2 of 2 file(s) written" in capsys.readouterr().out  # one plan, one summary
 
 
 @pytest.mark.parametrize("slope, intercept", [(0.5, -100.0), (2.0, -1024.0)])

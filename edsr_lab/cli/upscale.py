@@ -89,39 +89,25 @@ def cmd_upscale(args: argparse.Namespace) -> int:
 
     device = resolve_device(args.device)  # before the (slow) model load
     sources = upscale.collect_inputs(args.images)
-    # DICOM files given by name become derived DICOM files (upscale.upscale_dicom_files)
-    slices = [s for s in sources if dicom.is_dicom_file(s)]
-    sources = [s for s in sources if s not in slices]
-    if slices:
-        dicom.require_pydicom()  # one clear line before loading the model, if it is missing
-    out = Path(args.out).expanduser()
+    if any(dicom.is_dicom_file(s) for s in sources):
+        # upscale_files checks this too, but only after the (slow) model load
+        dicom.require_pydicom()
     model = _load_model(args.checkpoint, device)
     scale = resolve_scale(model, args.scale, source=args.checkpoint)
-    failed = 0
-    if sources:
-        _, failed = upscale.upscale_files(
-            model,
-            sources,
-            out,
-            scale,
-            mode=args.mode,
-            bits=args.bits,
-            overwrite=args.overwrite,
-            tile=args.tile,
-            self_ensemble=args.self_ensemble,
-            device=device,
-        )
-    if slices:
-        failed += upscale.upscale_dicom_files(
-            model,
-            slices,
-            out,
-            scale=scale,
-            overwrite=args.overwrite,
-            tile=args.tile,
-            self_ensemble=args.self_ensemble,
-            device=device,
-        )[1]
+    # images and DICOM slices in one plan: a clash or an existing output of either kind
+    # stops the command before anything is written
+    _, failed = upscale.upscale_files(
+        model,
+        sources,
+        Path(args.out).expanduser(),
+        scale,
+        mode=args.mode,
+        bits=args.bits,
+        overwrite=args.overwrite,
+        tile=args.tile,
+        self_ensemble=args.self_ensemble,
+        device=device,
+    )
     return 1 if failed else 0
 
 
