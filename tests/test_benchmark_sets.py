@@ -181,7 +181,7 @@ def test_cli_evaluate_checkpoint_folder_and_csv(tmp_path, capsys):
     assert "--overwrite" in capsys.readouterr().err
     assert main(argv + ["--overwrite", "--scale", "3"]) == 2
     err = capsys.readouterr().err
-    assert "x2, not x3" in err and err.count("\n") == 1
+    assert "upscales by x2 only" in err and err.count("\n") == 1
 
 
 def test_cli_evaluate_mdsr_per_scale(tmp_path, capsys):
