@@ -42,7 +42,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from edsr_lab.data.patches import dihedral, inverse_dihedral  # noqa: E402
-from edsr_lab.evaluate import super_resolve  # noqa: E402
+from edsr_lab.inference import super_resolve  # noqa: E402
 from edsr_lab.models import EDSR  # noqa: E402
 
 #: name -> (scale, full-size (n_resblocks, n_feats, res_scale), tiny ones)

@@ -234,7 +234,8 @@ def bench_sampler(args, device) -> dict[str, float]:
 def bench_fidelity(args, device) -> dict[str, Any]:
     """Train the same baseline x2 in fp32 and bf16 for the same steps; held-out PSNR."""
     from edsr_lab.data import PatchSampler, find_pairs, load_pairs, mini_div2k
-    from edsr_lab.evaluate import bicubic_upscale, evaluate
+    from edsr_lab.evaluate import evaluate
+    from edsr_lab.inference import bicubic_upscale
     from edsr_lab.models import edsr_baseline
     from edsr_lab.train import train
 

@@ -31,7 +31,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path, PurePosixPath
 
 from edsr_lab.errors import ArchiveError, FileWriteError
-from edsr_lab.files import STALE_AFTER_S, _pid_alive
+from edsr_lab.files import STALE_AFTER_S, pid_alive
 
 __all__ = ["MAX_RATIO", "archive_names", "safe_extract"]
 
@@ -366,7 +366,7 @@ def _remove_dead_stages(root: Path) -> None:
         match = _STAGE.fullmatch(p.name)
         if match and p.is_dir() and not p.is_symlink():
             old = now - p.stat().st_mtime > STALE_AFTER_S
-            if old or not _pid_alive(int(match.group(1))):
+            if old or not pid_alive(int(match.group(1))):
                 shutil.rmtree(p, ignore_errors=True)
 
 

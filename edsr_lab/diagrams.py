@@ -208,6 +208,100 @@ def _upsampler_for(model: nn.Module, scale: int) -> nn.Module:
         return type(model)(**{**model.config, "scale": scale}).tail[0]
 
 
+def _block_layers(blocks: Sequence[nn.Module]) -> str:
+    """The layer kinds of the first residual block, e.g. ``conv-ReLU-conv`` (or "none")."""
+    if not blocks:
+        return "none"
+    return "-".join(layer_label(layer)[0].split("\n")[0].split(" ")[0] for layer in blocks[0].body)
+
+
+def _mean_box(ax: Any, x: float, y: float, h: float, *, add: bool) -> None:
+    """The mean shift at the input (x255, minus the DIV2K mean) or the output (undone)."""
+    text = "+ mean\n\u00f7 255\n(add_mean)" if add else "x \u00b7 255\n\u2212 mean\n(sub_mean)"
+    _box(ax, x, y, 1.1, h, text, "mean", 7.5)
+
+
+def _global_skip(ax: Any, x0: float, plus_x: float, y: float, skip_y: float, label_x: float):
+    """The global skip: up from ``x0`` at height ``y``, over the body at ``skip_y`` and down
+    into the ``+`` node at ``plus_x``."""
+    ax.plot([x0, x0, plus_x, plus_x], [y, skip_y, skip_y, y + 0.22], color="k", lw=0.9)
+    ax.text((label_x + plus_x) / 2, skip_y + 0.08, "global skip", ha="center", fontsize=8)
+
+
+def _draw_body(
+    ax: Any, model: nn.Module, blocks: list[nn.Module], x: float, y: float, h: float
+) -> float:
+    """EDSR's body from ``x``: the stack of blocks, the layers after them, the ``+`` node
+    of the global skip (its x is returned)."""
+    feats = int(model.config["n_feats"])
+    res_scale = _res_scale(model, blocks)
+    for k in (2, 1):  # a stack of identical blocks
+        ax.add_patch(
+            FancyBboxPatch(
+                (x + 0.08 * k, y + 0.08 * k),
+                2.4,
+                h,
+                boxstyle="round,pad=0.02",
+                fc="#dde9f5",
+                ec="k",
+                lw=0.6,
+            )
+        )
+    scale_txt = f" \u00d7 {res_scale:g}" if res_scale != 1.0 else ""
+    body_params = sum(_n_params(b) for b in blocks)
+    text = (
+        f"{len(blocks)} \u00d7 ResBlock\n{_block_layers(blocks)}{scale_txt}\n{feats} features"
+        f"\n{body_params:,}"
+    )
+    _box(ax, x, y, 2.4, h, text, "#dde9f5", 7.5)
+    x += 2.4 + 0.3
+    _arrow(ax, (x - 0.3, y + h / 2), (x, y + h / 2))
+    for layer in list(model.body)[len(blocks) :]:
+        text, kind = layer_label(layer)
+        _box(ax, x, y, 1.0, h, text, kind, 7.5)
+        x += 1.0 + 0.3
+        _arrow(ax, (x - 0.3, y + h / 2), (x, y + h / 2))
+    plus_x = x + 0.22
+    _node(ax, plus_x, y + h / 2, "+")
+    return plus_x
+
+
+def _draw_upsamplers(
+    ax: Any, model: nn.Module, scales: list[int], x: float, y: float, h: float
+) -> tuple[float, float, float]:
+    """One lane per scale from ``x``, the model's own in bold; returns where the model's
+    own lane ends, its height, and where the longest lane ends."""
+    up_x = x + 0.45
+    own_end, own_y, longest = up_x, y, 0
+    for i, s in enumerate(scales):
+        lane_y = y - i * (h + 0.35)
+        steps = _upsampler_steps(_upsampler_for(model, s))
+        longest = max(longest, len(steps))
+        own = s == model.scale
+        lx = up_x
+        for text, kind in steps:
+            _box(ax, lx, lane_y + 0.15, 1.05, h - 0.3, text, kind, 7, lw=1.6 if own else 0.6)
+            lx += 1.15
+        ax.text(
+            up_x,
+            lane_y + h - 0.1,
+            f"upsampler x{s}" + (" (this model)" if own else ""),
+            ha="left",
+            va="bottom",
+            fontsize=7.5,
+            weight="bold" if own else "normal",
+        )
+        _arrow(ax, (x, y + h / 2), (up_x, lane_y + h / 2), color="k" if own else "0.6")
+        if own:
+            own_end, own_y = lx - 0.1, lane_y
+    return own_end, own_y, up_x + 1.15 * longest
+
+
+def _res_scale(model: nn.Module, blocks: list[nn.Module]) -> float:
+    default = getattr(blocks[0], "res_scale", 1.0) if blocks else 1.0
+    return float(model.config.get("res_scale", default))
+
+
 def network(model: nn.Module, scales: Sequence[int] | None = None) -> Figure:
     """A single-scale EDSR (or SRResNet), left to right, drawn from ``model``.
 
@@ -230,15 +324,7 @@ def network(model: nn.Module, scales: Sequence[int] | None = None) -> Figure:
         )
     blocks = _residual_blocks_of(model)
     n_blocks, feats = len(blocks), int(config["n_feats"])
-    block_layers = (
-        "-".join(layer_label(layer)[0].split(" ")[0].split("\n")[0] for layer in blocks[0].body)
-        if blocks
-        else "none"
-    )
-    res_scale = float(
-        config.get("res_scale", getattr(blocks[0], "res_scale", 1.0) if blocks else 1.0)
-    )
-    extra_body = [m for m in list(model.body)[n_blocks:]]
+    res_scale = _res_scale(model, blocks)
     scales = list(scales or [model.scale])
     if model.scale not in scales:
         scales.append(model.scale)
@@ -246,101 +332,25 @@ def network(model: nn.Module, scales: Sequence[int] | None = None) -> Figure:
 
     fig, ax = _figure(13.5, 2.6 + 0.9 * len(scales))
     h, y = 1.2, 0.0
-    x = 0.0
-    _box(ax, x, y, 1.1, h, "x \u00b7 255\n\u2212 mean\n(sub_mean)", "mean", 7.5)
-    _arrow(ax, (x + 1.1, y + h / 2), (x + 1.4, y + h / 2))
-    x += 1.4
+    _mean_box(ax, 0.0, y, h, add=False)
+    _arrow(ax, (1.1, y + h / 2), (1.4, y + h / 2))
+    x = 1.4
     head = "\n".join(layer_label(layer)[0].replace("\n", " ") for layer in model.head)
     _box(ax, x, y, 1.5, h, f"head\n{head}\n{_n_params(model.head):,}", "conv", 7)
     head_out = x + 1.5
     _arrow(ax, (head_out, y + h / 2), (head_out + 0.5, y + h / 2))
-    x = head_out + 0.5
-    # the body: a stack of identical blocks
-    for k in (2, 1):
-        ax.add_patch(
-            FancyBboxPatch(
-                (x + 0.08 * k, y + 0.08 * k),
-                2.4,
-                h,
-                boxstyle="round,pad=0.02",
-                fc="#dde9f5",
-                ec="k",
-                lw=0.6,
-            )
-        )
-    scale_txt = f" \u00d7 {res_scale:g}" if res_scale != 1.0 else ""
-    body_params = sum(_n_params(b) for b in blocks)
-    _box(
-        ax,
-        x,
-        y,
-        2.4,
-        h,
-        f"{n_blocks} \u00d7 ResBlock\n{block_layers}{scale_txt}\n{feats} features\n{body_params:,}",
-        "#dde9f5",
-        7.5,
-    )
-    x += 2.4 + 0.3
-    _arrow(ax, (x - 0.3, y + h / 2), (x, y + h / 2))
-    for layer in extra_body:
-        text, kind = layer_label(layer)
-        _box(ax, x, y, 1.0, h, text, kind, 7.5)
-        x += 1.0 + 0.3
-        _arrow(ax, (x - 0.3, y + h / 2), (x, y + h / 2))
-    plus_x = x + 0.22
-    _node(ax, plus_x, y + h / 2, "+")
-    # the global skip: from the head's output over the body to the addition
+    plus_x = _draw_body(ax, model, blocks, head_out + 0.5, y, h)
     skip_y = y + h + 0.5
-    ax.plot(
-        [head_out + 0.25, head_out + 0.25, plus_x, plus_x],
-        [y + h / 2, skip_y, skip_y, y + h / 2 + 0.22],
-        color="k",
-        lw=0.9,
-    )
-    ax.text((head_out + plus_x) / 2, skip_y + 0.08, "global skip", ha="center", fontsize=8)
-    x = plus_x + 0.22
-    # the upsamplers, one lane per scale
-    up_x = x + 0.45
-    lanes = {}
-    for i, s in enumerate(scales):
-        lane_y = y - i * (h + 0.35)
-        steps = _upsampler_steps(_upsampler_for(model, s))
-        own = s == model.scale
-        lanes[s] = lane_y
-        lx = up_x
-        for text, kind in steps:
-            _box(ax, lx, lane_y + 0.15, 1.05, h - 0.3, text, kind, 7, lw=1.6 if own else 0.6)
-            lx += 1.15
-        ax.text(
-            up_x,
-            lane_y + h - 0.1,
-            f"upsampler x{s}" + (" (this model)" if own else ""),
-            ha="left",
-            va="bottom",
-            fontsize=7.5,
-            weight="bold" if own else "normal",
-        )
-        _arrow(ax, (x, y + h / 2), (up_x, lane_y + h / 2), color="k" if own else "0.6")
-        if own:
-            own_end = lx - 0.1
-    end = up_x + 1.15 * max(len(_upsampler_steps(_upsampler_for(model, s))) for s in scales)
+    _global_skip(ax, head_out + 0.25, plus_x, y + h / 2, skip_y, label_x=head_out)
+    own_end, own_y, end = _draw_upsamplers(ax, model, scales, plus_x + 0.22, y, h)
     tail_layers = list(model.tail)[1:]
     tx = end + 0.35
-    own_y = lanes[model.scale]
     tail = "\n".join(layer_label(layer)[0].replace("\n", " ") for layer in tail_layers)
-    _box(
-        ax,
-        tx,
-        own_y,
-        1.5,
-        h,
-        f"tail\n{tail}\n{_n_params(nn.Sequential(*tail_layers)):,}",
-        "conv",
-        7,
-    )
+    tail_params = _n_params(nn.Sequential(*tail_layers))
+    _box(ax, tx, own_y, 1.5, h, f"tail\n{tail}\n{tail_params:,}", "conv", 7)
     _arrow(ax, (own_end, own_y + h / 2), (tx, own_y + h / 2))
     _arrow(ax, (tx + 1.5, own_y + h / 2), (tx + 1.8, own_y + h / 2))
-    _box(ax, tx + 1.8, own_y, 1.1, h, "+ mean\n\u00f7 255\n(add_mean)", "mean", 7.5)
+    _mean_box(ax, tx + 1.8, own_y, h, add=True)
     name = type(model).__name__
     rs = f", res_scale {res_scale:g}" if "res_scale" in config else ""
     ax.set_title(
@@ -380,7 +390,7 @@ def mdsr(model: nn.Module) -> Figure:
     top = (n - 1) * lane_h
     mid = top / 2
     fig, ax = _figure(15.5, 1.8 + 1.05 * n)
-    _box(ax, -1.5, mid, 1.1, h, "x \u00b7 255\n\u2212 mean\n(sub_mean)", "mean", 7.5)
+    _mean_box(ax, -1.5, mid, h, add=False)
     _arrow(ax, (-0.4, mid + h / 2), (0.0, mid + h / 2))
     x = 0.0
     _box(
@@ -408,11 +418,7 @@ def mdsr(model: nn.Module) -> Figure:
     for i in range(n):
         ly = top - i * lane_h
         _arrow(ax, (x_pre_end, ly + h / 2), (bx, mid + h / 2))
-    block_layers = (
-        "-".join(layer_label(layer)[0].split("\n")[0].split(" ")[0] for layer in blocks[0].body)
-        if blocks
-        else "none"
-    )
+    block_layers = _block_layers(blocks)
     body_params = _n_params(model.body)
     _box(
         ax,
@@ -429,13 +435,7 @@ def mdsr(model: nn.Module) -> Figure:
     _arrow(ax, (bx + 2.6, mid + h / 2), (plus_x - 0.22, mid + h / 2))
     _node(ax, plus_x, mid + h / 2, "+")
     skip_y = mid + body_h / 2 + h / 2 + 0.35
-    ax.plot(
-        [bx - 0.3, bx - 0.3, plus_x, plus_x],
-        [mid + h / 2, skip_y, skip_y, mid + h / 2 + 0.22],
-        color="k",
-        lw=0.9,
-    )
-    ax.text((bx + plus_x) / 2, skip_y + 0.08, "global skip", ha="center", fontsize=8)
+    _global_skip(ax, bx - 0.3, plus_x, mid + h / 2, skip_y, label_x=bx)
     ux = plus_x + 0.7
     for i, s in enumerate(scales):
         ly = top - i * lane_h
@@ -465,7 +465,7 @@ def mdsr(model: nn.Module) -> Figure:
         fontsize=9,
     )
     _arrow(ax, (tx + 1.3, mid + h / 2), (tx + 1.7, mid + h / 2))
-    _box(ax, tx + 1.7, mid, 1.1, h, "+ mean\n\u00f7 255\n(add_mean)", "mean", 7.5)
+    _mean_box(ax, tx + 1.7, mid, h, add=True)
     ax.set_xlim(-1.7, tx + 3.0)
     ax.set_ylim(-0.3, skip_y + 0.5)
     ax.set_aspect("equal")

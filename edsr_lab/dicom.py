@@ -491,5 +491,20 @@ def window(
 
 
 # --------------------------------------------------------------------------------------------
-# Writing
+# TEMPORARY shims until notebook 10 switches (its owner, the medical engineer): it calls
+# dicom.super_resolve_values (edsr_lab.inference) and dicom.upscale_dicom (edsr_lab.upscale;
+# that module imports this one, hence the import inside the function). Nothing else may use
+# them.
 # --------------------------------------------------------------------------------------------
+def super_resolve_values(*args: Any, **kwargs: Any) -> Any:
+    """TEMPORARY shim: :func:`edsr_lab.inference.super_resolve_values`."""
+    from edsr_lab.inference import super_resolve_values as run
+
+    return run(*args, **kwargs)
+
+
+def upscale_dicom(model: Any, src: Any, dst: Any, **kwargs: Any) -> dict[str, Any]:
+    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom`."""
+    from edsr_lab.upscale import upscale_dicom as run
+
+    return run(model, src, dst, **kwargs)

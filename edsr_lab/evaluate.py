@@ -10,8 +10,8 @@ Y channel with ``scale`` border pixels cropped (benchmarks, Table 3) or on RGB w
 - :func:`evaluate_sets` scores whole data sets (Set5 ... DIV2K valid, or your folders)
   beside bicubic and the paper's values: an :class:`EvalReport`.
 
-Running the model (tiles, self-ensemble, scale) is :mod:`edsr_lab.inference`;
-``super_resolve`` and ``bicubic_upscale`` are still importable from here.
+Running the model (tiles, self-ensemble, scale, the bicubic baseline) is
+:mod:`edsr_lab.inference`.
 Tensors are float32 (C, H, W) or (N, C, H, W) with values in [0, 1].
 """
 
@@ -28,40 +28,33 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from edsr_lab.config import resolve_device
 from edsr_lab.data.benchmarks import eval_pairs, load_eval_pair
 from edsr_lab.data.patches import center_crop_pair
 from edsr_lab.errors import (
     BadArgumentError,
     BadArgumentTypeError,
     DatasetExistsError,
-    DeviceError,
     SizeMismatchError,
 )
 from edsr_lab.files import atomic_write
-from edsr_lab.inference import (  # MIN_TILE, model_scale: TEMPORARY shims (see the end)
-    MIN_TILE,  # noqa: F401
-    _model_device,
+from edsr_lab.inference import (
     bicubic_upscale,
-    check_scale_value,
     check_tile,
     input_channels,
-    model_scale,  # noqa: F401
     super_resolve,
 )
 from edsr_lab.io import load_image
 from edsr_lab.metrics import PROTOCOLS, psnr, quantize, ssim
 from edsr_lab.paper import DATASETS, paper_model_name, paper_value
+from edsr_lab.validate import check_scale
 
 __all__ = [
     "EvalReport",
     "EvalResult",
     "EvalRow",
     "SetResult",
-    "bicubic_upscale",
     "evaluate",
     "evaluate_sets",
-    "super_resolve",
     "write_csv_rows",
 ]
 
@@ -232,7 +225,7 @@ def evaluate(
         raise BadArgumentError(
             f"evaluate: unknown protocol {protocol!r}; choose one of {sorted(PROTOCOLS)}"
         )
-    scale = check_scale_value(scale)
+    scale = check_scale(scale)
     tile, tile_overlap = check_tile(tile, tile_overlap)
     result = EvalResult(scale=scale, protocol=protocol, label=label)
     for name, hr_item, lr_item in _normalise_pairs(pairs, names):
@@ -479,7 +472,7 @@ def evaluate_sets(
     """
     if protocol not in (None, "benchmark", "div2k"):
         raise BadArgumentError(f"protocol must be 'benchmark' or 'div2k', got {protocol!r}")
-    scale = check_scale_value(scale)
+    scale = check_scale(scale)
     tile, _ = check_tile(tile)
     paper_model = paper_model_of(model, self_ensemble)
     info = getattr(model, "weights_info", None)
@@ -526,27 +519,3 @@ def evaluate_sets(
         if bar is not None:
             bar.close()
     return report
-
-
-# ----------------------------------------------------------------------------------------
-# TEMPORARY shims until the lead's integration step. Running models moved to
-# edsr_lab.inference: notebooks, tests, scripts and benchmarks import super_resolve and
-# bicubic_upscale from here (still in __all__), profile.py imports input_channels and
-# model_scale, tests read MIN_TILE, and cli._check_device imports _resolve_device.
-# ----------------------------------------------------------------------------------------
-
-
-def _resolve_device(device: str | torch.device | None, model: nn.Module | None) -> torch.device:
-    """The device to run on (default: the model's); see :func:`edsr_lab.config.resolve_device`.
-
-    TEMPORARY shim: ``cli._check_device`` prefixes ``--device X:`` itself and rewrites
-    ``device='cpu'``, so the leading ``device`` and the Python half of the message are left
-    out here (its tests match the old wording).
-    """
-    if device is None:
-        return _model_device(model) if model is not None else torch.device("cpu")
-    try:
-        return resolve_device(device)
-    except DeviceError as err:
-        reason = str(err).replace(" (device='cpu' from Python)", "").removeprefix("device ")
-        raise DeviceError(reason) from None

@@ -19,7 +19,7 @@ from pathlib import Path
 
 from edsr_lab.errors import FileWriteError
 
-__all__ = ["atomic_write", "stale_temp_files"]
+__all__ = ["STALE_AFTER_S", "atomic_write", "pid_alive", "stale_temp_files"]
 
 #: Temporary files of a killed writer older than this are removed even when their process
 #: id is alive again (ids are reused) or cannot be checked.
@@ -34,7 +34,9 @@ def _temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
 
 
-def _pid_alive(pid: int) -> bool:
+def pid_alive(pid: int) -> bool:
+    """Is process ``pid`` running (on this machine)? True when unsure: a temporary file of
+    a live writer must never be taken for a leftover."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -74,7 +76,7 @@ def stale_temp_files(path: str | os.PathLike) -> list[Path]:
             age = now - candidate.stat().st_mtime
         except OSError:
             continue
-        dead = pid is not None and pid != os.getpid() and not _pid_alive(pid)
+        dead = pid is not None and pid != os.getpid() and not pid_alive(pid)
         if dead or age > STALE_AFTER_S:
             found.append(candidate)
     return found

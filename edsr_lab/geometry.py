@@ -37,6 +37,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from edsr_lab.errors import BadArgumentError
+from edsr_lab.validate import check_scale
 
 __all__ = [
     "dicom_upscaled_geometry",
@@ -46,15 +47,9 @@ __all__ = [
 ]
 
 
-def _check_scale(scale: object) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, int | np.integer) or int(scale) < 1:
-        raise BadArgumentError(f"scale must be a whole number >= 1, got {scale!r}")
-    return int(scale)
-
-
 def pixel_centre_offset(scale: int) -> float:
     """Old-index position of the new pixel 0's centre: ``-(s - 1) / (2 s)`` (-0.25 at x2)."""
-    s = _check_scale(scale)
+    s = check_scale(scale)
     return -(s - 1) / (2 * s)
 
 
@@ -73,7 +68,7 @@ def upscale_grid(
     Returns:
         ``(new_origin, new_steps)``: float64 (3,) and (k, 3); see the module docstring.
     """
-    s = _check_scale(scale)
+    s = check_scale(scale)
     origin = np.asarray(origin, dtype=np.float64)
     steps = np.atleast_2d(np.asarray(steps, dtype=np.float64))
     if origin.shape != (steps.shape[1],):
@@ -144,4 +139,4 @@ def dicom_upscaled_geometry(
     # along the column direction.
     steps = np.stack([row_dir * col_spacing, col_dir * row_spacing])
     new_position, _ = upscale_grid(position, steps, scale)
-    return new_position.tolist(), (spacing / _check_scale(scale)).tolist()
+    return new_position.tolist(), (spacing / check_scale(scale)).tolist()

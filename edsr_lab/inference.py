@@ -46,7 +46,7 @@ from edsr_lab.errors import (
     SizeMismatchError,
 )
 from edsr_lab.resize import imresize
-from edsr_lab.validate import check_image
+from edsr_lab.validate import check_image, check_scale
 
 __all__ = [
     "LUMA",
@@ -54,10 +54,10 @@ __all__ = [
     "MIN_TILE",
     "available_memory",
     "bicubic_upscale",
-    "check_scale_value",
     "check_tile",
     "estimate_forward_bytes",
     "input_channels",
+    "model_device",
     "model_scale",
     "model_scales",
     "resolve_scale",
@@ -119,7 +119,8 @@ def input_channels(model: nn.Module) -> int | None:
     return None
 
 
-def _model_device(model: nn.Module) -> torch.device:
+def model_device(model: nn.Module) -> torch.device:
+    """Where ``model``'s parameters (else buffers) live; the CPU for a model without any."""
     for p in model.parameters():
         return p.device
     for b in model.buffers():
@@ -129,24 +130,6 @@ def _model_device(model: nn.Module) -> torch.device:
 
 def _xs(scales: tuple[int, ...]) -> str:
     return ", ".join(f"x{s}" for s in scales)
-
-
-def check_scale_value(scale: Any) -> int:
-    """``scale`` as an int >= 1 (an integral float such as 2.0 is accepted).
-
-    Raises:
-        BadArgumentError: 0, 2.5, True, ...; BadArgumentTypeError (also a TypeError) for
-            what is not a number at all ("2", [2]).
-    """
-    if isinstance(scale, float) and scale.is_integer():
-        scale = int(scale)
-    if isinstance(scale, bool) or not isinstance(scale, numbers.Integral) or scale < 1:
-        kind = BadArgumentError if isinstance(scale, numbers.Real) else BadArgumentTypeError
-        raise kind(
-            f"scale {scale!r}: the scale must be a whole number >= 1, e.g. --scale 2 "
-            "(scale=2 from Python)"
-        )
-    return int(scale)
 
 
 def resolve_scale(
@@ -182,7 +165,7 @@ def resolve_scale(
         s = have[0] if have else 2
         why = f"serves several scales ({_xs(have)})" if have else "does not say its scale"
         raise BadArgumentError(f"{what} {why}; say which: --scale {s} (scale={s} from Python)")
-    scale = check_scale_value(scale)
+    scale = check_scale(scale)
     if have and scale not in have:
         other = "drop --scale" if len(have) == 1 else "pick one of its scales"
         raise BadArgumentError(
@@ -399,7 +382,7 @@ def _probe_per_pixel(model: nn.Module, channels: int, scale: int) -> float | Non
     meter = _PeakMeter()
     try:
         shadow = copy.deepcopy(model, shared).eval()
-        device = _model_device(model)
+        device = model_device(model)
         with torch.inference_mode():
             x = torch.zeros(1, channels, _PROBE, _PROBE, device=device).as_subclass(_Counted)
             _ACTIVE.meter = meter
@@ -671,7 +654,7 @@ def super_resolve(
     x = lr.unsqueeze(0) if single else lr
     _check_channels(model, x, tuple(lr.shape))
     scale = resolve_scale(model, scale)
-    device = resolve_device(device) if device is not None else _model_device(model)
+    device = resolve_device(device) if device is not None else model_device(model)
     if amp and device.type != "cuda":
         raise DeviceError(f"super_resolve: amp=True (bf16) needs a CUDA device, not {device}")
     # Before anything runs: tiles when the whole image would not fit (said on stderr).

@@ -224,7 +224,8 @@ def score(
         an :class:`edsr_lab.evaluate.EvalResult` (``mean_psnr`` in dB, ``mean_ssim``,
         ``rows`` per image, named as :data:`HELDOUT_IMAGES`), DIV2K protocol.
     """
-    from edsr_lab.evaluate import bicubic_upscale, evaluate
+    from edsr_lab.evaluate import evaluate
+    from edsr_lab.inference import bicubic_upscale
 
     scale = _check_scale(scale)
     fn = model_or_bicubic

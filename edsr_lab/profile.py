@@ -23,8 +23,10 @@ from typing import Any
 import torch
 from torch import nn
 
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentError
-from edsr_lab.evaluate import input_channels, model_scale
+from edsr_lab.inference import input_channels, model_scale
+from edsr_lab.losses import PAPER_LOSS
 from edsr_lab.train import TrainConfig, make_optimizer, make_train_step, resolve_amp
 
 __all__ = ["activation_memory", "conv_flops", "measure_step", "time_steps"]
@@ -74,7 +76,7 @@ def measure_step(
     patch_size: int = 48,
     steps: int = 20,
     warmup: int = 3,
-    loss: str = "l1",
+    loss: str = PAPER_LOSS,
     amp: str = "off",
     channels_last: bool = False,
     fused: bool | None = False,
@@ -102,9 +104,7 @@ def measure_step(
         ``activation_bytes`` (from :func:`activation_memory`) instead; it is the same on
         every device, which is why notebook 03 asserts on it.
     """
-    from edsr_lab.config import default_device
-
-    device = torch.device(device) if device is not None else default_device()
+    device = resolve_device(device)
     net = copy.deepcopy(model).to(device)
     net.train()
     if channels_last:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 
 from edsr_lab.errors import BadArgumentError, ImageInputError, ImageTypeError
-from edsr_lab.validate import check_image
+from edsr_lab.validate import check_image, check_scale
 
 __all__ = ["cubic", "degrade", "imresize", "modcrop", "resize_weights"]
 
@@ -267,18 +267,6 @@ def imresize(
     return x.to(orig_dtype) if x.dtype != orig_dtype else x
 
 
-def _check_scale_int(scale: object, name: str) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
-        if isinstance(scale, float) and scale.is_integer():
-            scale = int(scale)
-        else:
-            raise BadArgumentError(f"{name}: scale must be a positive whole number, got {scale!r}.")
-    scale = int(scale)
-    if scale < 1:
-        raise BadArgumentError(f"{name}: scale must be >= 1, got {scale}.")
-    return scale
-
-
 def modcrop(x: torch.Tensor, scale: int) -> torch.Tensor:
     """Crop (..., H, W) to multiples of ``scale``, keeping the top-left corner.
 
@@ -290,7 +278,7 @@ def modcrop(x: torch.Tensor, scale: int) -> torch.Tensor:
         ImageInputError: the image is smaller than scale; BadArgumentError: scale not a
             whole number >= 1 (both ValueErrors).
     """
-    s = _check_scale_int(scale, "modcrop")
+    s = check_scale(scale, "modcrop")
     if not isinstance(x, torch.Tensor):
         raise ImageTypeError(f"modcrop: x must be a torch.Tensor, got {type(x).__name__}.")
     if x.dim() < 2:
@@ -319,7 +307,7 @@ def degrade(hr: torch.Tensor, scale: int, *, quantize: bool = True) -> torch.Ten
     Returns:
         LR tensor, same dtype and device as hr, shaped (..., C, H // s, W // s).
     """
-    s = _check_scale_int(scale, "degrade")
+    s = check_scale(scale, "degrade")
     hr = _check_float_tensor(hr, "degrade: hr")
     hr = modcrop(hr, s)
     # MATLAB's call is imresize(hr, 1/s); for whole-number s and H a multiple of s,

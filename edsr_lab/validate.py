@@ -17,14 +17,43 @@ two images of the same shape) add their own checks after these, raising subclass
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 
-from edsr_lab.errors import ImageInputError, ImageTypeError, NonFiniteImageError
+from edsr_lab.errors import (
+    BadArgumentError,
+    BadArgumentTypeError,
+    ImageInputError,
+    ImageTypeError,
+    NonFiniteImageError,
+)
 
-__all__ = ["check_finite", "check_image", "check_tensor"]
+__all__ = ["check_finite", "check_image", "check_scale", "check_tensor"]
+
+
+def check_scale(scale: object, name: str | None = None) -> int:
+    """``scale`` as an ``int``: a whole number >= 1 (an int, a NumPy integer, or an
+    integral float such as 2.0). The one check of a scale's value; which scales a *model*
+    serves, and the scale to run it at, is :func:`edsr_lab.inference.resolve_scale`.
+
+    Raises:
+        BadArgumentError: 0, 2.5, True, ... (``"name: scale 0: the scale must be ..."``);
+            BadArgumentTypeError (also a TypeError) for what is not a number ("2", [2]).
+    """
+    value = scale
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+        kind = BadArgumentError if isinstance(value, numbers.Real) else BadArgumentTypeError
+        where = f"{name}: " if name else ""
+        raise kind(
+            f"{where}scale {scale!r}: the scale must be a whole number >= 1, e.g. --scale 2 "
+            "(scale=2 from Python)"
+        )
+    return int(value)
 
 
 def check_tensor(x: object, name: str, layout: str = "(C, H, W) or (N, C, H, W)") -> torch.Tensor:

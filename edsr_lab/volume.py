@@ -30,6 +30,7 @@ import numpy as np
 import torch
 
 from edsr_lab.errors import BadArgumentError, SizeMismatchError
+from edsr_lab.inference import LUMA, check_tile, input_channels, resolve_scale, super_resolve
 from edsr_lab.intensity import ClipCount, IntensityMap
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -80,8 +81,6 @@ def model_sr(
         (``0.299 R + 0.587 G + 0.114 B``); a colour batch given to a grey model is run one
         channel at a time. Values are *not* clamped to [0, 1].
     """
-    from edsr_lab.inference import LUMA, check_tile, input_channels, resolve_scale, super_resolve
-
     channels = input_channels(model)
     scale = resolve_scale(model, scale)
     tile, tile_overlap = check_tile(tile, tile_overlap)

@@ -41,7 +41,6 @@ __all__ = [
     "OFFICIAL",
     "OFFICIAL_BASE_URL",
     "WeightsInfo",
-    "cache_dir",
     "course_dir",
     "course_weights",
     "download_weights",
@@ -50,6 +49,7 @@ __all__ = [
     "load_pretrained",
     "registry",
     "suggest_for_scale",
+    "weights_dir",
 ]
 
 # _TORCH_FREE: this module imports torch (through edsr_lab.models) only inside the functions
@@ -126,9 +126,10 @@ MAX_WEIGHTS_BYTES = 2**30
 _PAPER_ROWS = {"edsr_baseline": "EDSR baseline", "edsr": "EDSR", "mdsr_baseline": "MDSR baseline"}
 
 
-# TEMPORARY shim until the lead's integration step: evalcli prints weights.cache_dir().
-# The one cache folder is edsr_lab.config.cache_dir().
-cache_dir = config.cache_dir
+def weights_dir() -> Path:
+    """Where downloaded weights go: ``config.cache_dir()/weights`` (``data/cache/weights``;
+    ``EDSR_LAB_CACHE=DIR`` moves it to ``DIR/weights``)."""
+    return config.cache_dir() / "weights"
 
 
 def course_weights(folder: str | Path | None = None) -> dict[str, WeightsInfo]:
@@ -221,7 +222,7 @@ def suggest_for_scale(model: Any, scale: int) -> str:
         if info.official:
             row = _PAPER_ROWS.get(preset or "")
             if row is not None and info.paper == row and loss in (None, PAPER_LOSS):
-                found.append(((config.cache_dir() / "weights" / info.file).is_file(), info))
+                found.append(((weights_dir() / info.file).is_file(), info))
         elif info.info.get("preset") == preset and loss in (None, info.info.get("loss")):
             found.append((Path(info.file).is_file(), info))
     if not found:
@@ -287,7 +288,7 @@ def download_weights(
             )
         return path
     url = _mirror_url(info, base_url)
-    folder = config.cache_dir() / "weights"
+    folder = weights_dir()
     with download.removing_new_dirs(folder):
         return download.fetch(
             url, folder / info.file, sha256=info.sha256, max_size=MAX_WEIGHTS_BYTES,

@@ -84,7 +84,8 @@ from edsr_lab.data import (
 )
 from edsr_lab.data.div2k import MINI_KINDS, MINI_VALID
 from edsr_lab.data.samples import sample_names
-from edsr_lab.evaluate import bicubic_upscale, evaluate
+from edsr_lab.evaluate import evaluate
+from edsr_lab.inference import bicubic_upscale
 from edsr_lab.models import (
     EDSR,
     count_parameters,

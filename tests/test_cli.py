@@ -139,7 +139,7 @@ def test_download_div2k_rejects_unknown_part_in_one_line(capsys, tmp_path):
 
 def test_upscale_writes_the_models_output_not_bicubic(tmp_path):
     """The saved file is the model's output rounded to 8 bits, checked pixel for pixel."""
-    from edsr_lab.evaluate import bicubic_upscale, super_resolve
+    from edsr_lab.inference import bicubic_upscale, super_resolve
     from edsr_lab.io import save_image, to_uint8
 
     torch.manual_seed(0)

@@ -49,7 +49,8 @@ def test_one_cache_folder(monkeypatch, tmp_path):
     # the weights download folder is under the same cache, not a second one
     from edsr_lab import weights
 
-    assert weights.cache_dir() == config.cache_dir()
+    assert weights.weights_dir() == tmp_path / "c" / "weights"
+    assert not hasattr(weights, "cache_dir")  # one cache function: config.cache_dir
     assert not hasattr(config, "checkpoint_dir")
 
 

@@ -20,9 +20,8 @@ import torch
 from edsr_lab.data import StepSeededSampler, make_div2k_layout
 from edsr_lab.data.sources import DataChoice, load_training_data
 from edsr_lab.io import save_image
-from edsr_lab.models import load_checkpoint
+from edsr_lab.models import build_model, load_checkpoint
 from edsr_lab.train import TrainConfig, load_training_checkpoint, train
-from edsr_lab.train.runner import build_model
 
 ROOT = Path(__file__).resolve().parents[1]
 ITERS, GLOBAL_BATCH, PATCH = 6, 4, 8
@@ -66,7 +65,7 @@ def _reference(div2k: Path):
         for r in range(2)
     ]
     torch.manual_seed(0)
-    model = build_model("edsr_baseline", (2,), 1, 8)
+    model = build_model("edsr_baseline", 2, n_resblocks=1, n_feats=8)
     history = train(
         model,
         _BothRanks(samplers),

@@ -19,9 +19,10 @@ from torch import nn
 pydicom = pytest.importorskip("pydicom", reason='the DICOM extra: pip install -e ".[dicom]"')
 from pydicom.data import get_testdata_file  # noqa: E402
 
-from edsr_lab import cli, dicom, upscale  # noqa: E402
+from edsr_lab import cli, dicom  # noqa: E402
 from edsr_lab.errors import DicomError, EdsrLabError, MissingDependencyError  # noqa: E402
 from edsr_lab.models import EDSR, save_checkpoint  # noqa: E402
+from edsr_lab.upscale import upscale_dicom  # noqa: E402
 
 CT = get_testdata_file("CT_small.dcm")
 MR = get_testdata_file("MR_small.dcm")
@@ -72,7 +73,7 @@ def test_roundtrip_through_a_nearest_model_is_exact(tmp_path, src):
     """Grey -> RGB -> model -> grey and the inverse rescale lose nothing: a nearest-neighbour
     'model' gives exactly the stored integers repeated."""
     out = tmp_path / "sr.dcm"
-    info = upscale.upscale_dicom(Nearest(2), src, out)
+    info = upscale_dicom(Nearest(2), src, out)
     original = pydicom.dcmread(src)
     written = pydicom.dcmread(out)
     expected = original.pixel_array.repeat(2, 0).repeat(2, 1)
@@ -85,7 +86,7 @@ def test_derived_dicom_metadata(tmp_path):
     torch.manual_seed(0)
     model = EDSR(n_resblocks=1, n_feats=8, scale=2)
     out = tmp_path / "ct_x2.dcm"
-    upscale.upscale_dicom(model, CT, out)
+    upscale_dicom(model, CT, out)
     a, b = pydicom.dcmread(CT), pydicom.dcmread(out)
     assert (b.Rows, b.Columns) == (2 * a.Rows, 2 * a.Columns)
     assert [float(v) for v in b.PixelSpacing] == pytest.approx(
@@ -147,7 +148,7 @@ def test_window_uses_the_first_of_several_presets(tmp_path):
 def test_png_output_is_the_windowed_slice_in_16_bits(tmp_path):
     from PIL import Image
 
-    out = upscale.upscale_dicom(Nearest(2), MR, tmp_path / "mr.png", window_cw=(600, 1600))["path"]
+    out = upscale_dicom(Nearest(2), MR, tmp_path / "mr.png", window_cw=(600, 1600))["path"]
     with Image.open(out) as img:
         assert img.mode.startswith("I;16") or img.mode == "I"
         png = np.asarray(img).astype(np.int64)
@@ -194,14 +195,14 @@ def test_output_never_replaces_the_input_or_an_existing_file(tmp_path):
     src = _variant(tmp_path, "ct.dcm")
     before = src.read_bytes()
     with pytest.raises(DicomError, match="is the input"):
-        upscale.upscale_dicom(Nearest(2), src, src, overwrite=True)
+        upscale_dicom(Nearest(2), src, src, overwrite=True)
     existing = tmp_path / "done.dcm"
     existing.write_bytes(b"keep me")
     with pytest.raises(FileExistsError):
-        upscale.upscale_dicom(Nearest(2), src, existing)
+        upscale_dicom(Nearest(2), src, existing)
     assert src.read_bytes() == before and existing.read_bytes() == b"keep me"
     with pytest.raises(DicomError, match=".dcm"):
-        upscale.upscale_dicom(Nearest(2), src, tmp_path / "out.jpg")
+        upscale_dicom(Nearest(2), src, tmp_path / "out.jpg")
 
 
 def test_is_dicom_file_by_suffix_or_preamble(tmp_path):
@@ -273,7 +274,7 @@ def test_cli_upscale_sends_dicom_files_through_the_dicom_path(tmp_path, capsys):
     written = pydicom.dcmread(out / "CT_small_x2.dcm")
     assert written.Rows == 256 and written.ImageType[0] == "DERIVED"
     assert (out / "gray_camera_x2.png").is_file()
-    assert "2 of 2 file(s) written" in capsys.readouterr().out  # one plan for both kinds
+    assert "2 of 2 file(s) written" in capsys.readouterr().out  # one plan, one summary
 
 
 @pytest.mark.parametrize("slope, intercept", [(0.5, -100.0), (2.0, -1024.0)])
@@ -282,7 +283,7 @@ def test_roundtrip_with_a_rescale_slope_is_exact(tmp_path, slope, intercept):
     1 (the bundled files) a wrong order of the two would go unnoticed."""
     src = _variant(tmp_path, RescaleSlope=slope, RescaleIntercept=intercept)
     out = tmp_path / "sr.dcm"
-    upscale.upscale_dicom(Nearest(2), src, out)
+    upscale_dicom(Nearest(2), src, out)
     original, written = pydicom.dcmread(src), pydicom.dcmread(out)
     expected = original.pixel_array.repeat(2, 0).repeat(2, 1)
     np.testing.assert_array_equal(written.pixel_array, expected)

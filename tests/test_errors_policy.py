@@ -167,7 +167,8 @@ def test_error_types_are_the_fitting_builtin_type():
 def test_converted_sites_raise_edsr_lab_errors(tmp_path, monkeypatch):
     from edsr_lab import config
     from edsr_lab.data.div2k import find_pairs, part_folder
-    from edsr_lab.evaluate import evaluate, super_resolve
+    from edsr_lab.evaluate import evaluate
+    from edsr_lab.inference import super_resolve
     from edsr_lab.models import EDSR, MDSR
     from edsr_lab.models.checkpoints import init_from, save_checkpoint
     from edsr_lab.train import TrainConfig, resolve_amp

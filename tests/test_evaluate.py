@@ -10,12 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from edsr_lab.errors import ImageTypeError, SizeMismatchError
-from edsr_lab.evaluate import (
-    EvalResult,
-    bicubic_upscale,
-    evaluate,
-    super_resolve,
-)
+from edsr_lab.evaluate import EvalResult, evaluate
+from edsr_lab.inference import bicubic_upscale, super_resolve
 
 
 class ConvShuffle(nn.Module):

@@ -10,9 +10,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from edsr_lab import evaluate as ev
+from edsr_lab import inference
 from edsr_lab.errors import DeviceError
-from edsr_lab.evaluate import evaluate, super_resolve
+from edsr_lab.evaluate import evaluate
+from edsr_lab.inference import super_resolve
 
 
 class Pointwise(nn.Module):
@@ -148,4 +149,4 @@ def test_paper_bicubic_reference_is_the_table():
     assert paper.paper_value("EDSR", 3, "div2k-valid")[0] == 31.26
     assert paper.paper_value("EDSR baseline", 2, "set5") is None  # not in Table 3
     assert paper.paper_model_name("edsr", 32, 256, True) == "EDSR+"
-    assert ev.MIN_TILE == 16
+    assert inference.MIN_TILE == 16

@@ -14,7 +14,8 @@ import pytest  # noqa: E402
 from edsr_lab import ledger  # noqa: E402
 from edsr_lab.data.div2k import MINI_VALID  # noqa: E402
 from edsr_lab.errors import BadArgumentError, CheckpointError  # noqa: E402
-from edsr_lab.evaluate import bicubic_upscale, evaluate  # noqa: E402
+from edsr_lab.evaluate import evaluate  # noqa: E402
+from edsr_lab.inference import bicubic_upscale
 from edsr_lab.paper import TABLE2  # noqa: E402
 from edsr_lab.weights import COURSE_DIR, course_weights  # noqa: E402
 

@@ -43,3 +43,65 @@ def test_importing_losses_does_not_import_torch():
     code = "import sys, edsr_lab.losses as l; l.loss_names(); print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+@pytest.fixture
+def charbonnier():
+    """One registration: a Charbonnier loss (smooth L1, LapSRN's), counting its calls."""
+    calls: list[int] = []
+
+    def charbonnier(sr: torch.Tensor, hr: torch.Tensor) -> torch.Tensor:
+        calls.append(1)
+        return torch.sqrt((sr - hr) ** 2 + 1e-3**2).mean()
+
+    losses.register_loss("charbonnier", charbonnier, power=1, description="smooth L1")
+    yield calls
+    losses.unregister_loss("charbonnier")
+    assert "charbonnier" not in losses.loss_names()
+
+
+def test_register_loss_refuses_what_cannot_work(charbonnier):
+    with pytest.raises(BadArgumentError, match="exists already; choose another name, or pass"):
+        losses.register_loss("charbonnier", F.l1_loss, power=1, description="")
+    with pytest.raises(BadArgumentError, match="'l1' exists already; choose another name$"):
+        losses.register_loss("l1", F.l1_loss, power=1, description="", replace=True)
+    with pytest.raises(BadArgumentError, match="plain word"):
+        losses.register_loss("l 3", F.l1_loss, power=1, description="")
+    with pytest.raises(BadArgumentError, match="power=0"):
+        losses.register_loss("l0", F.l1_loss, power=0, description="")
+    with pytest.raises(BadArgumentError, match="one of the package's losses"):
+        losses.unregister_loss("l2")
+    assert losses.loss_names() == ("l1", "l2", "charbonnier")
+
+
+def test_a_registered_loss_trains_through_the_cli(charbonnier, tmp_path, capsys):
+    """Adding a loss is one register_loss call: ``--loss charbonnier`` trains with it (the
+    step and the check before saving call it), and differs from an L1 run."""
+    from edsr_lab import cli
+    from edsr_lab.io import save_image
+    from edsr_lab.train import load_training_checkpoint
+
+    g = torch.Generator().manual_seed(0)
+    data = tmp_path / "hr"
+    for i in range(4):
+        x = torch.rand(1, 3, 6, 6, generator=g)
+        save_image(F.interpolate(x, size=(24, 24), mode="bilinear")[0], data / f"{i}.png")
+    base = ["train", "--data", str(data), "--device", "cpu", "--n-resblocks", "1"]
+    base += ["--n-feats", "8", "--iters", "3", "--batch-size", "2", "--patch-size", "8"]
+    base += ["--eval-every", "3", "--save-every", "3"]
+
+    assert cli.main([*base, "--loss", "charbonnier", "--out", str(tmp_path / "c")]) == 0
+    assert len(charbonnier) >= 3 + 1  # 3 steps and the check before saving last.pt
+    assert cli.main([*base, "--loss", "l1", "--out", str(tmp_path / "l1")]) == 0
+    capsys.readouterr()
+    mine = load_training_checkpoint(tmp_path / "c" / "last.pt")
+    l1 = load_training_checkpoint(tmp_path / "l1" / "last.pt")
+    assert mine["config"]["loss"] == "charbonnier"
+    # the same first batch and weights: sqrt(d^2 + eps^2) > |d| everywhere
+    first_c, first_l1 = mine["history"]["loss"][0], l1["history"]["loss"][0]
+    assert first_l1 < first_c < first_l1 + 2e-3
+    assert not torch.equal(mine["model"]["head.0.weight"], l1["model"]["head.0.weight"])
+
+    # a loss that is not registered: argparse's one line, exit 2
+    assert cli.main([*base, "--loss", "charbonier", "--out", str(tmp_path / "x")]) == 2
+    assert "invalid choice: 'charbonier'" in capsys.readouterr().err

@@ -116,12 +116,13 @@ def test_state_round_trip_gives_identical_batches():
     for (lr_a, hr_a, _), (lr_b, hr_b, _) in zip(expected, again, strict=True):
         assert torch.equal(lr_a, lr_b) and torch.equal(hr_a, hr_b)
     assert len({s for *_, s in expected}) > 1  # the stretch covers several scales
-    # get_state/set_state (PatchSampler's names) do the same.
-    state = sampler.get_state()
+    # the same sampler, rewound to a saved state, repeats its next batch
+    state = sampler.state_dict()
     nxt = sampler.sample()
-    sampler.set_state(state)
+    sampler.load_state_dict(state)
     lr, hr, scale = sampler.sample()
     assert scale == nxt[2] and torch.equal(hr, nxt[1])
+    assert not hasattr(sampler, "get_state")  # one state protocol: state_dict/load_state_dict
 
 
 def test_different_seeds_give_different_scale_sequences():
@@ -137,7 +138,7 @@ def test_state_for_other_scales_is_refused():
     with pytest.raises(SamplerError, match=r"scales \[2, 3\].*serves \[2, 3, 4\]"):
         _multi().load_state_dict(state)
     with pytest.raises(SamplerError, match="single-scale"):
-        _multi().load_state_dict(_sampler(2, 0).get_state())
+        _multi().load_state_dict(_sampler(2, 0).state_dict())
 
 
 def test_samplers_that_do_not_fit_together():

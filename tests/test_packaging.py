@@ -118,3 +118,32 @@ def test_ruff_is_clean():
         text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_a_wheel_carries_every_file_of_the_package(tmp_path):
+    """A plain (non-editable) install gets the package's data files too, e.g. ledger.json:
+    build a wheel from a copy of the sources and compare its files with the package's."""
+    import shutil
+    import zipfile
+
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    tracked = subprocess.run(
+        ["git", "ls-files", "edsr_lab"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.split()
+    assert "edsr_lab/ledger.json" in tracked
+    for name in tracked:
+        (src / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(ROOT / name, src / name)
+    build = subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation",
+         "--no-index", "--quiet", "-w", str(tmp_path / "wheel"), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert build.returncode == 0, build.stderr[-2000:]
+    (wheel,) = (tmp_path / "wheel").glob("edsr_lab-*.whl")
+    with zipfile.ZipFile(wheel) as zf:
+        packed = {n for n in zf.namelist() if n.startswith("edsr_lab/")}
+    assert set(tracked) <= packed, f"missing from the wheel: {sorted(set(tracked) - packed)}"

@@ -103,9 +103,9 @@ def test_same_seed_same_batches():
         lb, hb = b.sample()
         assert torch.equal(la, lb) and torch.equal(ha, hb)
     assert not torch.equal(batches_a[0][0], c.sample()[0])
-    state = a.get_state()
+    state = a.state_dict()
     nxt = a.sample()
-    a.set_state(state)
+    a.load_state_dict(state)
     assert torch.equal(a.sample()[1], nxt[1])
     lr, hr = next(iter(a))
     assert lr.shape == (16, 3, 6, 6)
@@ -183,9 +183,9 @@ def test_cpu_storage_path_gives_the_same_batches_as_device_storage():
     assert dev.storage == "device" and host.storage == "cpu"
     assert _same_streams(_stream(dev), _stream(host))
     # resuming the host path from a saved state continues the same stream
-    state = host.get_state()
+    state = host.state_dict()
     nxt = _stream(host, 2)
-    host.set_state(state)
+    host.load_state_dict(state)
     assert _same_streams(_stream(host, 2), nxt)
     assert "storage=cpu" in repr(host)
 

@@ -272,7 +272,7 @@ def test_table2_refuses_foreign_files_other_runs_and_missing_div2k(capsys, tmp_p
         (["--rows", "vdsr"], "invalid choice: 'vdsr'"),
         (["--scale", "8"], "invalid choice: 8"),
         (["--updates", "-1"], "must be >= 1"),
-        (["--device", "cdua"], "--device cdua"),
+        (["--device", "cdua"], "device 'cdua' is not a device name"),
     ):
         code, _, err = _table2(capsys, *bad)
         assert code == 2 and err.count("\n") == 1 and message in err, err
@@ -468,7 +468,7 @@ def test_table3_refuses_a_foreign_table_before_downloading_and_bad_options(
     for bad, message in (
         (["--models", "vdsr"], "invalid choice: 'vdsr'"),
         (["--sets", "manga109"], "invalid choice: 'manga109'"),
-        (["--device", "cdua"], "--device cdua"),
+        (["--device", "cdua"], "device 'cdua' is not a device name"),
         (["--base-url", "ftp://x/"], "--base-url"),
     ):
         code, _, err = _table3(capsys, "--out", "p", "--models", "edsr", "--scale", "2", *bad)

@@ -98,7 +98,7 @@ def test_train_writes_every_output_and_refuses_to_overwrite(capsys, tmp_path, di
         (["--init", "missing.pt"], "--init missing.pt: no such file"),
         (["--resume"], "no run to continue"),
         (["--patch-size", "40"], "smaller than --patch-size 40"),
-        (["--device", "cdua"], "--device cdua: 'cdua' is not a device name"),
+        (["--device", "cdua"], "device 'cdua' is not a device name"),
         # --amp reaches the loop (refused there on a CPU); --iters: short if it is not
         (["--amp", "bf16", "--iters", "2"], "needs a CUDA GPU"),
     ],
@@ -480,3 +480,12 @@ def test_held_out_images_depend_on_file_names_only(capsys, tmp_path, monkeypatch
         held.append(json.loads((tmp_path / f"o{i}" / "summary.json").read_text()))
     names = [s["validation_images"] for s in held]
     assert len(names[0]) == 6 and names[0] == names[1] == names[2], names
+
+
+def test_run_names_an_unknown_keyword_and_the_field_to_use(tmp_path):
+    from edsr_lab.errors import TrainOptionError
+    from edsr_lab.train import run
+
+    with pytest.raises(TrainOptionError, match=r"run\(save_every=...\).*checkpoint_every"):
+        run(out=str(tmp_path / "r"), save_every=3)  # the command's --save-every
+    assert not (tmp_path / "r").exists()

@@ -83,11 +83,3 @@ def test_values_in_physical_units_map_to_unit_range_and_back():
     torch.testing.assert_close(out, expected)
     with pytest.raises(SizeMismatchError, match=r"\(1, H, W\)"):
         inference.super_resolve_values(model, hu[0])
-
-
-def test_evaluate_keeps_the_moved_names_working():
-    # TEMPORARY shims until the lead's integration step (notebooks import them from evaluate)
-    assert evaluate.super_resolve is inference.super_resolve
-    assert evaluate.bicubic_upscale is inference.bicubic_upscale
-    assert evaluate.model_scale is inference.model_scale
-    assert evaluate.input_channels is inference.input_channels

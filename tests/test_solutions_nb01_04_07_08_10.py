@@ -15,7 +15,7 @@ from torch import nn
 from edsr_lab import dicom
 from edsr_lab.data import center_crop_pair, dihedral, inverse_dihedral
 from edsr_lab.data.patches import PatchSampler
-from edsr_lab.evaluate import super_resolve
+from edsr_lab.inference import super_resolve
 from edsr_lab.metrics import psnr, rgb_to_y
 from edsr_lab.models import EDSR, Upsampler, count_parameters
 from edsr_lab.solutions import nb01, nb04, nb07, nb08, nb10

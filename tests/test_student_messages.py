@@ -109,3 +109,14 @@ def test_a_folder_in_the_official_benchmark_layout_uses_its_lr_images(tmp_path, 
     assert cli.main([*argv[:3], "--data", str(tmp_path / "empty"), "--no-progress"]) == 2
     err = capsys.readouterr().err
     assert "holds no images" in err and "empty/HR/<name>.png" in err
+
+
+def test_evaluate_with_a_scale_the_weights_lack_names_the_weights_at_hand(capsys):
+    """Through the command line: x2 course weights asked for x4 point to the course x4
+    weights (here already), before any data is read."""
+    code = cli.main(["evaluate", "--weights", "course_edsr_baseline_x2", "--scale", "4",
+                     "--device", "cpu", "--no-progress"])  # fmt: skip
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert "--weights course_edsr_baseline_x2 (EDSR) upscales by x2 only" in err
+    assert "use --weights course_edsr_baseline_x4 (course weights for x4, already" in err

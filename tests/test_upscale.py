@@ -20,7 +20,7 @@ import torch
 from PIL import Image
 
 from edsr_lab import cli
-from edsr_lab.evaluate import bicubic_upscale, super_resolve
+from edsr_lab.inference import bicubic_upscale, super_resolve
 from edsr_lab.io import read_image, save_image
 from edsr_lab.models import EDSR, MDSR, save_checkpoint
 

@@ -19,7 +19,7 @@ from edsr_lab.errors import (
     ImageTypeError,
     NonFiniteImageError,
 )
-from edsr_lab.evaluate import super_resolve
+from edsr_lab.inference import super_resolve
 from edsr_lab.io import save_image, to_tensor, to_uint8
 from edsr_lab.metrics import psnr, ssim
 from edsr_lab.models import EDSR
@@ -141,3 +141,25 @@ def test_exception_types_live_in_errors_only():
             and module is not errors
         ]
         assert own == [], f"{module.__name__} defines exception types {own}"
+
+
+def test_check_scale_is_the_one_value_check_of_a_scale():
+    from edsr_lab.errors import BadArgumentError
+    from edsr_lab.validate import check_scale
+
+    assert [check_scale(2), check_scale(np.int64(3)), check_scale(4.0)] == [2, 3, 4]
+    assert all(type(check_scale(s)) is int for s in (2, np.int64(3), 4.0))
+    for bad in (0, -2, 1.5, True, "2", None):
+        with pytest.raises(BadArgumentError, match=r"^modcrop: scale .*: the scale must be"):
+            check_scale(bad, "modcrop")
+    assert isinstance(pytest.raises(BadArgumentError, check_scale, "2").value, TypeError)
+    # the modules that take a scale value all say it the same way (inference and evaluate too)
+    from edsr_lab import geometry
+    from edsr_lab.data import degradations
+    from edsr_lab.resize import modcrop
+
+    x = torch.rand(3, 8, 8)
+    for call in (lambda: modcrop(x, 0), lambda: geometry.pixel_centre_offset(0),
+                 lambda: degradations.make_lr(x, 0)):  # fmt: skip
+        with pytest.raises(BadArgumentError, match="scale 0: the scale must be a whole"):
+            call()

@@ -9,7 +9,8 @@
     train           train SRResNet/EDSR/MDSR on DIV2K or your own images (the paper's recipe)
     evaluate        PSNR/SSIM on Set5/Set14/B100/Urban100/DIV2K valid beside the paper's tables
     download-benchmarks  fetch the benchmark sets into data/benchmark
-    download-weights     fetch the official pretrained weights into the per-user cache
+    download-weights     fetch the official pretrained weights into data/cache/weights
+                         (EDSR_LAB_CACHE=DIR: into DIR/weights)
     reproduce       the paper's Table 2 (train on DIV2K) or Table 3 (official weights)
 
 Each command prints what it did and exits non-zero with a one-line reason on bad input.

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from collections.abc import Callable
 
-__all__ = ["Parser", "check_device", "int_at_least"]
+__all__ = ["Parser", "int_at_least"]
 
 
 class Parser(argparse.ArgumentParser):
@@ -32,11 +32,3 @@ def int_at_least(low: int) -> Callable[[str], int]:
 
     parse.__name__ = f"whole number >= {low}"
     return parse
-
-
-def check_device(device: str | None):
-    """The torch device for ``--device`` (None: CUDA if available, else the CPU);
-    DeviceError (one line, naming --device) when this machine lacks it."""
-    from edsr_lab.train.ddp import check_device  # integration: edsr_lab.config.resolve_device
-
-    return check_device(device)

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import argparse
 
-from edsr_lab.cli.common import check_device
+from edsr_lab.cli.common import int_at_least
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentError
 
 __all__ = ["add_parsers"]
@@ -25,7 +26,9 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         help="set5 set14 b100 urban100 div2k-valid, or folders of HR images (default: the four "
         "benchmarks)",
     )
-    p.add_argument("--scale", nargs="+", type=int, default=None, help="default: the model's")
+    p.add_argument(
+        "--scale", nargs="+", type=int_at_least(1), default=None, help="default: the model's"
+    )
     p.add_argument("--self-ensemble", action="store_true", help="EDSR+: the 8 flips/rotations")
     p.add_argument(
         "--protocol",
@@ -33,12 +36,16 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="benchmark: Y, crop s (Table 3); div2k: RGB, crop 6+s (Table 2); default per set",
     )
-    p.add_argument("--tile", type=int, default=None, help="LR tile size, for large images")
+    p.add_argument(
+        "--tile", type=int_at_least(1), default=None, help="LR tile size, for large images"
+    )
     p.add_argument("--device", default=None, help="cpu, cuda, cuda:1 ... (default: auto)")
     p.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only)")
     p.add_argument("--csv", default=None, metavar="FILE", help="write per-image PSNR/SSIM")
     p.add_argument("--overwrite", action="store_true", help="replace an existing --csv file")
-    p.add_argument("--limit", type=int, default=None, help="only the first N images per set")
+    p.add_argument(
+        "--limit", type=int_at_least(1), default=None, help="only the first N images per set"
+    )
     p.add_argument("--root", default=None, help="data folder (default: data/)")
     p.add_argument("--base-url", default=None, help="mirror for --weights downloads")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
@@ -64,34 +71,31 @@ def _load_model(args: argparse.Namespace, device):
     return weights.load_model(args.checkpoint, map_location=device)
 
 
-def _scales(model, asked: list[int] | None) -> list[int]:
-    have = list(getattr(model, "scales", ()) or [getattr(model, "scale", None)])
-    have = [int(s) for s in have if s is not None]
+def _scales(model, asked: list[int] | None, source: str) -> list[int]:
+    """The scales to evaluate: those asked (each checked by inference.resolve_scale, which
+    suggests weights for a scale the model lacks), else every scale the model serves."""
+    from edsr_lab.inference import model_scales, resolve_scale
+    from edsr_lab.weights import suggest_for_scale
+
     if not asked:
-        if not have:
-            raise BadArgumentError("the model does not say its scale; pass --scale")
-        return have
-    wrong = [s for s in asked if s not in have]
-    if wrong:
-        raise BadArgumentError(
-            f"the model upscales by x{'/x'.join(map(str, have))}, not x"
-            f"{'/x'.join(map(str, wrong))}; pick a model for that scale (e.g. --weights "
-            f"edsr_baseline_x{wrong[0]}) or drop --scale"
+        return list(model_scales(model)) or [resolve_scale(model, None, source=source)]
+    have = model_scales(model)
+    return [
+        resolve_scale(
+            model, s, source=source, fix=suggest_for_scale(model, s) if s not in have else None
         )
-    return asked
+        for s in asked
+    ]
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from edsr_lab.evaluate import evaluate_sets, write_csv_rows
 
-    if args.tile is not None and args.tile < 1:
-        raise BadArgumentError(f"--tile {args.tile} must be >= 1")
-    if args.limit is not None and args.limit < 1:
-        raise BadArgumentError(f"--limit {args.limit} must be >= 1")
-    device = check_device(args.device)
+    device = resolve_device(args.device)
     model = _load_model(args, device)
     reports = []
-    for scale in _scales(model, args.scale):
+    source = f"--weights {args.weights}" if args.weights else f"--checkpoint {args.checkpoint}"
+    for scale in _scales(model, args.scale, source):
         report = evaluate_sets(
             model,
             args.data,
@@ -125,7 +129,7 @@ def cmd_download_weights(args: argparse.Namespace) -> int:
             scales = "/".join(f"x{s}" for s in w.scales)
             print(f"{name:<28} {w.arch:<8} {scales:<10} {where}")
         if not args.names:
-            print(f"(cache: {weights.cache_dir() / 'weights'})")
+            print(f"(cache: {weights.weights_dir()})")
         return 0
     for name in args.names:
         path = weights.download_weights(name, base_url=args.base_url)

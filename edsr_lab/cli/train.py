@@ -15,7 +15,8 @@ import sys
 from pathlib import Path
 
 # torch-free: the edsr_lab.train package loads its torch-using modules on first use
-from edsr_lab.train.config import AMP_MODES, LOSSES, MODELS, STORAGES, RunConfig, TrainConfig
+from edsr_lab.losses import loss_names
+from edsr_lab.train.config import AMP_MODES, BUILTIN_MODELS, STORAGES, RunConfig, TrainConfig
 
 __all__ = ["add_parsers", "config_from_args"]
 
@@ -48,7 +49,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add = p.add_argument
-    add("--model", choices=MODELS, help=f"architecture preset (paper Table 1; default {d.model})")
+    # no choices: the registry (which needs torch) checks the name when the run starts, so a
+    # model registered in Python (edsr_lab.models.register_model) trains too
+    add(
+        "--model",
+        metavar="NAME",
+        help=f"model preset: {', '.join(BUILTIN_MODELS)} (paper Table 1) or one you registered "
+        f"(default {d.model})",
+    )
     add(
         "--scale",
         dest="scales",
@@ -82,7 +90,8 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         type=int,
         help=f"LR patch side (default {d.patch_size}; quick mode {q.patch_size})",
     )
-    add("--loss", choices=LOSSES, help=f"default {d.loss} (the paper)")
+    # read now, not at import: a loss registered before the parser is built is offered
+    add("--loss", choices=loss_names(), help=f"default {d.loss} (the paper); see edsr_lab.losses")
     add(
         "--lr",
         type=float,

@@ -4,8 +4,10 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
-from edsr_lab.cli.common import check_device, int_at_least
+from edsr_lab.cli.common import int_at_least
+from edsr_lab.config import resolve_device
 
 __all__ = ["add_parsers"]
 
@@ -143,19 +145,22 @@ def cmd_upscale(args: argparse.Namespace) -> int:
     from edsr_lab.intensity import parse_range
     from edsr_lab.nifti import is_nifti_file, require_nibabel
 
-    device = check_device(args.device)  # before the (slow) model load
+    device = resolve_device(args.device)  # before the (slow) model load
     parse_range(args.range)
     sources = upscale.collect_inputs(args.images)  # lists what a folder's skipped
     if any(dicom.is_dicom_file(s) for s in sources):
-        dicom.require_pydicom()  # one clear line before loading the model, if it is missing
+        # upscale_files checks this too, but only after the (slow) model load
+        dicom.require_pydicom()
     if any(is_nifti_file(s) and not dicom.is_dicom_file(s) for s in sources):
         require_nibabel()
     model = _load_model(args.checkpoint, device)
     scale = resolve_scale(model, args.scale, source=args.checkpoint)
+    # every kind in one plan: a clash or an existing output of any kind stops the
+    # command before anything is written
     _, failed = upscale.upscale_files(
         model,
         sources,
-        args.out,
+        Path(args.out).expanduser(),
         scale,
         mode=args.mode,
         bits=args.bits,
@@ -176,7 +181,7 @@ def cmd_upscale_dicom(args: argparse.Namespace) -> int:
     from edsr_lab.intensity import parse_range
 
     dicom.require_pydicom()  # one clear line before loading the model, if it is missing
-    device = check_device(args.device)
+    device = resolve_device(args.device)
     parse_range(args.range)
     model = _load_model(args.checkpoint, device)
     window_cw = tuple(args.window) if args.window else None

@@ -57,7 +57,7 @@ import torch
 from edsr_lab.errors import BadArgumentError
 from edsr_lab.resize import degrade as _matlab_bicubic
 from edsr_lab.resize import modcrop
-from edsr_lab.validate import check_image
+from edsr_lab.validate import check_image, check_scale
 
 __all__ = [
     "DEGRADATIONS",
@@ -76,15 +76,9 @@ __all__ = [
 FWHM_PER_SIGMA = 2.0 * math.sqrt(2.0 * math.log(2.0))
 
 
-def _check_scale(scale: object) -> int:
-    if isinstance(scale, bool) or not isinstance(scale, int) or scale < 1:
-        raise BadArgumentError(f"scale must be a whole number >= 1, got {scale!r}")
-    return scale
-
-
 def _prepare(hr: torch.Tensor, scale: int, name: str) -> torch.Tensor:
     hr = check_image(hr, f"{name}: hr", ndims=(3, 4), layout="(C, H, W) or (N, C, H, W)")
-    s = _check_scale(scale)
+    s = check_scale(scale)
     h, w = hr.shape[-2:]
     if h < s or w < s:
         raise BadArgumentError(f"{name}: the HR is {h}x{w}, smaller than the scale {s}")
@@ -173,7 +167,7 @@ def kspace_truncate(
     and a model trained on it would learn a half-pixel shift at x2). It changes phases only:
     ``|fft2(LR)| = |block * window| / s**2``.
     """
-    s = _check_scale(scale)
+    s = check_scale(scale)
     big_h, big_w = hr.shape[-2:]
     if big_h % s or big_w % s:
         raise BadArgumentError(
@@ -249,7 +243,7 @@ def gaussian_psf_weights(
     are mirrored back in (``[0..n-1, n-1..0]``, as :mod:`edsr_lab.resize`), and each row is
     normalised to sum to 1.
     """
-    s = _check_scale(scale)
+    s = check_scale(scale)
     if not float(fwhm) > 0:
         raise BadArgumentError(f"ct: fwhm must be > 0 (in LR pixels), got {fwhm!r}")
     sigma = float(fwhm) * s / FWHM_PER_SIGMA

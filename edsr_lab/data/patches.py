@@ -22,6 +22,7 @@ from pathlib import Path
 
 import torch
 
+from edsr_lab.config import resolve_device
 from edsr_lab.data.div2k import find_pairs, load_pairs
 from edsr_lab.errors import (
     BadArgumentError,
@@ -222,7 +223,7 @@ class PatchSampler:
             raise BadArgumentError("no images given; PatchSampler needs at least one (HR, LR) pair")
         self.scale, self.patch_size, self.batch_size = scale, patch_size, batch_size
         self.augment = bool(augment)
-        self.device = torch.device(device) if device is not None else torch.device("cpu")
+        self.device = resolve_device(device) if device is not None else torch.device("cpu")
         p, s = patch_size, scale
 
         hrs = [_as_uint8(h, f"hr_images[{i}]") for i, h in enumerate(hr_images)]
@@ -371,10 +372,6 @@ class PatchSampler:
     def load_state_dict(self, state: Mapping[str, torch.Tensor] | torch.Tensor) -> None:
         """Restore a :meth:`state_dict` (or the bare generator state older checkpoints hold)."""
         self.generator.set_state(state if isinstance(state, torch.Tensor) else state["generator"])
-
-    # TEMPORARY shim until the notebooks switch (lead's integration step): the old names.
-    get_state = state_dict
-    set_state = load_state_dict
 
     def __repr__(self) -> str:
         return (

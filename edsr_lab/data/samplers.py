@@ -202,10 +202,6 @@ class MultiScaleSampler:
         for s, st in zip(self.samplers, state["samplers"], strict=True):
             s.load_state_dict(st)
 
-    # TEMPORARY shim until the notebooks switch (lead's integration step): the old names.
-    get_state = state_dict
-    set_state = load_state_dict
-
     def memory_bytes(self) -> int:
         """Bytes of image data held on ``device``, all scales together."""
         return sum(s.memory_bytes() for s in self.samplers)

@@ -565,14 +565,3 @@ def _build_checked(
         if isinstance(e, CheckpointError):
             raise
         raise CheckpointError(f"{source}: its config {config!r} cannot build {arch}: {e}") from e
-
-
-# ------------------------------------------------------------------ temporary shims
-# TEMPORARY shims until the lead's integration step: train.py and run.py import these
-# private names; the public ones are above (unwrap_model lives in models.common).
-_torch_load = torch_load
-_LEGACY_TRAINING_FORMAT = LEGACY_TRAINING_FORMAT
-_verify_checksum = verify_checksum
-_unwrap_state_dict = unwrap_state_dict
-_read_state_dict = read_state_dict
-_unwrap_model = unwrap_model

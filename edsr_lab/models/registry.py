@@ -31,8 +31,9 @@ How to add a model: one file plus one registration
 3. Import the file in ``edsr_lab/models/__init__.py``, so the registration runs.
 
 From then on ``build_model("mynet_small", 2)``, :func:`~edsr_lab.models.save_checkpoint`
-/ :func:`~edsr_lab.models.load_checkpoint`, inference and the ``upscale`` command know
-it; ``tests/test_registry.py`` does exactly this with a toy model.
+/ :func:`~edsr_lab.models.load_checkpoint`, inference, ``train --model mynet_small`` and
+the ``upscale`` command know it; ``tests/test_registry.py`` does exactly this with a toy
+model (registered in the test, trained and used through ``edsr_lab.cli.main``).
 """
 
 from __future__ import annotations

@@ -400,15 +400,13 @@ def table2(
         TrainOptionError: a run folder holds a run with other settings.
         OutputExistsError: ``out/table2.md`` exists and was not written by this command.
     """
-    from edsr_lab.train.ddp import check_device
-
     plans = plan_table2(
         out, scales=scales, rows=rows, updates=updates, data=data, scratch=scratch,
         tiny=tiny, device=device,
     )  # fmt: skip
     out = Path(out).expanduser()
     root = Path(plans[0].config.data)
-    dev = check_device(device)
+    dev = config.resolve_device(device)
     path = out / "table2.md"
     prov = Provenance(
         command=command or _python_call(out, scales, rows, updates, data, scratch, tiny, device),

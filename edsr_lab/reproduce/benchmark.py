@@ -21,6 +21,7 @@ from pathlib import Path
 import torch
 
 from edsr_lab import download
+from edsr_lab.config import resolve_device
 from edsr_lab.data import benchmarks
 from edsr_lab.errors import BadArgumentError, DatasetError
 from edsr_lab.paper import DATASETS, SOURCE, TABLE3_PENDING, paper_value
@@ -207,14 +208,13 @@ def table3(
     """
     from edsr_lab import weights
     from edsr_lab.evaluate import evaluate_sets
-    from edsr_lab.train.ddp import check_device
 
     models = [m.key for m in TABLE3_MODELS] if models is None else list(models)
     _check_args(scales, models, sets)
     if base_url is not None:  # a bad URL: one line now, not after the benchmark download
         download.check_url(base_url, "--base-url")
     download.check_url(benchmark_url, "--benchmark-url")
-    dev = check_device(device)
+    dev = resolve_device(device)
     out = Path(out).expanduser()
     path = out / "table3.md"
     check_replaceable(path, "table3")  # before any download

@@ -10,7 +10,7 @@
   (:func:`save_training_checkpoint`, :func:`load_training_checkpoint`);
 - :mod:`~edsr_lab.train.runner`: :func:`run`, a complete run (``python -m edsr_lab
   train``): data, model, output folder; :mod:`~edsr_lab.train.report` what it writes;
-- :mod:`~edsr_lab.train.ddp`: several GPUs with ``torchrun``, and the device check.
+- :mod:`~edsr_lab.train.ddp`: several GPUs with ``torchrun``.
 
 Import from here: ``from edsr_lab.train import TrainConfig, train``.
 """

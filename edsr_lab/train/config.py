@@ -24,16 +24,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from edsr_lab.errors import TrainOptionError
+from edsr_lab.losses import PAPER_LOSS, get_loss, loss_names
 
-__all__ = ["LOSSES", "MODELS", "MULTI_SCALE", "OPTION_NAMES", "RunConfig", "TrainConfig"]
+__all__ = ["BUILTIN_MODELS", "OPTION_NAMES", "RunConfig", "TrainConfig"]
 
-#: Training losses by name. The integration step reads them from ``edsr_lab.losses``.
-LOSSES = ("l1", "l2")
-
-#: ``--model`` choices: the paper's presets (Table 1) and SRResNet (Ledig et al.). The
-#: integration step reads them from the model registry.
-MODELS = ("srresnet", "edsr_baseline", "edsr", "mdsr_baseline", "mdsr")
-MULTI_SCALE = ("mdsr_baseline", "mdsr")
+#: The package's model presets: the paper's (Table 1) and SRResNet (Ledig et al.), named
+#: in ``--help``, which must not load torch. What ``--model`` accepts is the registry's
+#: (:mod:`edsr_lab.models.registry`: these, and any model you register);
+#: tests/test_registry.py checks that this list is the registry's own presets.
+BUILTIN_MODELS = ("srresnet", "edsr_baseline", "edsr", "mdsr_baseline", "mdsr")
 
 #: ``amp`` values: bf16 autocast where it helps ("auto"), always ("bf16"), never ("off").
 AMP_MODES = ("auto", "bf16", "off")
@@ -78,7 +77,7 @@ class TrainConfig:
     batch_size: int = 16  # paper: 16 patches per batch
     patch_size: int = 48  # paper: 48x48 LR patches (HR patches are 48*scale)
     # --- objective ---
-    loss: str = "l1"  # paper: L1 beats L2 (MSE) in PSNR and convergence (Sec. 4.2)
+    loss: str = PAPER_LOSS  # paper: L1 beats L2 (MSE) in PSNR and convergence (Sec. 4.2)
     # --- optimizer: Adam exactly as the paper ---
     lr: float = 1e-4  # paper: initial learning rate 1e-4
     # paper: halved every 2e5 updates (the official code's default --decay 200, in epochs
@@ -142,8 +141,10 @@ class TrainConfig:
 
     def _check_loop_fields(self) -> None:
         name = self.describe
-        if self.loss not in LOSSES:
-            raise TrainOptionError(f"{name('loss')}: use 'l1' (the paper) or 'l2'")
+        if self.loss not in loss_names():  # edsr_lab.losses: the one table of losses
+            raise TrainOptionError(
+                f"{name('loss')}: use one of {', '.join(loss_names())} ({PAPER_LOSS}: the paper's)"
+            )
         if self.amp not in AMP_MODES:
             raise TrainOptionError(f"{name('amp')}: use 'auto', 'bf16' or 'off'")
         for f in ("iters", "batch_size", "patch_size", "lr_decay_every", "log_every"):
@@ -162,7 +163,7 @@ class TrainConfig:
     @property
     def loss_scale(self) -> float:
         """Factor from our loss (on [0, 1]) to the official one (on 0..rgb_range)."""
-        return self.rgb_range if self.loss == "l1" else self.rgb_range**2
+        return get_loss(self.loss).official_scale(self.rgb_range)
 
     @property
     def adam_eps(self) -> float:
@@ -186,7 +187,7 @@ class RunConfig(TrainConfig):
     ``checkpoint_path`` is the run's own (``out/last.pt``); leave it None.
     """
 
-    model: str = "edsr_baseline"  # one of MODELS
+    model: str = "edsr_baseline"  # a registered preset (edsr_lab.models.model_names())
     scales: tuple[int, ...] = (2,)  # one scale; several (2, 3, 4) only for MDSR
     data: str | None = None  # DIV2K root or folder of HR images; None: data/DIV2K (or mini)
     init: str | None = None  # start from these weights (file, or a registry name)
@@ -234,25 +235,15 @@ class RunConfig(TrainConfig):
         """The loop's fields (as :meth:`TrainConfig.validate`), then the run's own."""
         self._check_loop_fields()
         name = self.describe
-        if self.model not in MODELS:
-            raise TrainOptionError(f"{name('model')}: choose one of {', '.join(MODELS)}")
         scales = tuple(self.scales)
         if not scales or not all(_whole(s, 2) for s in scales):
             raise TrainOptionError(f"{name('scales')}: scales are whole numbers >= 2")
         if len(set(scales)) != len(scales):
             raise TrainOptionError(f"{name('scales')}: a scale is repeated")
-        if len(scales) > 1 and self.model not in MULTI_SCALE:
-            raise TrainOptionError(
-                f"--model {self.model} has one upsampler; several scales ({name('scales')}) "
-                "need --model mdsr_baseline or mdsr, or train one scale per run"
-            )
-        if self.model == "srresnet" and scales[0] not in (2, 3, 4, 8):
-            raise TrainOptionError(
-                f"--model srresnet supports --scale 2, 3, 4 or 8, not {scales[0]}"
-            )
         for f, low in (("n_resblocks", 0), ("n_feats", 1)):
             if getattr(self, f) is not None and not _whole(getattr(self, f), low):
                 raise TrainOptionError(f"{name(f)}: must be a whole number >= {low}")
+        self._check_model(scales)
         if self.storage not in STORAGES:
             raise TrainOptionError(f"{name('storage')}: use {', '.join(STORAGES)}")
         if not (isinstance(self.holdout, numbers.Real) and 0.0 < self.holdout < 1.0):
@@ -264,6 +255,35 @@ class RunConfig(TrainConfig):
                 f"checkpoint_path={self.checkpoint_path!r}: a run saves to its --out folder "
                 "(last.pt); choose the folder with out= instead"
             )
+
+    def _check_model(self, scales: tuple[int, ...]) -> None:
+        """The model's checks come from the registry: the name (close names listed), one
+        scale or several, and whatever its class refuses (a scale its upsampler cannot
+        do, a size override it does not take): it is built on the meta device, which
+        allocates nothing."""
+        # Here, not at the top: this module serves `--help`, which must not load torch.
+        import torch
+
+        from edsr_lab.errors import BadArgumentError
+        from edsr_lab.models.registry import build_model, get_model, model_names
+
+        try:
+            spec = get_model(self.model)
+        except BadArgumentError as err:
+            raise TrainOptionError(f"--model {self.model}: {err}") from None
+        if len(scales) > 1 and not spec.multiscale:
+            several = " or ".join(n for n in model_names() if get_model(n).multiscale)
+            raise TrainOptionError(
+                f"--model {self.model} has one upsampler; several scales "
+                f"({self.describe('scales')}) need a multi-scale model ({several}), or train "
+                "one scale per run"
+            )
+        try:
+            with torch.device("meta"):
+                build_model(self.model, scales, n_resblocks=self.n_resblocks, n_feats=self.n_feats)
+        except (TypeError, ValueError) as err:  # BadArgumentError is a ValueError
+            what = f"--model {self.model} {self.describe('scales')}"
+            raise TrainOptionError(f"{what}: {err}") from None
 
     def train_config(self, **changes: Any) -> TrainConfig:
         """The loop's part of this run, as a :class:`TrainConfig` (with ``changes``)."""

@@ -1,4 +1,4 @@
-"""Several GPUs with ``torchrun`` (PyTorch DistributedDataParallel), and the device check.
+"""Several GPUs with ``torchrun`` (PyTorch DistributedDataParallel).
 
 Under ``torchrun --nproc_per_node N -m edsr_lab train ...`` every process runs the same
 run; the global batch stays the recipe's 16 (each of N ranks draws 16/N patches from its
@@ -15,15 +15,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from edsr_lab import config
-from edsr_lab.errors import DeviceError, TrainOptionError
-from edsr_lab.evaluate import _resolve_device  # integration: edsr_lab.config.resolve_device
+from edsr_lab.config import resolve_device
+from edsr_lab.errors import TrainOptionError
 
 __all__ = [
     "DDP",
     "any_rank",
     "average_losses_across_ranks",
-    "check_device",
     "is_distributed",
     "rank",
     "setup_distributed",
@@ -46,28 +44,13 @@ def world_size() -> int:
     return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
 
 
-def check_device(device: str | None) -> torch.device:
-    """The torch device to use; DeviceError naming ``--device`` when this machine lacks it.
-
-    ``None``: CUDA when available, else the CPU. The one device check of training and the
-    command line until the integration step moves it to ``edsr_lab.config.resolve_device``.
-    """
-    if device is None:
-        return config.default_device()
-    try:
-        return _resolve_device(device, None)
-    except DeviceError as err:
-        reason = str(err).removeprefix("super_resolve: ").replace("device='cpu'", "--device cpu")
-        raise DeviceError(f"--device {device}: {reason}") from None
-
-
 def setup_distributed(device: str | None) -> torch.device:
     """Join the torchrun process group when launched by torchrun; return this rank's device.
 
     torchrun sets WORLD_SIZE, RANK and LOCAL_RANK. CUDA ranks use NCCL and GPU LOCAL_RANK;
     CPU ranks use gloo (how the tests run it).
     """
-    dev = check_device(device or None)
+    dev = resolve_device(device or None)  # the one device check (edsr_lab.config)
     if int(os.environ.get("WORLD_SIZE", "1")) <= 1 or dist.is_initialized():
         return dev
     local = int(os.environ.get("LOCAL_RANK", "0"))

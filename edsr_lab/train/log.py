@@ -20,6 +20,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from edsr_lab.losses import PAPER_LOSS, get_loss
 from edsr_lab.train.config import TrainConfig
 
 __all__ = ["READBACK_EVERY", "History", "StepLog", "due", "duration"]
@@ -137,8 +138,8 @@ class History:
 
 def official_factor(config: dict[str, Any]) -> float:
     """Loss on [0, 1] pixels -> the loss the official code logs (on 0..255 pixels)."""
-    rgb = float(config.get("rgb_range", 255.0))
-    return rgb if config.get("loss", "l1") == "l1" else rgb * rgb
+    loss = get_loss(config.get("loss", PAPER_LOSS))
+    return loss.official_scale(float(config.get("rgb_range", 255.0)))
 
 
 def is_spike(loss: float, recent: list[float], factor: float) -> bool:

@@ -32,12 +32,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from edsr_lab.config import default_device  # integration: config.resolve_device
+from edsr_lab.config import resolve_device
 from edsr_lab.errors import BadArgumentTypeError, SamplerError, SizeMismatchError
+from edsr_lab.models.common import unwrap_model
 from edsr_lab.train import ddp
 from edsr_lab.train.config import TrainConfig
 from edsr_lab.train.log import History, StepLog, due
-from edsr_lab.train.state import Checkpointer, checkpoint_target, restore_training_state, unwrap
+from edsr_lab.train.state import Checkpointer, checkpoint_target, restore_training_state
 from edsr_lab.train.step import (
     autocast,
     forward,
@@ -78,7 +79,8 @@ def train(
             the same batches as an uninterrupted one.
         config: a :class:`TrainConfig` (default: the paper's recipe). Keyword arguments
             override single fields: ``train(model, sampler, iters=100, loss="l2")``.
-        device: where to train; default ``edsr_lab.config.default_device()``.
+        device: where to train; default CUDA if available, else the CPU
+            (:func:`edsr_lab.config.resolve_device`).
         eval_fn: ``eval_fn(model) -> {"psnr": ...}``, called every ``eval_every`` steps and
             at the end, with the model in eval mode (put back in train mode after).
         callback: ``callback(step, history)`` called every ``log_every`` steps after the
@@ -148,7 +150,7 @@ class _Setup:
     format), the optimizer and schedule (restored when resuming), the step function."""
 
     def __init__(self, model, sampler, config, device, resume_from, resume_changes, is_main):
-        self.device = torch.device(device) if device is not None else default_device()
+        self.device = resolve_device(device)
         self.path = checkpoint_target(config, resume_from) if is_main else None
         self.amp_dtype = resolve_amp(config.amp, self.device)
         cuda = self.device.type == "cuda"
@@ -159,7 +161,7 @@ class _Setup:
         if channels_last:
             model.to(memory_format=torch.channels_last)
         model.train()
-        self.core = unwrap(model)  # what is saved and evaluated (no DDP collectives there)
+        self.core = unwrap_model(model)  # what is saved and evaluated (no DDP collectives there)
         self.optimizer = make_optimizer(model, config, self.device)
         self.scheduler = make_scheduler(self.optimizer, config)
         self.start, self.history = 0, History(config=config.to_dict())

@@ -16,10 +16,11 @@ import torch
 from matplotlib.figure import Figure
 from torch import nn
 
-from edsr_lab.evaluate import bicubic_upscale, evaluate
+from edsr_lab.evaluate import evaluate
 from edsr_lab.files import atomic_write
+from edsr_lab.inference import bicubic_upscale
+from edsr_lab.models.common import unwrap_model
 from edsr_lab.train.log import History
-from edsr_lab.train.state import unwrap
 from edsr_lab.viz import plot_history
 
 __all__ = [
@@ -42,7 +43,7 @@ def validate(model: nn.Module, data: Any, device: torch.device) -> dict[str, flo
 
     Returns ``{"psnr_x2": ..., "psnr_x3": ..., "psnr": mean over scales}`` in dB.
     """
-    model = unwrap(model)
+    model = unwrap_model(model)
     was_training = model.training
     model.eval()
     out: dict[str, float] = {}

@@ -5,7 +5,8 @@ run needs, with the paper's recipe (Lim et al. 2017, Section 4.2) as the default
 
 * **data**: chosen by the one rule of :mod:`edsr_lab.data.sources` (DIV2K, the mini-DIV2K
   in quick mode, or a folder you name);
-* **the model**: one of the paper's presets, optionally started from ``--init`` weights
+* **the model**: a preset of the registry (:func:`edsr_lab.models.build_model`: the
+  paper's, or one you registered), optionally started from ``--init`` weights
   (official or ours; another scale goes through :func:`edsr_lab.models.init_from`, as the
   paper starts x3/x4 from x2);
 * **the output folder**: ``last.pt`` (training checkpoint, atomic, every
@@ -39,10 +40,10 @@ from torch import nn
 from edsr_lab import config, models
 from edsr_lab.data.samplers import StepSeededSampler
 from edsr_lab.data.sources import DataChoice, TrainData, choose_training_data, load_training_data
-from edsr_lab.errors import OutputPathError, RunExistsError, TrainOptionError
+from edsr_lab.errors import OutputPathError, RunExistsError, TrainOptionError, did_you_mean
 from edsr_lab.paths import unwritable_reason
 from edsr_lab.train import ddp
-from edsr_lab.train.config import MULTI_SCALE, RunConfig, option_name
+from edsr_lab.train.config import RunConfig, option_name
 from edsr_lab.train.log import History
 from edsr_lab.train.loop import train
 from edsr_lab.train.report import (
@@ -58,7 +59,7 @@ from edsr_lab.train.report import (
 from edsr_lab.train.state import load_training_checkpoint
 from edsr_lab.weights import load_model, load_pretrained
 
-__all__ = ["RUN_FILES", "RunResult", "build_model", "init_model", "run"]
+__all__ = ["RUN_FILES", "RunResult", "init_model", "run"]
 
 #: The files a run writes into its output folder (``overwrite`` removes only these).
 RUN_FILES = (
@@ -86,7 +87,7 @@ _FIXED_ON_RESUME = (
     "init",
 )
 
-# Old names of RunConfig fields (in config.json of older runs, and as run() keywords).
+# Old names of RunConfig fields (in config.json of older runs).
 _RENAMED = {"save_every": "checkpoint_every"}
 
 
@@ -116,11 +117,16 @@ def run(
     from the run in ``out`` (``given`` names the options set explicitly; by default those
     in ``options``). Under ``torchrun`` each process runs this and rank 0 writes the files.
     """
-    # TEMPORARY shim until the notebooks switch: run(save_every=...) is checkpoint_every.
-    options = {_RENAMED.get(k, k): v for k, v in options.items()}
+    fields = [f.name for f in dataclasses.fields(RunConfig)]
+    for key in options:
+        if key not in fields:
+            raise TrainOptionError(
+                f"run({key}=...): no such option; {did_you_mean(key, fields)}"
+                "the options are RunConfig's fields (--save-every is checkpoint_every)"
+            )
     cfg = dataclasses.replace(cfg or RunConfig.defaults(), **options)
     cfg = dataclasses.replace(cfg, scales=tuple(cfg.scales))
-    given = set(options) if given is None else {_RENAMED.get(k, k) for k in given}
+    given = set(options) if given is None else set(given)
     device = ddp.setup_distributed(cfg.device)
     out = Path(cfg.out).expanduser()
     cfg, restart = _settings(out, cfg, given)
@@ -235,7 +241,9 @@ def _model(
     A restarted run keeps the best validation result of its first attempt (and best.pt).
     """
     torch.manual_seed(cfg.seed)  # the same initial weights on every rank and every run
-    model = build_model(cfg.model, cfg.scales, cfg.n_resblocks, cfg.n_feats)
+    model = models.build_model(
+        cfg.model, cfg.scales, n_resblocks=cfg.n_resblocks, n_feats=cfg.n_feats
+    )  # the registry (None keeps the preset's size)
     summary_path = out / "summary.json"
     found = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
     if cfg.resume:
@@ -359,23 +367,6 @@ def _finish(out: Path, history: History, summary: dict[str, Any]) -> None:
 
 
 # ------------------------------------------------------------------------------- model
-
-
-def build_model(name: str, scales: tuple[int, ...], n_resblocks=None, n_feats=None) -> nn.Module:
-    """The preset ``name`` at ``scales`` (several only for MDSR), optionally resized.
-
-    The one place a run makes a model from its name (the integration step: the registry).
-    """
-    factory = getattr(models, name)
-    model = factory(scales) if name in MULTI_SCALE else factory(scales[0])
-    if n_resblocks is not None or n_feats is not None:
-        cfg = dict(model.config)
-        if n_resblocks is not None:
-            cfg["n_resblocks"] = n_resblocks
-        if n_feats is not None:
-            cfg["n_feats"] = n_feats
-        model = type(model)(**cfg)
-    return model
 
 
 def _read_init(spec: str) -> nn.Module:

@@ -21,16 +21,18 @@ import torch
 from torch import nn
 
 from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
+from edsr_lab.losses import get_loss
 from edsr_lab.models import checkpoints as ck
+from edsr_lab.models.common import unwrap_model
+from edsr_lab.models.state_dicts import torch_load
 from edsr_lab.train.config import TrainConfig
 from edsr_lab.train.log import History, StepLog, is_spike
-from edsr_lab.train.step import autocast, forward, loss_function
+from edsr_lab.train.step import autocast, forward
 
 __all__ = [
     "load_training_checkpoint",
     "restore_training_state",
     "save_training_checkpoint",
-    "unwrap",
 ]
 
 #: Fields whose change on resume alters the optimisation (see ``resume_changes``).
@@ -44,11 +46,6 @@ _OPTIMISATION_FIELDS = (
     "loss",
     "grad_clip",
 )
-
-
-def unwrap(model: nn.Module) -> nn.Module:
-    """The model inside torch.compile / DDP wrappers: what is saved and evaluated."""
-    return ck._unwrap_model(model)  # integration: a public name in models
 
 
 def save_training_checkpoint(
@@ -91,11 +88,10 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     Raises:
         CheckpointError: missing, damaged, or a model checkpoint without training state.
     """
-    # The integration step gives these private helpers of models.checkpoints public names.
     path = Path(path)
     source = f"checkpoint {str(path)!r}"
-    raw = ck._torch_load(path, map_location="cpu")
-    if isinstance(raw, dict) and raw.get("format") == ck._LEGACY_TRAINING_FORMAT:
+    raw = torch_load(path, map_location="cpu")
+    if isinstance(raw, dict) and raw.get("format") == ck.LEGACY_TRAINING_FORMAT:
         return dict(raw)  # written by edsr_lab before the formats were merged
     if not (isinstance(raw, dict) and raw.get("format") == ck.FORMAT):
         raise CheckpointError(
@@ -103,7 +99,7 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
             f"format {ck.FORMAT!r}); for model weights only use "
             "edsr_lab.models.load_checkpoint or load_official"
         )
-    ck._verify_checksum(raw, source)
+    ck.verify_checksum(raw, source)
     training = raw.get("training")
     if not isinstance(training, dict):
         raise CheckpointError(
@@ -112,7 +108,7 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
             "a new run from its weights with load_checkpoint(path) instead"
         )
     return {
-        "model": ck._unwrap_state_dict(raw.get("state_dict"), source),
+        "model": ck.unwrap_state_dict(raw.get("state_dict"), source),
         "arch": raw.get("arch"),
         "model_config": raw.get("config"),
         **training,
@@ -161,7 +157,7 @@ def restore_training_state(
     """
     ckpt = load_training_checkpoint(path)
     try:
-        unwrap(model).load_state_dict(ckpt["model"])
+        unwrap_model(model).load_state_dict(ckpt["model"])
         optimizer.load_state_dict(ckpt["optimizer"])
     except (RuntimeError, ValueError, KeyError) as exc:
         raise CheckpointError(
@@ -257,7 +253,7 @@ def _sound(
     """
     lr, hr, scale = batch
     buffers = [b.detach().clone() for b in model.buffers()]
-    loss_fn = loss_function(config.loss)
+    loss_fn = get_loss(config.loss).fn  # the run's own loss (an L2 run is checked with L2)
     try:
         with torch.no_grad(), autocast(lr.device.type, amp_dtype):
             value = float(loss_fn(forward(model, lr, scale).float(), hr))

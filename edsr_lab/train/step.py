@@ -14,30 +14,18 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from edsr_lab.errors import BadArgumentError, DeviceError
+from edsr_lab.losses import PAPER_LOSS, get_loss
 from edsr_lab.train.config import TrainConfig
 
 __all__ = [
-    "loss_function",
     "make_optimizer",
     "make_scheduler",
     "make_train_step",
     "resolve_amp",
 ]
-
-
-def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
-    """The loss called ``name``: ``"l1"`` (the paper) or ``"l2"`` (MSE, SRResNet's), as
-    ``fn(sr, hr) -> 0-d tensor``, the mean over all pixels. The one place that maps names
-    to functions (the integration step reads them from ``edsr_lab.losses``)."""
-    if name == "l1":
-        return F.l1_loss
-    if name == "l2":
-        return F.mse_loss
-    raise BadArgumentError(f"loss={name!r}: use 'l1' or 'l2'")
 
 
 def resolve_amp(amp: str | bool | None, device: torch.device) -> torch.dtype | None:
@@ -118,7 +106,7 @@ def make_train_step(
     model: nn.Module,
     optimizer: torch.optim.Optimizer,
     *,
-    loss: str = "l1",
+    loss: str = PAPER_LOSS,
     amp_dtype: torch.dtype | None = None,
     channels_last: bool = False,
     grad_clip: float | None = None,
@@ -133,7 +121,7 @@ def make_train_step(
     ``track_grad_norm`` nor ``grad_clip`` asks for it. The loss is computed in fp32 even
     under autocast. The scheduler is not stepped here.
     """
-    loss_fn = loss_function(loss)
+    loss_fn = get_loss(loss).fn  # edsr_lab.losses: name -> function
     params = [p for group in optimizer.param_groups for p in group["params"]]
     device_type = params[0].device.type
     memory_format = torch.channels_last if channels_last else torch.contiguous_format
