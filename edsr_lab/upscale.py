@@ -94,6 +94,7 @@ __all__ = [
     "OUTPUT_MODES",
     "Job",
     "collect_inputs",
+    "inspect_image",
     "output_name",
     "plan_jobs",
     "plan_outputs",
@@ -174,7 +175,7 @@ def collect_inputs(
     return files
 
 
-def _peek(path: Path) -> ImageInfo | None:
+def inspect_image(path: Path) -> ImageInfo | None:
     """The file's mode and precision from its header, without decoding; None if unreadable."""
     if unreadable_reason(path) is not None:  # never open a FIFO (it would block)
         return None
@@ -384,7 +385,7 @@ def _image_names(
         raise BadArgumentError(f"--mode must be one of {', '.join(OUTPUT_MODES)}, not {mode!r}")
     if str(bits) not in OUTPUT_BITS:
         raise BadArgumentError(f"--bits must be one of {', '.join(OUTPUT_BITS)}, not {bits!r}")
-    infos = [_peek(src) for src in sources]
+    infos = [inspect_image(src) for src in sources]
     names = []
     for src, info in zip(sources, infos, strict=True):
         if is_values_image(info):  # more than 8 bits, or a stack: the intensity policy
