@@ -31,6 +31,7 @@ data and training
 results
     ``inference``     running a model: tiles, self-ensemble, the scale, grey images
     ``evaluate``      scoring the paper's way, beside its tables
+    ``evaluate_volumes`` ``evaluate`` on medical volumes: a degradation, the data range
     ``paper``         the paper's result tables as data
     ``reproduce/``    ``python -m edsr_lab reproduce``: the paper's Tables 2 and 3
     ``upscale``       super-resolving your own image, DICOM and NIfTI files: one plan
