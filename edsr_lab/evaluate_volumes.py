@@ -28,7 +28,6 @@ Grey data only (colour medical images are scored with the photo protocol).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import math
 import os
@@ -213,9 +212,11 @@ def load_volumes(
 
 
 def volume_seed(seed: int, name: str) -> int:
-    """The LR noise seed of one volume: ``seed`` and its name, hashed (63-bit safe)."""
-    digest = hashlib.blake2b(f"{seed}:{name}".encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "little") >> 1
+    """The LR noise seed of one volume: ``seed`` and its name, hashed (63-bit safe;
+    :func:`edsr_lab.data.degradations.derived_seed`)."""
+    from edsr_lab.data.degradations import derived_seed
+
+    return derived_seed(seed, name)
 
 
 @dataclass
@@ -317,16 +318,14 @@ def evaluate_volumes(
     Returns:
         A :class:`MedicalEvaluation`.
     """
-    from edsr_lab.data.degradations import make_lr
+    from edsr_lab.data.degradations import describe_degradation, make_lr
     from edsr_lab.resize import modcrop
 
     parse_range(value_range)
     params = dict(params or {})
     if heldout is not None:
         volumes = heldout_volumes(volumes, heldout)
-    what = degradation + (
-        ":" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) if params else ""
-    )
+    what = describe_degradation(degradation, params)
     report = VolumeReport()
     rows: list[dict[str, Any]] = []
     clipped = {name: ClipCount(where="each volume's range") for name in methods}

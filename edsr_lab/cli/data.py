@@ -42,6 +42,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=1,
         help="number of the first image: DIV2K uses 1 for train, 801 for valid",
     )
+    p.add_argument(
+        "--degradation",
+        default="bicubic",
+        metavar="NAME[:k=v,...]",
+        help="how LR is made: bicubic (default, MATLAB imresize, the paper's), kspace (MRI "
+        "k-space truncation, e.g. kspace:window=hann,noise_sigma=0.01) or ct (blur + noise, "
+        "e.g. ct:fwhm=1.5,sigma=0.01); not bicubic: LR in DIV2K_<split>_LR_<name>/",
+    )
+    p.add_argument("--seed", type=int, default=0, help="LR noise seed (default 0)")
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist")
     p.set_defaults(func=cmd_make_dataset)
 
@@ -79,6 +88,9 @@ def cmd_download_div2k(args: argparse.Namespace) -> int:
 
 def cmd_make_dataset(args: argparse.Namespace) -> int:
     from edsr_lab.data import div2k
+    from edsr_lab.data.degradations import describe_degradation, parse_degradation
+
+    name, params = parse_degradation(args.degradation)
 
     def progress(done: int, total: int) -> None:
         print(f"\r  {done}/{total} images", end="\n" if done == total else "", flush=True)
@@ -92,9 +104,15 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
         overwrite=args.overwrite,
         progress=progress,
         log=print,
+        degradation=name,
+        params=params,
+        seed=args.seed,
     )
+    lr = f"LR in {div2k.lr_dirname(args.split, args.scales[0], name).split('/')[0]}/"
+    made = f"{describe_degradation(name, params)}, seed {args.seed}" if name != "bicubic" else ""
     print(
-        f"DIV2K layout written to {root} (scales {args.scales}, split {args.split}); "
+        f"DIV2K layout written to {root} (scales {args.scales}, split {args.split}; {lr}"
+        f"{' made with ' + made if made else ''}); "
         f"DIV2K_{args.split}_sources.csv maps each new name to its source file"
     )
     return 0

@@ -64,6 +64,8 @@ __all__ = [
     "bicubic",
     "ct",
     "degradation_names",
+    "derived_seed",
+    "describe_degradation",
     "gaussian_psf_weights",
     "kspace",
     "kspace_truncate",
@@ -318,6 +320,24 @@ DEGRADATIONS: dict[str, Callable[..., torch.Tensor]] = {
 
 def degradation_names() -> list[str]:
     return list(DEGRADATIONS)
+
+
+def derived_seed(seed: int, *parts: object) -> int:
+    """A noise seed for one image or volume: ``seed`` and ``parts`` (its name, the scale)
+    hashed with BLAKE2b to 63 bits, so the same file gets the same LR on every run and
+    machine and no two files share a noise stream (``seed + i`` would make run 1's image
+    0 run 0's image 1)."""
+    import hashlib
+
+    text = ":".join(str(p) for p in (int(seed), *parts))
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little") >> 1
+
+
+def describe_degradation(name: str, params: dict[str, Any] | None = None) -> str:
+    """``name`` or ``name:k=v,...`` (options sorted): how CSVs and summaries record it;
+    :func:`parse_degradation` reads it back."""
+    params = params or {}
+    return name + (":" + ",".join(f"{k}={v}" for k, v in sorted(params.items())) if params else "")
 
 
 def _options(fn: Callable[..., torch.Tensor]) -> dict[str, inspect.Parameter]:

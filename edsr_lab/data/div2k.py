@@ -36,6 +36,7 @@ import shutil
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path, PurePosixPath
+from typing import Any
 
 import torch
 from PIL import Image, UnidentifiedImageError
@@ -43,6 +44,7 @@ from PIL import Image, UnidentifiedImageError
 import edsr_lab.io
 import edsr_lab.resize
 from edsr_lab import config, download
+from edsr_lab.data.degradations import derived_seed, describe_degradation, make_lr
 from edsr_lab.data.samples import list_samples
 from edsr_lab.errors import (
     ArchiveError,
@@ -210,14 +212,26 @@ def make_div2k_layout(
     overwrite: bool = False,
     progress: Callable[[int, int], None] | None = None,
     log: Callable[[str], None] | None = None,
+    degradation: str = "bicubic",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> Path:
-    """Turn HR images into the DIV2K layout, making the LR images the paper's way.
+    """Turn HR images into the DIV2K layout, making the LR images the paper's way (or
+    with another degradation).
 
     Each source image becomes ``dst_root/DIV2K_{split}_HR/NNNN.png`` (NNNN counting up
     from ``first_index``; DIV2K uses 0001 for train and 0801 for valid) and, for each
     scale s, ``dst_root/DIV2K_{split}_LR_bicubic/X{s}/NNNNxs.png`` =
     :func:`edsr_lab.resize.degrade` of the saved HR file (8-bit, MATLAB bicubic).
     ``dst_root/DIV2K_{split}_sources.csv`` maps each new name to its source file.
+
+    With ``degradation`` other than ``"bicubic"`` (``"kspace"``, ``"ct"``:
+    :func:`edsr_lab.data.degradations.make_lr`, options in ``params``), the LR goes to the
+    track ``DIV2K_{split}_LR_{degradation}/X{s}`` (as DIV2K's ``LR_unknown`` track sits
+    beside ``LR_bicubic``), each image's noise seeded with
+    :func:`~edsr_lab.data.degradations.derived_seed` (seed, HR file name, scale), and
+    ``DIV2K_{split}_LR_{degradation}/degradation.json`` records the degradation, its
+    options and the seed.
 
     The HR image is cropped (top-left kept, like MATLAB's ``modcrop``) to a multiple of
     the least common multiple of the scales (12 for 2, 3, 4), so one HR file serves every
@@ -245,9 +259,10 @@ def make_div2k_layout(
             anything is written.
         progress: optional ``progress(done, total)`` called after each image.
         log: optional ``log(line)`` for notes about conversions.
+        degradation, params, seed: how LR is made (default the MATLAB bicubic).
 
     Returns:
-        ``Path(dst_root)``, ready for ``find_pairs(dst_root, split, scale)``.
+        ``Path(dst_root)``, ready for ``find_pairs(dst_root, split, scale, track=degradation)``.
 
     Raises:
         BadArgumentError: bad scales, split or first_index.
@@ -257,6 +272,8 @@ def make_div2k_layout(
     """
     scales = _check_scales(scales)
     split = _check_split(split)
+    params = dict(params or {})
+    make_lr(torch.zeros(1, 2, 2), 1, degradation, **params)  # unknown name/option: say so now
     if isinstance(first_index, bool) or not isinstance(first_index, int) or first_index < 0:
         raise BadArgumentError(
             f"first_index must be a whole number >= 0 (DIV2K: 1 for train, 801 for valid), "
@@ -274,7 +291,7 @@ def make_div2k_layout(
         )
     multiple = math.lcm(*scales)
     hr_rel = Path(hr_dirname(split))
-    lr_rel = {s: Path(lr_dirname(split, s)) for s in scales}
+    lr_rel = {s: Path(lr_dirname(split, s, degradation)) for s in scales}
     plan = []
     for i, path in enumerate(files):
         name = f"{first_index + i:04d}.png"
@@ -290,7 +307,18 @@ def make_div2k_layout(
                 "dst_root / first_index"
             )
     reduced = _check_sources(plan, multiple, scales)  # before writing anything
-    _write_staged(plan, root, multiple, channels, Path(f"DIV2K_{split}_sources.csv"), progress)
+    notes = {Path(f"DIV2K_{split}_sources.csv"): ""}
+    if degradation != "bicubic" or params:
+        record = {"degradation": describe_degradation(degradation, params), "seed": int(seed),
+                  "image_seed": "derived_seed(seed, HR file name, scale)"}  # fmt: skip
+        notes[Path(f"DIV2K_{split}_LR_{degradation}") / "degradation.json"] = json.dumps(record)
+
+    def lr_of(hr: torch.Tensor, s: int, name: str) -> torch.Tensor:
+        if degradation == "bicubic" and not params:
+            return degrade(hr, s)
+        return make_lr(hr, s, degradation, seed=derived_seed(seed, name, s), **params)
+
+    _write_staged(plan, root, multiple, channels, notes, progress, lr_of)
     if reduced and log is not None:
         log(
             f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value; the "
@@ -327,8 +355,9 @@ def _write_staged(
     root: Path,
     multiple: int,
     channels: int,
-    mapping_rel: Path,
+    notes: dict[Path, str],
     progress: Callable[[int, int], None] | None,
+    lr_of: Callable[[torch.Tensor, int, str], torch.Tensor],
 ) -> None:
     """Make every file in a staging folder inside ``root``; move them into place only if
     all succeeded. On any failure the staging folder (and ``root``, if this made it) goes."""
@@ -348,16 +377,21 @@ def _write_staged(
             # Degrade the HR *as saved* (8-bit), so LR == degrade(load_image(HR file)) exactly.
             hr = edsr_lab.io.load_image(staging / hr_path, channels=channels)
             for s, lr_path in lr_paths.items():
-                edsr_lab.io.save_image(degrade(hr, s), staging / lr_path)
+                edsr_lab.io.save_image(lr_of(hr, s, hr_path.name), staging / lr_path)
             rows.append(f"{hr_path.name},{_csv_field(str(path.resolve()))}")
             if progress is not None:
                 progress(i + 1, len(plan))
-        (staging / mapping_rel).write_text("\n".join(rows) + "\n", encoding="utf-8")
+        mapping_rel = next(iter(notes))
+        notes[mapping_rel] = "\n".join(rows) + "\n"
+        for rel in notes:
+            (staging / rel).parent.mkdir(parents=True, exist_ok=True)
+            (staging / rel).write_text(notes[rel], encoding="utf-8")
         for _, hr_path, lr_paths in plan:
             for rel in (hr_path, *lr_paths.values()):
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)
                 os.replace(staging / rel, root / rel)
-        os.replace(staging / mapping_rel, root / mapping_rel)
+        for rel in notes:
+            os.replace(staging / rel, root / rel)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         if created_root:
@@ -418,7 +452,8 @@ def find_pairs(
             (``data``) or the HR folder itself work too.
         split: ``"train"`` (0001-0800 in DIV2K) or ``"valid"`` (0801-0900).
         scale: 2, 3, 4 (or any scale your own layout has).
-        track: ``"bicubic"`` (the paper's) or ``"unknown"``.
+        track: ``"bicubic"`` (the paper's), ``"unknown"``, or a degradation's name
+            (``make-dataset --degradation kspace`` writes the ``kspace`` track).
         indices: only these image numbers, e.g. ``range(801, 811)`` for the 10
             validation images of the paper's ablations; each must exist.
 
@@ -431,8 +466,11 @@ def find_pairs(
     """
     split = _check_split(split)
     (scale,) = _check_scales(scale)
-    if track not in ("bicubic", "unknown"):
-        raise BadArgumentError(f"track must be 'bicubic' or 'unknown', got {track!r}")
+    from edsr_lab.data.degradations import degradation_names
+
+    tracks = ("bicubic", "unknown", *degradation_names())
+    if track not in tracks:
+        raise BadArgumentError(f"track must be one of {', '.join(tracks)}, got {track!r}")
     given = Path(root).expanduser()
     base = find_root(given, split)
     if base is None:

@@ -21,9 +21,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import torch
 
+from edsr_lab.data.degradations import derived_seed, make_lr
 from edsr_lab.data.div2k import source_images
 from edsr_lab.errors import BadArgumentError, DatasetError
 from edsr_lab.io import load_image
@@ -92,8 +94,11 @@ def load_folder_pairs(
     channels: int = 3,
     min_lr_size: int = 1,
     progress: Callable[[int, int], None] | None = None,
+    degradation: str = "bicubic",
+    params: dict[str, Any] | None = None,
+    seed: int = 0,
 ) -> tuple[list[torch.Tensor], list[torch.Tensor]]:
-    """Read HR image files and make their LR partners (MATLAB bicubic, 8-bit).
+    """Read HR image files and make their LR partners (MATLAB bicubic by default, 8-bit).
 
     Args:
         paths: HR image files (any size; each is modcropped to a multiple of ``scale``).
@@ -101,6 +106,11 @@ def load_folder_pairs(
         channels: 3 (RGB; grey images are repeated) or 1.
         min_lr_size: refuse images whose LR would be smaller than this (e.g. the patch size).
         progress: optional ``progress(done, total)`` after each image.
+        degradation, params: how LR is made (:func:`edsr_lab.data.degradations.make_lr`:
+            ``"bicubic"``, ``"kspace"``, ``"ct"`` and their options).
+        seed: the noise seed; each image's is
+            :func:`~edsr_lab.data.degradations.derived_seed` of (seed, file name, scale),
+            so the LR does not depend on the order or the folder the files are read from.
 
     Returns:
         ``(hr_images, lr_images)``: uint8 tensors (C, s*h, s*w) and (C, h, w). The HR is
@@ -124,7 +134,13 @@ def load_folder_pairs(
                 "--patch-size"
             )
         hr8 = torch.round(modcrop(hr, scale).clamp(0.0, 1.0) * 255.0).to(torch.uint8)
-        lr = degrade(hr8.float() / 255.0, scale)
+        if degradation == "bicubic" and not params:
+            lr = degrade(hr8.float() / 255.0, scale)
+        else:
+            lr = make_lr(
+                hr8.float() / 255.0, scale, degradation,
+                seed=derived_seed(seed, Path(path).name, scale), **(params or {}),
+            )  # fmt: skip
         hrs.append(hr8)
         lrs.append(torch.round(lr.clamp(0.0, 1.0) * 255.0).to(torch.uint8))
         if progress is not None:
