@@ -16,7 +16,14 @@ from pathlib import Path
 
 # torch-free: the edsr_lab.train package loads its torch-using modules on first use
 from edsr_lab.losses import loss_names
-from edsr_lab.train.config import AMP_MODES, BUILTIN_MODELS, STORAGES, RunConfig, TrainConfig
+from edsr_lab.train.config import (
+    AMP_MODES,
+    BUILTIN_MODELS,
+    SPLIT_KEYS,
+    STORAGES,
+    RunConfig,
+    TrainConfig,
+)
 
 __all__ = ["add_parsers", "config_from_args"]
 
@@ -68,9 +75,10 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     add(
         "--data",
         metavar="DIR",
-        help="a DIV2K-layout root (default data/DIV2K; in quick mode the mini-DIV2K) or any "
-        "folder of HR images (LR made with the MATLAB bicubic, a fixed --holdout share kept "
-        "for validation)",
+        help="a DIV2K-layout root (default data/DIV2K; in quick mode the mini-DIV2K), a "
+        "folder of medical files (NIfTI, DICOM series, 16-bit/integer/float images; whole "
+        "--split-by groups held out) or any folder of HR images (LR made with --degradation, "
+        "a fixed --holdout share kept for validation)",
     )
     final = TrainConfig.paper_recipe(final=True).iters
     add(
@@ -144,6 +152,20 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--holdout",
         type=float,
         help=f"share of a plain image folder held out for validation (default {d.holdout})",
+    )
+    add(
+        "--degradation",
+        metavar="NAME[:k=v,...]",
+        help=f"how LR is made from a folder's HR (default {d.degradation}: MATLAB imresize, "
+        "the paper's): kspace (MRI k-space truncation, e.g. kspace:window=hann,"
+        "noise_sigma=0.01) or ct (blur + noise); seeded by --seed, per file; a DIV2K root "
+        "reads DIV2K_train_LR_<name> (make-dataset --degradation) if it has one",
+    )
+    add(
+        "--split-by",
+        choices=SPLIT_KEYS,
+        help=f"a folder of medical volumes: what is held out whole (default {d.split_by}: "
+        "DICOM PatientID, else the patient subfolder, else the file)",
     )
     add(
         "--storage",

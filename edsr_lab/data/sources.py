@@ -5,9 +5,11 @@
 images and validation pairs. The rule:
 
 1. **A folder you name** (``--data DIR``, ``run(data=...)``) is used: a DIV2K-layout root
-   (``DIR``, ``DIR/DIV2K``, or the parent of a ``DIV2K_*`` folder), else a folder of HR
-   images (LR made with the MATLAB bicubic, a fixed held-out split for validation:
-   :mod:`edsr_lab.data.folder`).
+   (``DIR``, ``DIR/DIV2K``, or the parent of a ``DIV2K_*`` folder), else a folder of
+   medical files (NIfTI, DICOM, 16-bit/integer/float images: volumes held out by patient,
+   one intensity map each, :mod:`edsr_lab.data.medical`), else a folder of HR images (LR
+   made with the MATLAB bicubic or ``degradation``, a fixed held-out split for
+   validation: :mod:`edsr_lab.data.folder`).
 2. **Quick mode** (``EDSR_LAB_QUICK=1``): the mini-DIV2K (:func:`edsr_lab.data.mini_div2k`),
    even where DIV2K is present: loading DIV2K's 800 HR images (~6 GB) alone takes longer
    than quick mode may run. Its train split is the natural and texture samples except
@@ -31,12 +33,15 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from edsr_lab import config
 from edsr_lab.data import div2k
+from edsr_lab.data.degradations import describe_degradation, parse_degradation
 from edsr_lab.data.folder import heldout_split, list_images, load_folder_pairs
+from edsr_lab.data.medical import load_medical
 from edsr_lab.errors import BadArgumentError, DatasetError
 
 __all__ = [
@@ -133,6 +138,10 @@ def _named_folder(path: Path, given: str) -> DataChoice:
     base = div2k.find_root(path, "train")
     if base is not None:
         return DataChoice("div2k", base)
+    from edsr_lab.data.medical import is_medical_folder
+
+    if is_medical_folder(path):
+        return DataChoice("medical", path)
     return DataChoice("folder", path)
 
 
@@ -218,7 +227,14 @@ def _named(names: Sequence[str], hrs: Sequence[torch.Tensor], lrs: Sequence[torc
 
 
 def load_training_data(
-    choice: DataChoice, scales: tuple[int, ...], *, patch_size: int, holdout: float
+    choice: DataChoice,
+    scales: tuple[int, ...],
+    *,
+    patch_size: int,
+    holdout: float,
+    degradation: str = "bicubic",
+    split_by: str = "patient",
+    seed: int = 0,
 ) -> TrainData:
     """Load a run's training images and validation pairs for each scale.
 
@@ -226,43 +242,71 @@ def load_training_data(
     ``DIV2K_valid_HR`` (or, without a valid split, on a held-out share of the training
     images); a scale without LR files gets them made with the MATLAB bicubic. A folder of
     HR images holds out a fixed ``holdout`` share (:func:`~edsr_lab.data.folder.heldout_split`).
+    A folder of medical files holds out whole groups (``split_by``: patient, series or
+    volume; :func:`edsr_lab.data.medical.load_medical`).
+
+    ``degradation`` (``name[:k=v,...]``, :func:`~edsr_lab.data.degradations.parse_degradation`)
+    makes the LR of folders (seeded with ``seed``, per file); a DIV2K layout reads the
+    track ``DIV2K_*_LR_{name}`` when it has one (``make-dataset --degradation``), else
+    makes the LR with it.
 
     Raises:
         DatasetError: an image is too small for ``patch_size`` (or the folder is empty).
     """
     data = TrainData(kind=choice.kind, root=choice.root, description="")
+    name, params = parse_degradation(degradation)
+    made = (
+        "the MATLAB bicubic"
+        if name == "bicubic" and not params
+        else f"{describe_degradation(name, params)} (seed {seed})"
+    )
+    if choice.kind == "medical":
+        med = load_medical(
+            choice.root, scales, patch_size=patch_size, holdout=holdout,
+            degradation=degradation, split_by=split_by, seed=seed,
+        )  # fmt: skip
+        data.train, data.valid, data.valid_names = med.train, med.valid, med.valid_names
+        data.description = med.description
+        return data
+    lr_options = {"degradation": name, "params": params, "seed": seed}
     if choice.kind == "folder":
         train_files, valid_files = heldout_split(list_images(choice.root), holdout)
         data.valid_names = [p.name for p in valid_files]
         for s in scales:
-            data.train[s] = load_folder_pairs(train_files, s, min_lr_size=patch_size)
-            data.valid[s] = _named(data.valid_names, *load_folder_pairs(valid_files, s))
+            data.train[s] = load_folder_pairs(train_files, s, min_lr_size=patch_size, **lr_options)
+            data.valid[s] = _named(
+                data.valid_names, *load_folder_pairs(valid_files, s, **lr_options)
+            )
         data.description = (
             f"{len(train_files)} training images, {len(valid_files)} held out "
-            f"(--holdout {holdout}: {', '.join(data.valid_names)}); LR made with the MATLAB bicubic"
+            f"(--holdout {holdout}: {', '.join(data.valid_names)}); LR made with {made}"
         )
         return data
     for s in scales:
-        _load_div2k_scale(data, s, patch_size, holdout)
+        _load_div2k_scale(data, s, patch_size, holdout, lr_options)
     return data
 
 
-def _load_div2k_scale(data: TrainData, s: int, patch_size: int, holdout: float) -> None:
+def _load_div2k_scale(
+    data: TrainData, s: int, patch_size: int, holdout: float, lr_options: dict[str, Any]
+) -> None:
     root = data.root
+    track = lr_options["degradation"]
     has_valid = (root / div2k.hr_dirname("valid")).is_dir()
     hr_files = sorted((root / div2k.hr_dirname("train")).glob("*.png"))
     held: list[Path] = []
-    if (root / div2k.lr_dirname("train", s)).is_dir():
-        hrs, lrs = div2k.load_pairs(div2k.find_pairs(root, "train", s), scale=s)
-        made = ""
+    if (root / div2k.lr_dirname("train", s, track)).is_dir():
+        hrs, lrs = div2k.load_pairs(div2k.find_pairs(root, "train", s, track=track), scale=s)
+        made = "" if track == "bicubic" else f" (LR from {div2k.lr_dirname('train', s, track)})"
     else:  # no LR folder for this scale: make LR on the fly, as for a plain folder
         if not hr_files:
             raise DatasetError(f"{root / div2k.hr_dirname('train')} holds no PNG images")
         files = hr_files
         if not has_valid:
             files, held = heldout_split(hr_files, holdout)
-        hrs, lrs = load_folder_pairs(files, s, min_lr_size=patch_size)
-        made = f" (no {div2k.lr_dirname('train', s)}: LR made with the MATLAB bicubic)"
+        hrs, lrs = load_folder_pairs(files, s, min_lr_size=patch_size, **lr_options)
+        how = describe_degradation(track, lr_options["params"])
+        made = f" (no {div2k.lr_dirname('train', s, track)}: LR made with {how})"
     small = [i for i, x in enumerate(lrs) if min(x.shape[-2:]) < patch_size]
     if small:
         raise DatasetError(
@@ -275,23 +319,23 @@ def _load_div2k_scale(data: TrainData, s: int, patch_size: int, holdout: float) 
         v_dir = root / div2k.hr_dirname("valid")
         wanted = [i for i in DIV2K_ABLATION_VALID if (v_dir / f"{i:04d}.png").is_file()]
         v_hr = [v_dir / f"{i:04d}.png" for i in wanted] or sorted(v_dir.glob("*.png"))[:10]
-        if (root / div2k.lr_dirname("valid", s)).is_dir():
+        if (root / div2k.lr_dirname("valid", s, track)).is_dir():
             pairs = [
-                (h, root / div2k.lr_dirname("valid", s) / div2k.lr_filename(h.name, s))
+                (h, root / div2k.lr_dirname("valid", s, track) / div2k.lr_filename(h.name, s))
                 for h in v_hr
             ]
             vh, vl = div2k.load_pairs(pairs, scale=s)
         else:
-            vh, vl = load_folder_pairs(v_hr, s)
+            vh, vl = load_folder_pairs(v_hr, s, **lr_options)
         names = [p.stem for p in v_hr]
     else:
         if not held:
-            hr_all = sorted(p for p, _ in div2k.find_pairs(root, "train", s))
+            hr_all = sorted(p for p, _ in div2k.find_pairs(root, "train", s, track=track))
             train_part, held = heldout_split(hr_all, holdout)
             keep = {p.name for p in train_part}
             idx = [i for i, p in enumerate(hr_all) if p.name in keep]
             data.train[s] = ([hrs[i] for i in idx], [lrs[i] for i in idx])
-        vh, vl = load_folder_pairs(held, s)
+        vh, vl = load_folder_pairs(held, s, **lr_options)
         names = [p.stem for p in held]
     data.valid[s] = _named(names, vh, vl)
     data.valid_names = names

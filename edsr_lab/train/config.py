@@ -40,6 +40,9 @@ AMP_MODES = ("auto", "bf16", "off")
 #: Where a run keeps its training images (see ``edsr_lab.data.patches.choose_storage``).
 STORAGES = ("auto", "device", "pinned", "cpu")
 
+#: What a held-out group of a medical folder is (edsr_lab.data.medical.SPLIT_KEYS).
+SPLIT_KEYS = ("patient", "series", "volume")
+
 #: Fields whose command-line option is not ``--field-name``.
 OPTION_NAMES = {"scales": "--scale", "checkpoint_every": "--save-every"}
 
@@ -195,6 +198,10 @@ class RunConfig(TrainConfig):
     resume: bool = False  # continue the run in `out` from last.pt
     device: str | None = None  # default: CUDA if available, else CPU
     holdout: float = 0.1  # share of a plain image folder held out for validation
+    # how a folder's LR is made (name[:k=v,...]: bicubic, kspace, ct), and how a folder
+    # of medical volumes is held out (whole patients, series or volumes)
+    degradation: str = "bicubic"
+    split_by: str = "patient"
     storage: str = "auto"  # where training images live: auto, device, pinned, cpu
     n_resblocks: int | None = None  # shrink/grow the preset (quick experiments)
     n_feats: int | None = None
@@ -248,12 +255,28 @@ class RunConfig(TrainConfig):
             raise TrainOptionError(f"{name('storage')}: use {', '.join(STORAGES)}")
         if not (isinstance(self.holdout, numbers.Real) and 0.0 < self.holdout < 1.0):
             raise TrainOptionError(f"{name('holdout')}: a fraction between 0 and 1, e.g. 0.1")
+        self._check_data_options()
         if self.resume and self.overwrite:
             raise TrainOptionError("--resume and --overwrite contradict each other; pick one")
         if self.checkpoint_path is not None:
             raise TrainOptionError(
                 f"checkpoint_path={self.checkpoint_path!r}: a run saves to its --out folder "
                 "(last.pt); choose the folder with out= instead"
+            )
+
+    def _check_data_options(self) -> None:
+        """--degradation names a degradation and its options; --split-by a group key."""
+        from edsr_lab.data.degradations import parse_degradation  # needs torch
+        from edsr_lab.errors import BadArgumentError
+
+        try:
+            parse_degradation(self.degradation)
+        except BadArgumentError as err:
+            raise TrainOptionError(f"--degradation: {err}") from None
+        if self.split_by not in SPLIT_KEYS:
+            raise TrainOptionError(
+                f"{self.describe('split_by')}: use {', '.join(SPLIT_KEYS)} (what a held-out "
+                "group is: slices of one group are never on both sides)"
             )
 
     def _check_model(self, scales: tuple[int, ...]) -> None:

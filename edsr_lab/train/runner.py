@@ -82,6 +82,8 @@ _FIXED_ON_RESUME = (
     "lr",
     "seed",
     "holdout",
+    "degradation",
+    "split_by",
     "n_resblocks",
     "n_feats",
     "init",
@@ -202,7 +204,10 @@ def _data(cfg: RunConfig, device: torch.device) -> tuple[TrainData, StepSeededSa
     """The run's data (printed) and its step-seeded sampler (this rank's share)."""
     choice = choose_training_data(cfg.data, scales=cfg.scales, fallback=False)
     _say(f"data: {_data_note(choice, named=cfg.data is not None)}")
-    data = load_training_data(choice, cfg.scales, patch_size=cfg.patch_size, holdout=cfg.holdout)
+    data = load_training_data(
+        choice, cfg.scales, patch_size=cfg.patch_size, holdout=cfg.holdout,
+        degradation=cfg.degradation, split_by=cfg.split_by, seed=cfg.seed,
+    )  # fmt: skip
     _say(f"data: {data.description}")
     world = ddp.world_size()
     per_rank = cfg.batch_size // world
@@ -230,6 +235,8 @@ def _data_note(choice: DataChoice, *, named: bool) -> str:
         )
     if choice.kind == "folder":
         return f"folder of HR images {choice.root}"
+    if choice.kind == "medical":
+        return f"folder of medical volumes {choice.root} (one intensity map per volume)"
     return f"DIV2K layout in {choice.root}" if named else f"DIV2K in {choice.root}"
 
 
