@@ -297,6 +297,7 @@ def evaluate_volumes(
     value_range: str | tuple[float, float] = "auto",
     seed: int = 0,
     heldout: str | None = None,
+    holdout: float | None = None,
     progress: Callable[[str], None] | None = None,
 ) -> MedicalEvaluation:
     """Score each method on each volume: LR from the HR by ``degradation``, SR by the
@@ -313,6 +314,8 @@ def evaluate_volumes(
         seed: the LR noise seed (each volume's is :func:`volume_seed`).
         heldout: ``"patient"``, ``"series"`` or ``"volume"``: score only the held-out
             groups of :func:`edsr_lab.data.groups.group_split` (as training holds them out).
+        holdout: the share of groups held out, as given to ``train --holdout`` (default
+            that command's, 0.1).
         progress: called with each volume's name before it is scored.
 
     Returns:
@@ -324,7 +327,7 @@ def evaluate_volumes(
     parse_range(value_range)
     params = dict(params or {})
     if heldout is not None:
-        volumes = heldout_volumes(volumes, heldout)
+        volumes = heldout_volumes(volumes, heldout, holdout)
     what = describe_degradation(degradation, params)
     report = VolumeReport()
     rows: list[dict[str, Any]] = []
@@ -362,14 +365,21 @@ def evaluate_volumes(
     return MedicalEvaluation(report, rows, what, scale, clipped, patients)
 
 
-def heldout_volumes(volumes: Sequence[Volume], by: str) -> list[Volume]:
-    """The volumes of the held-out groups of the deterministic group split by ``by``."""
+def heldout_volumes(
+    volumes: Sequence[Volume], by: str, holdout: float | None = None
+) -> list[Volume]:
+    """The volumes of the held-out groups of the deterministic group split by ``by``, with
+    ``holdout`` (default ``train``'s, 0.1) the share of groups held out: the groups that
+    ``train --data FOLDER --split-by BY --holdout HOLDOUT`` never trained on."""
     from edsr_lab.data.folder import HOLDOUT_FRACTION, HOLDOUT_MAX
     from edsr_lab.data.groups import group_split
 
     if by not in GROUP_KEYS:
         raise BadArgumentError(f"--heldout must be one of {', '.join(GROUP_KEYS)}, not {by!r}")
     split = group_split(
-        list(volumes), lambda v: v.key(by), fraction=HOLDOUT_FRACTION, max_heldout=HOLDOUT_MAX
+        list(volumes),
+        lambda v: v.key(by),
+        fraction=HOLDOUT_FRACTION if holdout is None else holdout,
+        max_heldout=HOLDOUT_MAX,
     )
     return split.heldout

@@ -166,3 +166,25 @@ def test_per_patient_means_count_each_patient_once_and_peaks_are_printed(tmp_pat
     for s in result.report.scores:
         assert f"peak of {s.volume}: {s.peak:g} stored" in text
     assert "mean over 2 patients" in text and "3 volume(s) of 2 patient(s)" in text
+
+
+def test_cli_heldout_scores_the_groups_train_held_out(tmp_path, ckpt, capsys):
+    """--heldout patient with train's --holdout: the same patients as the training split."""
+    from edsr_lab.data.medical import load_medical
+
+    _patients(tmp_path / "scans", [f"P{i:02d}" for i in range(6)])
+    base = ["evaluate", "--checkpoint", ckpt, "--data", tmp_path / "scans", "--no-progress"]
+
+    def scored(*extra) -> set[str]:
+        csv_path = tmp_path / f"s{len(extra)}.csv"
+        assert cli.main([str(a) for a in [*base, "--csv", csv_path, *extra]]) == 0
+        return {r["patient"] for r in csv.DictReader(open(csv_path))}
+
+    everyone, one = scored(), scored("--heldout", "patient")
+    half = scored("--heldout", "patient", "--holdout", "0.5")
+    assert len(everyone) == 6 and len(one) == 1 and len(half) == 3
+    trained = load_medical(tmp_path / "scans", (2,), patch_size=8, holdout=0.5)
+    assert half == set(trained.heldout_groups)
+    capsys.readouterr()
+    assert cli.main([str(a) for a in [*base, "--holdout", "0.5"]]) == 2
+    assert "give --heldout patient" in capsys.readouterr().err

@@ -74,7 +74,14 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "--heldout",
         choices=("patient", "series", "volume"),
         default=None,
-        help="score only the held-out groups of the split training on this folder uses",
+        help="score only the held-out groups of the split that train --data FOLDER "
+        "--split-by (the same key) uses",
+    )
+    medical.add_argument(
+        "--holdout",
+        type=float,
+        default=None,
+        help="with --heldout: the share of groups held out, as given to train (default 0.1)",
     )
     medical.add_argument("--seed", type=int, default=0, help="LR noise seed (default 0)")
     p.set_defaults(func=cmd_evaluate)
@@ -119,7 +126,8 @@ def _scales(model, asked: list[int] | None, source: str) -> list[int]:
 def _medical(args: argparse.Namespace) -> bool:
     from edsr_lab.evaluate_volumes import is_medical_data
 
-    asked = any(v is not None for v in (args.degradation, args.range, args.units, args.heldout))
+    given = (args.degradation, args.range, args.units, args.heldout, args.holdout)
+    asked = any(v is not None for v in given)
     return asked or is_medical_data(args.data)
 
 
@@ -132,6 +140,11 @@ def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
     from edsr_lab.intensity import parse_range
     from edsr_lab.volume import model_sr
 
+    if args.holdout is not None and args.heldout is None:
+        raise BadArgumentError(
+            "--holdout is the share of groups --heldout scores; give --heldout patient "
+            "(or series, volume) with it"
+        )
     name, params = parse_degradation(args.degradation or "bicubic")
     parse_range(args.range or "auto")
     scales = args.scale or [None]
@@ -154,6 +167,7 @@ def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
         value_range=args.range or "auto",
         seed=args.seed,
         heldout=args.heldout,
+        holdout=args.holdout,
         progress=None if args.no_progress else lambda v: print(f"  scoring {v}"),
     )
     print(result.table())
