@@ -488,23 +488,3 @@ def window(
         raise DicomError(f"window width must be >= 1, got {width!r}")
     out = ((values.float() - (center - 0.5)) / (width - 1) + 0.5).clamp_(0.0, 1.0)
     return 1.0 - out if invert else out
-
-
-# --------------------------------------------------------------------------------------------
-# TEMPORARY shims until notebook 10 switches (its owner, the medical engineer): it calls
-# dicom.super_resolve_values (edsr_lab.inference) and dicom.upscale_dicom (edsr_lab.upscale;
-# that module imports this one, hence the import inside the function). Nothing else may use
-# them.
-# --------------------------------------------------------------------------------------------
-def super_resolve_values(*args: Any, **kwargs: Any) -> Any:
-    """TEMPORARY shim: :func:`edsr_lab.inference.super_resolve_values`."""
-    from edsr_lab.inference import super_resolve_values as run
-
-    return run(*args, **kwargs)
-
-
-def upscale_dicom(model: Any, src: Any, dst: Any, **kwargs: Any) -> dict[str, Any]:
-    """TEMPORARY shim: :func:`edsr_lab.upscale.upscale_dicom`."""
-    from edsr_lab.upscale import upscale_dicom as run
-
-    return run(model, src, dst, **kwargs)
