@@ -1,4 +1,4 @@
-"""The course's learning-by-doing shape: every notebook 01-10 has "Your turn" cells and
+"""The course's learning-by-doing shape: every notebook 01-11 has "Your turn" cells and
 questions with answers, and the reference solutions are what the notebooks run.
 
 The format these tests read:
@@ -81,7 +81,7 @@ def _param(number: str):
     return number
 
 
-COURSE = [_param(f"{i:02d}") for i in range(1, 11)]
+COURSE = [_param(f"{i:02d}") for i in range(1, 12)]
 
 
 @pytest.mark.parametrize("number", COURSE)
