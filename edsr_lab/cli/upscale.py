@@ -15,9 +15,9 @@ _RANGE_HELP = (
     "intensity range mapped to the model's [0, 1] for files that hold values (16-bit, "
     "integer, float, stacks, DICOM, NIfTI): auto (default: the data's own min..max, over "
     "a whole volume or series), robust (0.5..99.5 percentiles), robust:P1,P2, LO,HI in the "
-    "data's units (e.g. -1024,3071), or a preset: 8bit 12bit 16bit ct ct-brain ct-soft "
-    "ct-lung ct-bone. The output keeps the input's units and dtype; what the model pushes "
-    "outside is clipped and counted"
+    "data's units (e.g. --range=-1024,3071: with '=' when LO is negative), or a preset: "
+    "8bit 12bit 16bit ct ct-brain ct-soft ct-lung ct-bone. The output keeps the input's "
+    "units and dtype; what the model pushes outside is clipped and counted"
 )
 
 
