@@ -187,3 +187,26 @@ def test_too_few_patients_is_one_clear_line(tmp_path):
     with pytest.raises(DatasetError, match="need at least 2 groups"):
         load_medical(folder, (2,), patch_size=8, holdout=0.25)
     assert len(load_medical(folder, (2,), patch_size=8, holdout=0.5, split_by="volume").valid[2])
+
+
+def test_make_dataset_maps_values_files_by_their_range(tmp_path, capsys):
+    """A 12-bit CT slice in a 16-bit PNG: by its own range (default) the 8-bit HR spans
+    0..255; --range container (value / 65535, the photo convention) makes it nearly black."""
+    import pydicom
+    from pydicom.data import get_testdata_file
+
+    stored = pydicom.dcmread(get_testdata_file("CT_small.dcm")).pixel_array  # 128..2191
+    src = tmp_path / "src"
+    save_values(stored.astype(np.uint16), src / "ct.png")
+    base = ["make-dataset", str(src)]
+    assert main([*base, str(tmp_path / "auto"), "--scales", "2"]) == 0
+    assert "mapped to [0, 1] by its range (auto" in capsys.readouterr().out
+    assert main([*base, str(tmp_path / "old"), "--scales", "2", "--range", "container"]) == 0
+    auto = load_image(tmp_path / "auto/DIV2K_train_HR/0001.png")
+    old = load_image(tmp_path / "old/DIV2K_train_HR/0001.png")
+    assert auto.max() == 1.0 and auto.min() == 0.0 and old.max() < 0.04
+    record = (tmp_path / "auto/DIV2K_train_intensity.csv").read_text().splitlines()
+    assert record[0] == "name,intensity_map" and '""lo"":128.0,""hi"":2191.0' in record[1]
+    assert not (tmp_path / "old/DIV2K_train_intensity.csv").exists()
+    assert main([*base, str(tmp_path / "ct"), "--scales", "2", "--range", "12bit"]) == 0
+    assert load_image(tmp_path / "ct/DIV2K_train_HR/0001.png").max() < 0.6  # 2191 of 4095

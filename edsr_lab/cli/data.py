@@ -51,6 +51,15 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         "e.g. ct:fwhm=1.5,sigma=0.01); not bicubic: LR in DIV2K_<split>_LR_<name>/",
     )
     p.add_argument("--seed", type=int, default=0, help="LR noise seed (default 0)")
+    p.add_argument(
+        "--range",
+        default="auto",
+        metavar="RANGE",
+        help="grey sources with more than 8 bits (16-bit PNG, int16/float TIFF): the intensity "
+        "range mapped to the 8-bit dataset's 0..255: auto (default: each file's own min..max), "
+        "robust, LO,HI in its units (--range=-1024,3071 when LO is negative), a preset "
+        "(12bit, ct, ...), or container (divide by 65535, as a photo)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace files that already exist")
     p.set_defaults(func=cmd_make_dataset)
 
@@ -107,6 +116,7 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
         degradation=name,
         params=params,
         seed=args.seed,
+        value_range=None if args.range == "container" else args.range,
     )
     lr = f"LR in {div2k.lr_dirname(args.split, args.scales[0], name).split('/')[0]}/"
     made = f"{describe_degradation(name, params)}, seed {args.seed}" if name != "bicubic" else ""

@@ -55,8 +55,10 @@ from edsr_lab.errors import (
     ImageReadError,
     OutputPathError,
 )
+from edsr_lab.intensity import parse_range
 from edsr_lab.paths import unreadable_reason, unwritable_reason
 from edsr_lab.resize import degrade, modcrop
+from edsr_lab.stored import read_values
 
 #: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -215,6 +217,7 @@ def make_div2k_layout(
     degradation: str = "bicubic",
     params: dict[str, Any] | None = None,
     seed: int = 0,
+    value_range: str | None = "auto",
 ) -> Path:
     """Turn HR images into the DIV2K layout, making the LR images the paper's way (or
     with another degradation).
@@ -238,8 +241,13 @@ def make_div2k_layout(
     scale and HR size == s * LR size exactly, as in DIV2K (whose sizes are multiples of 12).
 
     Conversions, said plainly: files are written as **8-bit** PNGs, like DIV2K and the
-    paper's LR (16-bit and float sources are rounded to 8 bits; ``log`` gets one line
-    naming how many); alpha is composited on white and grey is repeated to RGB (with
+    paper's LR. A grey source with more than 8 bits (a 16-bit PNG of a CT slice, an int16 or
+    float TIFF) goes through the intensity policy first (:mod:`edsr_lab.intensity`): its own
+    range (``value_range="auto"``), a named one (``"LO,HI"``, a preset) maps to [0, 1], so a
+    12-bit CT in a 16-bit file does not become a nearly black 8-bit image; each map is
+    written to ``DIV2K_{split}_intensity.csv``. ``value_range=None`` divides by the
+    container's maximum instead (65535). ``log`` gets one line naming how many sources had
+    more than 8 bits. Alpha is composited on white and grey is repeated to RGB (with
     ``channels=3``), as :func:`edsr_lab.io.load_image` does.
 
     Nothing is half-written: every source is checked first (readable, an image, large
@@ -260,6 +268,7 @@ def make_div2k_layout(
         progress: optional ``progress(done, total)`` called after each image.
         log: optional ``log(line)`` for notes about conversions.
         degradation, params, seed: how LR is made (default the MATLAB bicubic).
+        value_range: the intensity range of sources with more than 8 bits (see above).
 
     Returns:
         ``Path(dst_root)``, ready for ``find_pairs(dst_root, split, scale, track=degradation)``.
@@ -306,8 +315,25 @@ def make_div2k_layout(
                 "pass overwrite=True (--overwrite) to replace them, or choose another "
                 "dst_root / first_index"
             )
+    if value_range is not None:
+        parse_range(value_range)  # a bad range: say so before anything is written
     reduced = _check_sources(plan, multiple, scales)  # before writing anything
     notes = {Path(f"DIV2K_{split}_sources.csv"): ""}
+    maps_rel = Path(f"DIV2K_{split}_intensity.csv")
+    if reduced and value_range is not None:
+        notes[maps_rel] = "name,intensity_map\n"
+
+    def load_hr(path: Path, name: str) -> torch.Tensor:
+        """The source in [0, 1]: a grey values file through its intensity map."""
+        if value_range is not None and _image_header(path)[2] > 8:
+            image = read_values(path)
+            if image.channels == 1:
+                mapping = image.intensity_map(value_range)
+                unit, _ = mapping.to_unit(image.physical[0])  # page 1, (1, H, W)
+                notes[maps_rel] += f"{name},{_csv_field(mapping.to_json())}\n"
+                return unit.expand(channels, -1, -1).contiguous()
+        return edsr_lab.io.load_image(path, channels=channels)  # errors name the file
+
     if degradation != "bicubic" or params:
         record = {"degradation": describe_degradation(degradation, params), "seed": int(seed),
                   "image_seed": "derived_seed(seed, HR file name, scale)"}  # fmt: skip
@@ -318,11 +344,17 @@ def make_div2k_layout(
             return degrade(hr, s)
         return make_lr(hr, s, degradation, seed=derived_seed(seed, name, s), **params)
 
-    _write_staged(plan, root, multiple, channels, notes, progress, lr_of)
+    _write_staged(plan, root, multiple, channels, notes, progress, lr_of, load_hr)
     if reduced and log is not None:
+        how = (
+            f"each grey one mapped to [0, 1] by its range ({value_range}; the maps are in "
+            f"{maps_rel})"
+            if value_range is not None
+            else "divided by the container's maximum"
+        )
         log(
-            f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value; the "
-            "dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
+            f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value: {how}; "
+            "the dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
         )
     return root
 
@@ -358,6 +390,7 @@ def _write_staged(
     notes: dict[Path, str],
     progress: Callable[[int, int], None] | None,
     lr_of: Callable[[torch.Tensor, int, str], torch.Tensor],
+    load_hr: Callable[[Path, str], torch.Tensor],
 ) -> None:
     """Make every file in a staging folder inside ``root``; move them into place only if
     all succeeded. On any failure the staging folder (and ``root``, if this made it) goes."""
@@ -370,7 +403,7 @@ def _write_staged(
         rows = ["name,source"]
         for i, (path, hr_path, lr_paths) in enumerate(plan):
             try:
-                hr = edsr_lab.io.load_image(path, channels=channels)  # errors name the file
+                hr = load_hr(path, hr_path.name)
             except EdsrLabError as err:
                 raise DatasetError(f"{err}; nothing was written") from None
             edsr_lab.io.save_image(modcrop(hr, multiple), staging / hr_path)
