@@ -188,3 +188,14 @@ def test_cli_heldout_scores_the_groups_train_held_out(tmp_path, ckpt, capsys):
     capsys.readouterr()
     assert cli.main([str(a) for a in [*base, "--holdout", "0.5"]]) == 2
     assert "give --heldout patient" in capsys.readouterr().err
+
+
+def test_cli_refuses_photo_options_on_medical_data(tmp_path, ckpt, capsys):
+    folder = tmp_path / "slices"
+    save_values(np.arange(32 * 32, dtype=np.uint16).reshape(32, 32) * 3, folder / "ct.png")
+    base = ["evaluate", "--checkpoint", ckpt, "--data", folder, "--no-progress"]
+    assert cli.main([str(a) for a in base]) == 0
+    capsys.readouterr()
+    assert cli.main([str(a) for a in [*base, "--protocol", "div2k"]]) == 2
+    err = capsys.readouterr().err
+    assert "--protocol apply to the photo sets" in err and len(err.strip().splitlines()) == 1

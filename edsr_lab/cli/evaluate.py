@@ -140,6 +140,13 @@ def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
     from edsr_lab.intensity import parse_range
     from edsr_lab.volume import model_sr
 
+    ignored = [o for o, v in (("--protocol", args.protocol), ("--bf16", args.bf16)) if v]
+    if ignored:
+        raise BadArgumentError(
+            f"{' and '.join(ignored)} apply to the photo sets; medical data (volumes, DICOM, "
+            "16-bit/integer/float images) are scored in float32 on each volume's data range: "
+            f"leave {' and '.join(ignored)} out"
+        )
     if args.holdout is not None and args.heldout is None:
         raise BadArgumentError(
             "--holdout is the share of groups --heldout scores; give --heldout patient "
