@@ -69,6 +69,7 @@ class Volume:
         patient: DICOM PatientID, else the folder holding the file (``patient_017/x.nii``)
             or, for files given directly in a flat folder, the file itself.
         series: DICOM SeriesInstanceUID, else the file.
+        path: the file (a series' first file, in InstanceNumber order).
     """
 
     name: str
@@ -76,6 +77,7 @@ class Volume:
     units: str
     patient: str
     series: str
+    path: Path | None = None
 
     def key(self, by: str) -> str:
         return {"patient": self.patient, "series": self.series, "volume": self.name}[by]
@@ -187,7 +189,7 @@ def load_volumes(
             values = image.physical[:, 0]
             name = _name(path, given)
             kind = units or (image.recorded.units if image.recorded else "stored")
-        volumes.append(Volume(name, values, kind, _patient(path, given), name))
+        volumes.append(Volume(name, values, kind, _patient(path, given), name, path))
     for uid, members in series.items():
         members.sort(key=lambda m: (int(m[0].ds.get("InstanceNumber", 0) or 0), str(m[1])))
         images = [m[0] for m in members]
@@ -207,7 +209,7 @@ def load_volumes(
         description = str(first.ds.get("SeriesDescription", "") or "").strip()
         name = _name(path, given) + (f" ({description})" if description else "")
         patient = str(first.ds.get("PatientID", "") or _patient(path, given))
-        volumes.append(Volume(name, values, units or first.units, patient, uid))
+        volumes.append(Volume(name, values, units or first.units, patient, uid, path))
     return volumes
 
 

@@ -210,3 +210,30 @@ def test_make_dataset_maps_values_files_by_their_range(tmp_path, capsys):
     assert not (tmp_path / "old/DIV2K_train_intensity.csv").exists()
     assert main([*base, str(tmp_path / "ct"), "--scales", "2", "--range", "12bit"]) == 0
     assert load_image(tmp_path / "ct/DIV2K_train_HR/0001.png").max() < 0.6  # 2191 of 4095
+
+
+def test_make_dataset_reads_volumes_as_slices_with_one_map_each(tmp_path, capsys):
+    nib = pytest.importorskip("nibabel")
+    src = tmp_path / "src"
+    src.mkdir()
+    g = torch.Generator().manual_seed(3)
+    vol = (_smooth(g, 24, 20, c=3) * 3000 - 1000).round().to(torch.int16).permute(1, 2, 0)
+    nib.save(nib.Nifti1Image(vol.numpy(), np.eye(4)), src / "vol.nii.gz")  # (24, 20, 3)
+    save_values(np.arange(2 * 20 * 20, dtype=np.uint16).reshape(2, 1, 20, 20) * 9, src / "s.tif")
+    save_image(_smooth(g, 24, 24), src / "photo.png")
+    assert main(["make-dataset", str(src), str(tmp_path / "d"), "--scales", "2"]) == 0
+    assert "2 volume(s) as slices along axis 2, one map per volume" in capsys.readouterr().out
+    sources = (tmp_path / "d/DIV2K_train_sources.csv").read_text().splitlines()[1:]
+    assert [row.split(",")[1].rsplit("/", 1)[-1] for row in sources] == [
+        "photo.png", "s.tif[0]", "s.tif[1]", "vol.nii.gz[0]", "vol.nii.gz[1]", "vol.nii.gz[2]"
+    ]  # fmt: skip
+    maps = (tmp_path / "d/DIV2K_train_intensity.csv").read_text().splitlines()[1:]
+    assert len(maps) == 5 and len({m.split(",", 1)[1] for m in maps}) == 2  # one per volume
+    hr = [load_image(tmp_path / f"d/DIV2K_train_HR/{i:04d}.png", channels=1) for i in (4, 5, 6)]
+    volume = torch.stack(hr)
+    assert volume.min() == 0.0 and volume.max() == 1.0  # the range of the whole volume
+    assert any(h.max() < 1.0 or h.min() > 0.0 for h in hr)  # not stretched slice by slice
+    # slice z of the NIfTI is vol[:, :, z] mapped by the volume's range, rounded to 8 bits
+    lo, hi = float(vol.min()), float(vol.max())
+    expected = torch.round((vol[:, :, 1].double() - lo) / (hi - lo) * 255) / 255
+    assert torch.allclose(hr[1][0].double(), expected, atol=1e-6)

@@ -26,7 +26,11 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=cmd_download_div2k)
 
     p = sub.add_parser("make-dataset", help="any folder of HR images -> the DIV2K layout")
-    p.add_argument("src", help="folder (or file) of HR images")
+    p.add_argument(
+        "src",
+        help="folder (or file) of HR images; NIfTI volumes, DICOM series and TIFF stacks in "
+        "it become one HR image per slice, one intensity map per volume",
+    )
     p.add_argument("dst", help="dataset root to create")
     p.add_argument(
         "--scales",

@@ -45,6 +45,7 @@ import edsr_lab.io
 import edsr_lab.resize
 from edsr_lab import config, download
 from edsr_lab.data.degradations import derived_seed, describe_degradation, make_lr
+from edsr_lab.data.medical import MappedSources, VolumeSlice, source_volumes
 from edsr_lab.data.samples import list_samples
 from edsr_lab.errors import (
     ArchiveError,
@@ -58,7 +59,6 @@ from edsr_lab.errors import (
 from edsr_lab.intensity import parse_range
 from edsr_lab.paths import unreadable_reason, unwritable_reason
 from edsr_lab.resize import degrade, modcrop
-from edsr_lab.stored import read_values
 
 #: Where the DIV2K zips are served (the dataset's official host, ETH Zurich CVL).
 DIV2K_URL = "http://data.vision.ee.ethz.ch/cvl/DIV2K/"
@@ -292,7 +292,15 @@ def make_div2k_layout(
     reason = unwritable_reason(root)
     if reason is not None:
         raise OutputPathError(f"cannot write the dataset to {str(root)!r}: {reason}")
-    files = source_images(src)
+    volumes = source_volumes(src)
+    stacked = {v.path for v in volumes}
+    try:
+        files = [f for f in source_images(src) if f not in stacked]
+    except DatasetError:
+        if not volumes:
+            raise
+        files = []
+    files += [VolumeSlice(v, z) for v in volumes for z in range(v.values.shape[0])]
     if first_index + len(files) - 1 > 9999:
         raise BadArgumentError(
             f"{len(files)} images from first_index {first_index} would need numbers above "
@@ -320,20 +328,9 @@ def make_div2k_layout(
     reduced = _check_sources(plan, multiple, scales)  # before writing anything
     notes = {Path(f"DIV2K_{split}_sources.csv"): ""}
     maps_rel = Path(f"DIV2K_{split}_intensity.csv")
-    if reduced and value_range is not None:
-        notes[maps_rel] = "name,intensity_map\n"
-
-    def load_hr(path: Path, name: str) -> torch.Tensor:
-        """The source in [0, 1]: a grey values file through its intensity map."""
-        if value_range is not None and _image_header(path)[2] > 8:
-            image = read_values(path)
-            if image.channels == 1:
-                mapping = image.intensity_map(value_range)
-                unit, _ = mapping.to_unit(image.physical[0])  # page 1, (1, H, W)
-                notes[maps_rel] += f"{name},{_csv_field(mapping.to_json())}\n"
-                return unit.expand(channels, -1, -1).contiguous()
-        return edsr_lab.io.load_image(path, channels=channels)  # errors name the file
-
+    load_hr = MappedSources(value_range, channels)
+    if reduced and (value_range is not None or volumes):
+        notes[maps_rel] = load_hr.csv  # filled while the files are made
     if degradation != "bicubic" or params:
         record = {"degradation": describe_degradation(degradation, params), "seed": int(seed),
                   "image_seed": "derived_seed(seed, HR file name, scale)"}  # fmt: skip
@@ -352,6 +349,8 @@ def make_div2k_layout(
             if value_range is not None
             else "divided by the container's maximum"
         )
+        if volumes:
+            how += f"; {len(volumes)} volume(s) as slices along axis 2, one map per volume"
         log(
             f"note: {reduced} of {len(plan)} source(s) had more than 8 bits per value: {how}; "
             "the dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
@@ -359,9 +358,9 @@ def make_div2k_layout(
     return root
 
 
-# One image of make_div2k_layout's plan: (source file, HR file, {scale: LR file}), the
-# output paths relative to the dataset root.
-_Planned = tuple[Path, Path, dict[int, Path]]
+# One image of make_div2k_layout's plan: (source file or volume slice, HR file, {scale: LR
+# file}), the output paths relative to the dataset root.
+_Planned = tuple[Path | VolumeSlice, Path, dict[int, Path]]
 
 
 def _check_sources(plan: list[_Planned], multiple: int, scales: tuple[int, ...]) -> int:
@@ -369,6 +368,16 @@ def _check_sources(plan: list[_Planned], multiple: int, scales: tuple[int, ...])
     than 8 bits per value."""
     reduced = 0
     for path, _, _ in plan:
+        if isinstance(path, VolumeSlice):  # a volume's slice: values, sized by its array
+            height, width = path.volume.values.shape[-2:]
+            if height < multiple or width < multiple:
+                raise DatasetError(
+                    f"the slices of {str(path.volume.path)!r} are {width}x{height} pixels; "
+                    f"every image must be at least {multiple}x{multiple} for scales "
+                    f"{scales}; nothing was written"
+                )
+            reduced += 1
+            continue
         try:
             width, height, bits = _image_header(path)
         except EdsrLabError as err:
@@ -387,7 +396,7 @@ def _write_staged(
     root: Path,
     multiple: int,
     channels: int,
-    notes: dict[Path, str],
+    notes: dict[Path, Any],
     progress: Callable[[int, int], None] | None,
     lr_of: Callable[[torch.Tensor, int, str], torch.Tensor],
     load_hr: Callable[[Path, str], torch.Tensor],
@@ -416,9 +425,9 @@ def _write_staged(
                 progress(i + 1, len(plan))
         mapping_rel = next(iter(notes))
         notes[mapping_rel] = "\n".join(rows) + "\n"
-        for rel in notes:
+        for rel, text in notes.items():
             (staging / rel).parent.mkdir(parents=True, exist_ok=True)
-            (staging / rel).write_text(notes[rel], encoding="utf-8")
+            (staging / rel).write_text(text() if callable(text) else text, encoding="utf-8")
         for _, hr_path, lr_paths in plan:
             for rel in (hr_path, *lr_paths.values()):
                 (root / rel).parent.mkdir(parents=True, exist_ok=True)

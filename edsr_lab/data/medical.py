@@ -24,6 +24,7 @@ data the way :func:`edsr_lab.evaluate_volumes.load_volumes` reads it for ``evalu
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,7 +37,16 @@ from edsr_lab.errors import BadArgumentError, DatasetError
 from edsr_lab.intensity import intensity_map
 from edsr_lab.resize import modcrop
 
-__all__ = ["SPLIT_KEYS", "VALID_SLICES", "MedicalTrainData", "is_medical_folder", "load_medical"]
+__all__ = [
+    "SPLIT_KEYS",
+    "VALID_SLICES",
+    "MappedSources",
+    "MedicalTrainData",
+    "VolumeSlice",
+    "is_medical_folder",
+    "load_medical",
+    "source_volumes",
+]
 
 #: How volumes can be grouped for the held-out split.
 SPLIT_KEYS = ("patient", "series", "volume")
@@ -168,3 +178,90 @@ def load_medical(
         f"LR made with {describe_degradation(name, params)} (seed {seed}){skipped}"
     )
     return data
+
+
+@dataclass
+class VolumeSlice:
+    """One slice of a volume among the sources of ``make-dataset`` (NIfTI, DICOM series,
+    TIFF stack): :func:`edsr_lab.data.div2k.make_div2k_layout` writes it as one HR image."""
+
+    volume: Any  # edsr_lab.evaluate_volumes.Volume
+    z: int
+
+    def resolve(self) -> str:
+        return f"{Path(self.volume.path).resolve()}[{self.z}]"
+
+    def __str__(self) -> str:
+        return f"{self.volume.path}[{self.z}]"
+
+
+def source_volumes(src: Any) -> list[Any]:
+    """The volumes among ``src`` (a file or a folder): NIfTI files, DICOM series, TIFF
+    stacks, read by :func:`edsr_lab.evaluate_volumes.load_volumes` (slices along axis 2)."""
+    from edsr_lab.dicom import is_dicom_file
+    from edsr_lab.evaluate_volumes import load_volumes
+    from edsr_lab.nifti import is_nifti_file
+    from edsr_lab.upscale import inspect_image
+
+    if not isinstance(src, (str, os.PathLike)):
+        return []
+    src = Path(src)
+    if not (src.is_file() or src.is_dir()):  # missing, a FIFO, a loop: source_images says
+        return []
+    entries = [src] if src.is_file() else sorted(p for p in src.iterdir() if p.is_file())
+
+    def is_volume(p: Path) -> bool:
+        if is_nifti_file(p) or is_dicom_file(p):
+            return True
+        info = inspect_image(p) if p.suffix.lower() in (".tif", ".tiff") else None
+        return info is not None and info.pages > 1
+
+    found = [p for p in entries if not p.name.startswith(".") and is_volume(p)]
+    return load_volumes(found) if found else []
+
+
+class MappedSources:
+    """``make-dataset``'s sources in [0, 1], through the intensity policy where they hold
+    values: ``loader(path, name) -> (C, H, W)`` float tensor, each map recorded.
+
+    * a :class:`VolumeSlice`: its volume's one map (made once per volume, ``value_range``,
+      ``"auto"`` when None);
+    * a grey file with more than 8 bits (16-bit PNG, int16/float TIFF): its own map, unless
+      ``value_range`` is None (then value / container maximum, as a photo);
+    * anything else: :func:`edsr_lab.io.load_image` (8-bit pictures, colour).
+
+    :meth:`csv` gives ``name,intensity_map`` rows for every mapped source.
+    """
+
+    def __init__(self, value_range: str | None, channels: int = 3):
+        self.value_range, self.channels = value_range, channels
+        self.rows: list[tuple[str, str]] = []
+        self._maps: dict[int, Any] = {}
+
+    def __call__(self, path: Path | VolumeSlice, name: str) -> torch.Tensor:
+        from edsr_lab.io import load_image
+        from edsr_lab.stored import read_values
+        from edsr_lab.upscale import inspect_image
+
+        if isinstance(path, VolumeSlice):
+            vol = path.volume
+            if id(vol) not in self._maps:  # one map per volume
+                spec = self.value_range or "auto"
+                self._maps[id(vol)] = intensity_map(vol.values, spec, units=vol.units)
+            mapping = self._maps[id(vol)]
+            unit = mapping.to_unit(vol.values[path.z])[0][None]
+        else:
+            info = inspect_image(Path(path)) if self.value_range is not None else None
+            image = read_values(path) if info is not None and info.dtype != "uint8" else None
+            if image is None or image.channels != 1:
+                return load_image(path, channels=self.channels)  # errors name the file
+            mapping = image.intensity_map(self.value_range)
+            unit = mapping.to_unit(image.physical[0])[0]  # page 1, (1, H, W)
+        self.rows.append((name, mapping.to_json()))
+        return unit.expand(self.channels, -1, -1).contiguous()
+
+    def csv(self) -> str:
+        """``name,intensity_map`` and one row per mapped source (the map as JSON, quoted)."""
+        quoted = [f'{n},"{j.replace(chr(34), chr(34) * 2)}"' for n, j in self.rows]
+        lines = ["name,intensity_map", *quoted]
+        return "\n".join(lines) + "\n"
