@@ -199,3 +199,44 @@ def test_cli_refuses_photo_options_on_medical_data(tmp_path, ckpt, capsys):
     assert cli.main([str(a) for a in [*base, "--protocol", "div2k"]]) == 2
     err = capsys.readouterr().err
     assert "--protocol apply to the photo sets" in err and len(err.strip().splitlines()) == 1
+
+
+def test_cli_medical_options_are_checked_before_the_model_loads(tmp_path, ckpt, capsys):
+    base = ["evaluate", "--checkpoint", tmp_path / "no_such.pt"]  # would fail if loaded
+    for extra, words in (
+        (["--data", "set5", "--degradation", "kspace"], "names no file or folder here"),
+        (["--data", tmp_path, "--range", "nope"], "range"),
+        (["--data", tmp_path, "--degradation", "blur"], "unknown degradation"),
+        (["--data", tmp_path, "--seed", "1", "--scale", "2", "3"], "one --scale at a time"),
+    ):
+        assert cli.main([str(a) for a in [*base, *extra]]) == 2, extra
+        err = capsys.readouterr().err
+        assert words in err and "no_such.pt" not in err and len(err.strip().splitlines()) == 1
+    existing = tmp_path / "old.csv"
+    existing.write_text("keep me")
+    args = [*base, "--data", tmp_path, "--units", "HU", "--csv", existing]
+    assert cli.main([str(a) for a in args]) == 2
+    assert "pass --overwrite" in capsys.readouterr().err and existing.read_text() == "keep me"
+
+
+def test_cli_seed_axis_and_limit_change_what_is_scored(tmp_path, ckpt, capsys):
+    shutil.copy(NIBABEL_DATA / "example4d.nii.gz", tmp_path / "ex.nii.gz")
+    _patients(tmp_path / "scans", [f"P{i:02d}" for i in range(6)])
+    base = ["evaluate", "--checkpoint", ckpt, "--no-progress"]
+
+    def rows(name, *extra) -> list[dict]:
+        out = tmp_path / f"{name}.csv"
+        assert cli.main([str(a) for a in [*base, "--csv", out, *extra]]) == 0
+        return [r for r in csv.DictReader(open(out)) if r["method"] == "bicubic"]
+
+    vol = ["--data", tmp_path / "ex.nii.gz", "--degradation", "ct:sigma=0.05"]
+    seed0, seed1 = rows("s0", *vol), rows("s1", *vol, "--seed", "1")
+    assert seed0[0]["psnr_db"] != seed1[0]["psnr_db"] and seed1[0]["seed"] != seed0[0]["seed"]
+    axis0 = rows("a0", *vol, "--axis", "0")
+    assert int(axis0[0]["slices"]) == 128 * 2 and int(seed0[0]["slices"]) == 24 * 2
+    # --limit counts the held-out volumes, after the split of all six patients
+    held = rows("h", "--data", tmp_path / "scans", "--heldout", "patient", "--holdout", "0.5")
+    limited = rows("l", "--data", tmp_path / "scans", "--heldout", "patient", "--holdout",
+                   "0.5", "--limit", "2")  # fmt: skip
+    assert [r["patient"] for r in limited] == [r["patient"] for r in held][:2]
+    capsys.readouterr()

@@ -68,7 +68,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     )
     medical.add_argument("--units", default=None, help="the values' units, e.g. HU")
     medical.add_argument(
-        "--axis", type=int, choices=(0, 1, 2), default=2, help="NIfTI slicing axis (default 2)"
+        "--axis", type=int, choices=(0, 1, 2), default=None, help="NIfTI slicing axis (default 2)"
     )
     medical.add_argument(
         "--heldout",
@@ -83,7 +83,7 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
         default=None,
         help="with --heldout: the share of groups held out, as given to train (default 0.1)",
     )
-    medical.add_argument("--seed", type=int, default=0, help="LR noise seed (default 0)")
+    medical.add_argument("--seed", type=int, default=None, help="LR noise seed (default 0)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("download-weights", help="fetch pretrained weights by name (or --list)")
@@ -123,23 +123,28 @@ def _scales(model, asked: list[int] | None, source: str) -> list[int]:
     ]
 
 
+#: The options of the medical scoring (edsr_lab.evaluate_volumes), by their dest.
+_MEDICAL_OPTIONS = ("degradation", "range", "units", "axis", "heldout", "holdout", "seed")
+
+
 def _medical(args: argparse.Namespace) -> bool:
-    from edsr_lab.evaluate_volumes import is_medical_data
+    """True for medical scoring: files holding volumes or values, or a medical option given.
+    Checks the medical options before the (slow) model load."""
+    from pathlib import Path
 
-    given = (args.degradation, args.range, args.units, args.heldout, args.holdout)
-    asked = any(v is not None for v in given)
-    return asked or is_medical_data(args.data)
-
-
-def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
-    """Volumes scored on the data range (edsr_lab.evaluate_volumes)."""
     from edsr_lab.data.degradations import parse_degradation
-    from edsr_lab.evaluate import write_csv_rows
-    from edsr_lab.evaluate_volumes import evaluate_volumes, load_volumes
-    from edsr_lab.inference import bicubic_upscale, resolve_scale
+    from edsr_lab.evaluate_volumes import is_medical_data
     from edsr_lab.intensity import parse_range
-    from edsr_lab.volume import model_sr
 
+    given = [f"--{o}" for o in _MEDICAL_OPTIONS if getattr(args, o) is not None]
+    if given and not any(Path(d).expanduser().exists() for d in args.data):
+        raise BadArgumentError(
+            f"{' '.join(given)} score files and folders on their data range, but --data "
+            f"{' '.join(args.data)} names no file or folder here (set5, set14... are scored "
+            "the paper's way): give your files or folders, or leave these options out"
+        )
+    if not given and not is_medical_data(args.data):
+        return False
     ignored = [o for o, v in (("--protocol", args.protocol), ("--bf16", args.bf16)) if v]
     if ignored:
         raise BadArgumentError(
@@ -152,17 +157,33 @@ def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
             "--holdout is the share of groups --heldout scores; give --heldout patient "
             "(or series, volume) with it"
         )
-    name, params = parse_degradation(args.degradation or "bicubic")
-    parse_range(args.range or "auto")
-    scales = args.scale or [None]
-    if len(scales) != 1:
+    if args.scale and len(args.scale) != 1:
         raise BadArgumentError("medical data are scored at one --scale at a time")
-    scale = resolve_scale(model, scales[0], source=args.checkpoint or args.weights)
-    volumes = load_volumes(args.data, axis=args.axis, units=args.units)
-    sr = model_sr(model, scale=scale, tile=args.tile, self_ensemble=args.self_ensemble,
-                  device=device)  # fmt: skip
+    if args.csv and Path(args.csv).expanduser().exists() and not args.overwrite:
+        raise BadArgumentError(f"--csv {args.csv} exists; pass --overwrite to replace it")
+    parse_degradation(args.degradation or "bicubic")
+    parse_range(args.range or "auto")
+    return True
+
+
+def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
+    """Volumes scored on the data range (edsr_lab.evaluate_volumes); the options were
+    checked by :func:`_medical` before the model was loaded."""
     from pathlib import Path
 
+    from edsr_lab.data.degradations import parse_degradation
+    from edsr_lab.evaluate import write_csv_rows
+    from edsr_lab.evaluate_volumes import evaluate_volumes, heldout_volumes, load_volumes
+    from edsr_lab.inference import bicubic_upscale, resolve_scale
+    from edsr_lab.volume import model_sr
+
+    name, params = parse_degradation(args.degradation or "bicubic")
+    scale = resolve_scale(model, (args.scale or [None])[0], source=args.checkpoint or args.weights)
+    volumes = load_volumes(args.data, axis=2 if args.axis is None else args.axis, units=args.units)
+    if args.heldout is not None:  # the split of all the volumes, then --limit
+        volumes = heldout_volumes(volumes, args.heldout, args.holdout)
+    sr = model_sr(model, scale=scale, tile=args.tile, self_ensemble=args.self_ensemble,
+                  device=device)  # fmt: skip
     label = args.weights or Path(args.checkpoint).stem
     label += "+" if args.self_ensemble else ""
     result = evaluate_volumes(
@@ -172,9 +193,7 @@ def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
         degradation=name,
         params=params,
         value_range=args.range or "auto",
-        seed=args.seed,
-        heldout=args.heldout,
-        holdout=args.holdout,
+        seed=args.seed or 0,
         progress=None if args.no_progress else lambda v: print(f"  scoring {v}"),
     )
     print(result.table())
