@@ -292,15 +292,7 @@ def make_div2k_layout(
     reason = unwritable_reason(root)
     if reason is not None:
         raise OutputPathError(f"cannot write the dataset to {str(root)!r}: {reason}")
-    volumes = source_volumes(src)
-    stacked = {v.path for v in volumes}
-    try:
-        files = [f for f in source_images(src) if f not in stacked]
-    except DatasetError:
-        if not volumes:
-            raise
-        files = []
-    files += [VolumeSlice(v, z) for v in volumes for z in range(v.values.shape[0])]
+    files, volumes = _dataset_sources(src)
     if first_index + len(files) - 1 > 9999:
         raise BadArgumentError(
             f"{len(files)} images from first_index {first_index} would need numbers above "
@@ -331,16 +323,9 @@ def make_div2k_layout(
     load_hr = MappedSources(value_range, channels)
     if reduced and (value_range is not None or volumes):
         notes[maps_rel] = load_hr.csv  # filled while the files are made
-    if degradation != "bicubic" or params:
-        record = {"degradation": describe_degradation(degradation, params), "seed": int(seed),
-                  "image_seed": "derived_seed(seed, HR file name, scale)"}  # fmt: skip
-        notes[Path(f"DIV2K_{split}_LR_{degradation}") / "degradation.json"] = json.dumps(record)
-
-    def lr_of(hr: torch.Tensor, s: int, name: str) -> torch.Tensor:
-        if degradation == "bicubic" and not params:
-            return degrade(hr, s)
-        return make_lr(hr, s, degradation, seed=derived_seed(seed, name, s), **params)
-
+    lr_of = _LRMaker(degradation, params, seed)
+    if lr_of.record is not None:
+        notes[Path(f"DIV2K_{split}_LR_{degradation}") / "degradation.json"] = lr_of.record
     _write_staged(plan, root, multiple, channels, notes, progress, lr_of, load_hr)
     if reduced and log is not None:
         how = (
@@ -356,6 +341,41 @@ def make_div2k_layout(
             "the dataset holds 8-bit PNGs, like DIV2K (the paper trains and scores on 8-bit)"
         )
     return root
+
+
+def _dataset_sources(src: Any) -> tuple[list[Path | VolumeSlice], list[Any]]:
+    """make_div2k_layout's sources: the image files, then every slice of the volumes (NIfTI,
+    DICOM series, TIFF stacks); and the volumes."""
+    volumes = source_volumes(src)
+    stacked = {v.path for v in volumes}
+    try:
+        files: list[Path | VolumeSlice] = [f for f in source_images(src) if f not in stacked]
+    except DatasetError:
+        if not volumes:
+            raise
+        files = []
+    files += [VolumeSlice(v, z) for v in volumes for z in range(v.values.shape[0])]
+    return files, volumes
+
+
+class _LRMaker:
+    """``lr_of(hr, s, name)``: the LR of one saved HR image, by the degradation (noise seeded
+    per file name and scale); ``record``: its description for degradation.json, or None for
+    the plain MATLAB bicubic."""
+
+    def __init__(self, degradation: str, params: dict[str, Any], seed: int):
+        self.degradation, self.params, self.seed = degradation, params, int(seed)
+        self.plain = degradation == "bicubic" and not params
+        self.record = None if self.plain else json.dumps({
+            "degradation": describe_degradation(degradation, params), "seed": self.seed,
+            "image_seed": "derived_seed(seed, HR file name, scale)",
+        })  # fmt: skip
+
+    def __call__(self, hr: torch.Tensor, s: int, name: str) -> torch.Tensor:
+        if self.plain:
+            return degrade(hr, s)
+        seed = derived_seed(self.seed, name, s)
+        return make_lr(hr, s, self.degradation, seed=seed, **self.params)
 
 
 # One image of make_div2k_layout's plan: (source file or volume slice, HR file, {scale: LR
