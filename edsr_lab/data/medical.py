@@ -18,8 +18,10 @@ data the way :func:`edsr_lab.evaluate_volumes.load_volumes` reads it for ``evalu
    each volume's noise seeded with :func:`~edsr_lab.data.degradations.derived_seed`
    (seed, volume name, scale): the same LR on every run for one seed, other noise for
    another. Validation uses the same degradation, on up to :data:`VALID_SLICES` evenly
-   spaced slices of each held-out volume, unrounded (PSNR on [0, 1] is PSNR on the
-   volume's data range).
+   spaced slices of each held-out volume (HR and LR kept in float). The run scores them
+   with its usual protocol to pick ``best.pt`` (outputs rounded to 8 bits, a mean over
+   slices); the numbers to report come from ``evaluate --heldout patient`` (per volume, on
+   the data range, unrounded).
 """
 
 from __future__ import annotations
