@@ -237,3 +237,16 @@ def test_make_dataset_reads_volumes_as_slices_with_one_map_each(tmp_path, capsys
     lo, hi = float(vol.min()), float(vol.max())
     expected = torch.round((vol[:, :, 1].double() - lo) / (hi - lo) * 255) / 255
     assert torch.allclose(hr[1][0].double(), expected, atol=1e-6)
+
+
+def test_resume_keeps_the_degradation_and_the_split(tmp_path, photos, capsys):
+    out = str(tmp_path / "run")
+    base = ["train", "--device", "cpu", *TINY, "--data", str(photos), "--holdout", "0.25"]
+    assert main([*base, "--iters", "1", "--out", out, "--degradation", "kspace"]) == 0
+    capsys.readouterr()
+    for changed in (["--degradation", "ct"], ["--split-by", "series"]):
+        assert main([*base, "--iters", "2", "--out", out, "--resume", *changed]) == 2
+        assert "differs from the run's" in capsys.readouterr().err
+    assert main([*base, "--iters", "2", "--out", out, "--resume"]) == 0
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert config["run"]["degradation"] == "kspace"
