@@ -497,3 +497,44 @@ def test_an_empty_validation_folder_is_named(capsys, tmp_path, div2k):
     assert code == 2 and f"{data / 'DIV2K_valid_HR'} holds no PNG images" in err, err
     assert "--holdout" in err
     assert not (tmp_path / "o").exists()
+
+
+# --------------------------------------------------- --init: read and checked before the data
+
+
+def test_an_init_folder_is_named_as_a_folder(capsys, run_copy, div2k):
+    before = _snapshot(run_copy)
+    code, _, err = _train(
+        capsys, "--data", str(div2k), "--out", str(run_copy), "--overwrite", "--init",
+        str(run_copy),
+    )  # fmt: skip
+    assert code == 2 and f"--init {run_copy} is a folder, not a weights file" in err, err
+    assert "best.pt" in err and "no such file" not in err
+    _one_line(err)
+    assert _snapshot(run_copy) == before
+
+
+@pytest.mark.parametrize(
+    "init, extra, message",
+    [
+        ("missing.pt", [], "--init missing.pt: no such file"),
+        ("best.pt", ["--model", "edsr"], "does not match --model"),
+    ],
+    ids=["missing", "another-model"],
+)
+def test_init_is_checked_before_the_training_data_is_loaded(
+    capsys, run_copy, div2k, monkeypatch, tmp_path, init, extra, message
+):
+    from edsr_lab.train import runner
+
+    loaded = []
+    real = runner.load_training_data
+    monkeypatch.setattr(
+        runner, "load_training_data", lambda *a, **k: loaded.append(a) or real(*a, **k)
+    )
+    spec = str(run_copy / init) if init == "best.pt" else init
+    out = tmp_path / "new"
+    code, _, err = _train(capsys, "--data", str(div2k), "--out", str(out), "--init", spec, *extra)
+    assert code == 2 and message in err, err
+    _one_line(err)
+    assert loaded == [] and not out.exists()

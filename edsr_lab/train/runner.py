@@ -134,6 +134,7 @@ def run(
     cfg, restart = _settings(out, cfg, given)
     cfg.validate()
     _check_start(cfg, given, device)
+    init = _check_init(cfg)  # read and matched to the model before any data is loaded
     own = cfg.resume or restart
     check_out(out, overwrite=cfg.overwrite, own=own, check_writable=main)
     if ddp.is_distributed():
@@ -141,7 +142,7 @@ def run(
     with RunFolder(out, main=main, say=_say) as folder:
         check_out(out, overwrite=cfg.overwrite, own=own, check_writable=False)  # locked now
         data, sampler = _data(cfg, device)
-        model, summary = _model(cfg, data, device, out, restart)
+        model, summary = _model(cfg, data, device, out, restart, init)
         if main:
             folder.replace(cfg.overwrite)  # the old run's files go aside only now
             _write_settings(out, cfg, data, sampler)
@@ -361,9 +362,15 @@ def _data_note(choice: DataChoice, *, named: bool) -> str:
 
 
 def _model(
-    cfg: RunConfig, data: TrainData, device: torch.device, out: Path, restart: bool
+    cfg: RunConfig,
+    data: TrainData,
+    device: torch.device,
+    out: Path,
+    restart: bool,
+    init: nn.Module | None = None,
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model (started from ``--init``) and the summary so far (bicubic, the start).
+    """The model (started from ``--init``: ``init``, read by :func:`_check_init`) and the
+    summary so far (bicubic, the start).
 
     A restarted run keeps the best validation result of its first attempt (and best.pt).
     """
@@ -386,7 +393,7 @@ def _model(
         if restart and "best" in found and (out / "best.pt").is_file():
             summary["best"] = found["best"]
         if cfg.init and not cfg.resume:
-            model, init_note = init_model(model, cfg.init)
+            model, init_note = init_model(model, cfg.init, source=init)
             _say(f"model: {init_note}")
         if ddp.rank() == 0:
             summary["bicubic"] = bicubic_psnr(data)
@@ -516,26 +523,70 @@ def _finish(out: Path, history: History, summary: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------- model
 
 
+def _check_init(cfg: RunConfig) -> nn.Module | None:
+    """The ``--init`` model, read and checked against ``--model`` (built on the meta
+    device: no memory) before the training data is loaded or the folder touched, so a
+    wrong ``--init`` costs no time and replaces nothing. None without ``--init`` (or on
+    ``--resume``, which continues from last.pt)."""
+    if not cfg.init or cfg.resume:
+        return None
+    source = _read_init(cfg.init)
+    with torch.device("meta"):
+        target = models.build_model(
+            cfg.model, cfg.scales, n_resblocks=cfg.n_resblocks, n_feats=cfg.n_feats
+        )
+    _check_init_fits(source, target, cfg.init)
+    return source
+
+
 def _read_init(spec: str) -> nn.Module:
     """The model behind ``--init``: a checkpoint file (ours, official or BasicSR), or a
     registry name (course weights, official models: :mod:`edsr_lab.weights`)."""
     path = Path(spec).expanduser()
     if path.is_file():
         return load_model(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".safetensors"))
+        hint = f" (it holds {', '.join(inside[:4])})" if inside else ""
+        raise TrainOptionError(
+            f"--init {spec} is a folder, not a weights file{hint}; give the file, e.g. "
+            f"--init {path / (inside[0] if inside else 'best.pt')}"
+        )
     looks_like_name = os.sep not in spec and "/" not in spec and not path.suffix
     if not looks_like_name:
         raise TrainOptionError(f"--init {spec}: no such file")
     return load_pretrained(spec)
 
 
-def init_model(target: nn.Module, spec: str) -> tuple[nn.Module, str]:
+def init_model(
+    target: nn.Module, spec: str, source: nn.Module | None = None
+) -> tuple[nn.Module, str]:
     """``target`` started from the weights ``spec`` (see ``--init``); returns (model, note).
 
     Same architecture and scale: the weights are loaded as they are. Another scale (EDSR
     and SRResNet): :func:`edsr_lab.models.init_from` copies everything but the upsampler's
     new parts, as the paper starts x3/x4 from x2. Any other difference is refused.
+    ``source``: the model ``spec`` names, when already read (else it is read here).
     """
-    source = _read_init(spec)
+    source = _read_init(spec) if source is None else source
+    _check_init_fits(source, target, spec)
+    tcfg, scfg = dict(target.config), dict(getattr(source, "config", {}))
+    if "scales" in tcfg:
+        target.load_state_dict(source.state_dict())
+        return target, f"started from {spec}"
+    if scfg["scale"] == tcfg["scale"]:
+        target.load_state_dict(source.state_dict())
+        return target, f"started from {spec}"
+    new = models.init_from(source, tcfg["scale"])
+    report = new.transfer_report
+    return new, (
+        f"started from {spec} (x{scfg['scale']} -> x{tcfg['scale']}: {len(report.copied)} tensors "
+        f"copied, {len(report.skipped)} new: {', '.join(sorted(report.skipped))})"
+    )
+
+
+def _check_init_fits(source: nn.Module, target: nn.Module, spec: str) -> None:
+    """TrainOptionError unless ``source``'s weights can start ``target`` (see init_model)."""
     tcfg, scfg = dict(target.config), dict(getattr(source, "config", {}))
     if type(source) is not type(target):
         raise TrainOptionError(
@@ -552,23 +603,11 @@ def init_model(target: nn.Module, spec: str) -> tuple[nn.Module, str]:
             f"--init {spec} does not match --model ({shown}); pick the preset it was "
             "trained as (or --n-resblocks/--n-feats)"
         )
-    if scale_key == "scales":
-        if tuple(scfg["scales"]) != tuple(tcfg["scales"]):
-            raise TrainOptionError(
-                f"--init {spec} is an MDSR for scales {tuple(scfg['scales'])}; "
-                f"use --scale {' '.join(map(str, scfg['scales']))}"
-            )
-        target.load_state_dict(source.state_dict())
-        return target, f"started from {spec}"
-    if scfg["scale"] == tcfg["scale"]:
-        target.load_state_dict(source.state_dict())
-        return target, f"started from {spec}"
-    new = models.init_from(source, tcfg["scale"])
-    report = new.transfer_report
-    return new, (
-        f"started from {spec} (x{scfg['scale']} -> x{tcfg['scale']}: {len(report.copied)} tensors "
-        f"copied, {len(report.skipped)} new: {', '.join(sorted(report.skipped))})"
-    )
+    if scale_key == "scales" and tuple(scfg["scales"]) != tuple(tcfg["scales"]):
+        raise TrainOptionError(
+            f"--init {spec} is an MDSR for scales {tuple(scfg['scales'])}; "
+            f"use --scale {' '.join(map(str, scfg['scales']))}"
+        )
 
 
 # ------------------------------------------------------------------------------- resume
