@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edsr_lab.cli.common import int_at_least
 from edsr_lab.config import resolve_device
-from edsr_lab.errors import BadArgumentError
+from edsr_lab.errors import BadArgumentError, OutputExistsError, OutputPathError
+from edsr_lab.paths import unwritable_reason
 
 __all__ = ["add_parsers"]
 
@@ -88,9 +90,29 @@ def _scales(model, asked: list[int] | None, source: str) -> list[int]:
     ]
 
 
+def _check_csv(csv: str, overwrite: bool) -> None:
+    """Refuse a --csv that cannot be written *before* the evaluation, not after it."""
+    path = Path(csv).expanduser()
+    if path.is_dir():
+        raise OutputPathError(
+            f"--csv {csv} is a folder; give a file name, e.g. {path / 'scores.csv'}"
+        )
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"--csv {csv} exists; pass --overwrite to replace it")
+    if not path.parent.is_dir():
+        raise OutputPathError(
+            f"--csv {csv}: the folder {str(path.parent)!r} does not exist; create it first"
+        )
+    reason = unwritable_reason(path.parent)
+    if reason is not None:
+        raise OutputPathError(f"--csv {csv}: {reason}")
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from edsr_lab.evaluate import evaluate_sets, write_csv_rows
 
+    if args.csv:  # before the evaluation, so a bad target never costs its scores
+        _check_csv(args.csv, args.overwrite)
     device = resolve_device(args.device)
     model = _load_model(args, device)
     reports = []
