@@ -464,9 +464,13 @@ def test_a_last_pt_that_is_a_folder_is_named_as_such(capsys, run_copy):
     (run_copy / "last.pt").unlink()
     (run_copy / "last.pt").mkdir()
     before = _snapshot(run_copy)
-    for extra in (["--resume"], ["--overwrite"]):
-        code, _, err = _train(capsys, "--out", str(run_copy), *extra)
-        assert code == 2 and "last.pt" in err and "is a folder" in err, err
+    messages = {  # --resume must refuse (not restart at step 0 "with no last.pt yet")
+        "--resume": f"--resume: {run_copy / 'last.pt'} is a folder, not the run's training",
+        "--overwrite": f"--out {run_copy}: last.pt there is a folder, not the run's file",
+    }
+    for extra, message in messages.items():
+        code, _, err = _train(capsys, "--out", str(run_copy), extra)
+        assert code == 2 and message in err, err
         _one_line(err)
     assert _snapshot(run_copy) == before
 
