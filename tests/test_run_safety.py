@@ -542,3 +542,29 @@ def test_init_is_checked_before_the_training_data_is_loaded(
     assert code == 2 and message in err, err
     _one_line(err)
     assert loaded == [] and not out.exists()
+
+
+def test_init_at_another_scale_starts_from_the_same_weights_as_ever(run_copy, div2k, monkeypatch):
+    """--init is checked early but still read after the model is built: reading draws from
+    the seeded generator, and the upsampler init_from adds at x4 comes after those draws."""
+    from edsr_lab import models
+    from edsr_lab.train import run, runner
+    from edsr_lab.weights import load_model
+
+    started = {}
+
+    def stop(cfg, model, *args):
+        started.update({k: v.clone() for k, v in model.state_dict().items()})
+        raise RuntimeError("stopped before the first step")
+
+    monkeypatch.setattr(runner, "_train", stop)
+    best = run_copy / "best.pt"
+    with pytest.raises(RuntimeError, match="stopped before"):
+        run(out=str(run_copy.parent / "x4"), data=str(div2k / "DIV2K_train_HR"), scales=(4,),
+            init=str(best), seed=5, device="cpu", n_resblocks=1, n_feats=8, batch_size=4,
+            patch_size=8, iters=2, holdout=0.34)  # fmt: skip
+    torch.manual_seed(5)
+    models.build_model("edsr_baseline", (4,), n_resblocks=1, n_feats=8)
+    expected = models.init_from(load_model(best), 4).state_dict()
+    assert started.keys() == expected.keys()
+    assert all(torch.equal(started[k], expected[k]) for k in expected)

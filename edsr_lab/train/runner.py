@@ -134,7 +134,7 @@ def run(
     cfg, restart = _settings(out, cfg, given)
     cfg.validate()
     _check_start(cfg, given, device)
-    init = _check_init(cfg)  # read and matched to the model before any data is loaded
+    _check_init(cfg)  # read and matched to the model before any data is loaded
     own = cfg.resume or restart
     check_out(out, overwrite=cfg.overwrite, own=own, check_writable=main)
     if ddp.is_distributed():
@@ -142,7 +142,7 @@ def run(
     with RunFolder(out, main=main, say=_say) as folder:
         check_out(out, overwrite=cfg.overwrite, own=own, check_writable=False)  # locked now
         data, sampler = _data(cfg, device)
-        model, summary = _model(cfg, data, device, out, restart, init)
+        model, summary = _model(cfg, data, device, out, restart)
         if main:
             folder.replace(cfg.overwrite)  # the old run's files go aside only now
             _write_settings(out, cfg, data, sampler)
@@ -362,15 +362,9 @@ def _data_note(choice: DataChoice, *, named: bool) -> str:
 
 
 def _model(
-    cfg: RunConfig,
-    data: TrainData,
-    device: torch.device,
-    out: Path,
-    restart: bool,
-    init: nn.Module | None = None,
+    cfg: RunConfig, data: TrainData, device: torch.device, out: Path, restart: bool
 ) -> tuple[nn.Module, dict[str, Any]]:
-    """The model (started from ``--init``: ``init``, read by :func:`_check_init`) and the
-    summary so far (bicubic, the start).
+    """The model (started from ``--init``) and the summary so far (bicubic, the start).
 
     A restarted run keeps the best validation result of its first attempt (and best.pt).
     """
@@ -393,7 +387,10 @@ def _model(
         if restart and "best" in found and (out / "best.pt").is_file():
             summary["best"] = found["best"]
         if cfg.init and not cfg.resume:
-            model, init_note = init_model(model, cfg.init, source=init)
+            # Read again (checked by _check_init before the data): reading builds a model,
+            # which draws from the seeded generator, and the weights init_from adds at a
+            # new scale come after it: the same draws as ever, so the same start.
+            model, init_note = init_model(model, cfg.init)
             _say(f"model: {init_note}")
         if ddp.rank() == 0:
             summary["bicubic"] = bicubic_psnr(data)
@@ -523,20 +520,18 @@ def _finish(out: Path, history: History, summary: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------- model
 
 
-def _check_init(cfg: RunConfig) -> nn.Module | None:
-    """The ``--init`` model, read and checked against ``--model`` (built on the meta
-    device: no memory) before the training data is loaded or the folder touched, so a
-    wrong ``--init`` costs no time and replaces nothing. None without ``--init`` (or on
-    ``--resume``, which continues from last.pt)."""
+def _check_init(cfg: RunConfig) -> None:
+    """Read ``--init`` and check it against ``--model`` (built on the meta device: no
+    memory) before the training data is loaded or the folder touched, so a wrong
+    ``--init`` costs no time and replaces nothing. Nothing to do without ``--init`` or on
+    ``--resume`` (which continues from last.pt)."""
     if not cfg.init or cfg.resume:
-        return None
-    source = _read_init(cfg.init)
+        return
     with torch.device("meta"):
         target = models.build_model(
             cfg.model, cfg.scales, n_resblocks=cfg.n_resblocks, n_feats=cfg.n_feats
         )
-    _check_init_fits(source, target, cfg.init)
-    return source
+    _check_init_fits(_read_init(cfg.init), target, cfg.init)
 
 
 def _read_init(spec: str) -> nn.Module:
