@@ -414,6 +414,29 @@ def test_a_full_disk_at_a_save_names_the_folder_and_the_space_needed(
     assert not [p for p in run_copy.iterdir() if p.name.endswith(".tmp")]
 
 
+def test_a_full_disk_at_a_best_pt_save_names_it_and_keeps_last_pt(
+    capsys, tmp_path, div2k, monkeypatch
+):
+    real_save = torch.save
+
+    def full(obj, f, *args, **kwargs):
+        if "best.pt" in str(f):
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return real_save(obj, f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "save", full)
+    out = tmp_path / "run"
+    code, _, err = _train(
+        capsys, "--data", str(div2k), "--out", str(out), "--iters", "4", "--save-every", "2",
+        "--eval-every", "4",
+    )  # fmt: skip
+    assert code == 2, err
+    _one_line(err)
+    assert f"cannot save best.pt in {out}" in err and "needed" in err and "--resume" in err
+    assert (out / "last.pt").is_file() and not (out / "best.pt").exists()
+    assert load_training_checkpoint(out / "last.pt")["step"] == 2
+
+
 # ------------------------------------------------------------ item 12: a forged last.pt
 
 
