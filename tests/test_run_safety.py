@@ -339,6 +339,31 @@ def test_sizes_that_cannot_fit_are_refused_before_the_model_is_built(
 
 
 @pytest.mark.parametrize(
+    "failure",
+    [
+        RuntimeError("[enforce fail at alloc_cpu.cpp:117] DefaultCPUAllocator: can't allocate"),
+        MemoryError(),
+    ],
+    ids=["torch-allocator", "MemoryError"],
+)
+def test_running_out_of_memory_past_the_estimate_is_one_line(
+    capsys, tmp_path, div2k, monkeypatch, failure
+):
+    """The estimate is a lower bound: a step that still runs out of memory is one line
+    naming the options to shrink, and the failed start leaves nothing behind."""
+    from edsr_lab.train import runner
+
+    def oom(*args, **kwargs):
+        raise failure
+
+    monkeypatch.setattr(runner, "train", oom)
+    code, _, err = _train(capsys, "--data", str(div2k), "--out", str(tmp_path / "o"))
+    assert code == 2 and err.startswith("error: out of memory") and "--batch-size" in err, err
+    _one_line(err)
+    assert not (tmp_path / "o").exists()
+
+
+@pytest.mark.parametrize(
     "name, scales", [("edsr_baseline", (2,)), ("edsr", (4,)), ("mdsr_baseline", (2, 3, 4)),
                      ("srresnet", (4,))]
 )  # fmt: skip
