@@ -81,6 +81,14 @@ def test_evaluate_checks_the_csv_target_before_the_evaluation(
     assert not (tmp_path / "missing").exists()
 
 
+def test_evaluate_refuses_the_meta_device_before_the_evaluation(evaluation, capsys):
+    argv, calls = evaluation
+    code = main([*argv, "--device", "meta"])
+    err = capsys.readouterr().err
+    assert code == 2 and "device 'meta' holds shapes but no data" in err, err
+    assert err.count("\n") == 1 and calls == []
+
+
 def test_make_dataset_removes_the_work_folders_of_killed_runs(tmp_path, capsys):
     src = _images(tmp_path / "src")
     dst = tmp_path / "dst"

@@ -121,7 +121,7 @@ def _one_line(err: str) -> None:
     [
         (["--data", "typo"], "--data typo: no such folder"),
         (["--amp", "bf16"], "--amp bf16 needs a CUDA GPU"),
-        (["--device", "meta"], "--device meta: 'meta' is not a device that computes"),
+        (["--device", "meta"], "device 'meta' holds shapes but no data"),
         (["--n-feats", "100000"], "--n-feats 100000: training would need at least"),
         (["--init", "missing.pt"], "--init missing.pt: no such file"),
         (["--seed", str(2**70)], "--seed 1180591620717411303424: must be a whole number"),

@@ -242,18 +242,11 @@ def _check_last(out: Path) -> None:
         ) from None
 
 
-_COMPUTE_DEVICES = ("cpu", "cuda", "mps", "xpu")
-
-
 def _check_start(cfg: RunConfig, given: set[str], device: torch.device) -> None:
     """What the settings, the device and the machine's memory allow, checked before any
-    data is loaded or file written: the device computes, the batch splits over the
-    processes, --amp works there, and one training step fits in memory."""
-    if device.type not in _COMPUTE_DEVICES:
-        raise DeviceError(
-            f"--device {cfg.device}: {device.type!r} is not a device that computes (a "
-            f"'meta' tensor holds no data); train on {', '.join(_COMPUTE_DEVICES[:3])}"
-        )
+    data is loaded or file written: the batch splits over the processes, --amp works on
+    the device (config.resolve_device checked the device itself), and one training step
+    fits in memory."""
     if cfg.batch_size % ddp.world_size():
         raise TrainOptionError(
             f"--batch-size {cfg.batch_size} is the global batch and must split evenly over "
