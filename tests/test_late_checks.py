@@ -64,8 +64,9 @@ def test_evaluate_writes_the_csv_when_the_target_is_fine(tmp_path, evaluation, c
         ("exists.csv", "exists; pass --overwrite to replace it"),
         ("folder", "is a folder; give a file name"),
         ("missing/scores.csv", "does not exist; create it first"),
+        ("exists.csv/scores.csv", "exists.csv' is a file, not a folder"),
     ],
-    ids=["existing-file", "folder", "missing-folder"],
+    ids=["existing-file", "folder", "missing-folder", "inside-a-file"],
 )
 def test_evaluate_checks_the_csv_target_before_the_evaluation(
     tmp_path, evaluation, capsys, target, message

@@ -99,6 +99,10 @@ def _check_csv(csv: str, overwrite: bool) -> None:
         )
     if path.exists() and not overwrite:
         raise OutputExistsError(f"--csv {csv} exists; pass --overwrite to replace it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputPathError(
+            f"--csv {csv}: {str(path.parent)!r} is a file, not a folder; choose another --csv"
+        )
     if not path.parent.is_dir():
         raise OutputPathError(
             f"--csv {csv}: the folder {str(path.parent)!r} does not exist; create it first"
