@@ -310,6 +310,20 @@ def test_a_diverged_run_keeps_its_record_and_the_suggested_command_works(capsys,
     assert json.loads((out / "config.json").read_text())["run"]["lr"] == 1e5
 
 
+def test_the_suggested_command_knows_every_train_option():
+    """command_line (the command a diverged run prints) writes OPTIONS: an option added to
+    the parser but not there would silently drop out of the suggested command."""
+    import argparse
+
+    from edsr_lab.cli.train import OPTIONS, add_parsers
+
+    parser = argparse.ArgumentParser()
+    add_parsers(parser.add_subparsers())
+    (train,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    dests = {a.dest for a in train.choices["train"]._actions} - {"help", "func"}
+    assert dests - {"resume", "overwrite"} == set(OPTIONS)
+
+
 # ---------------------------------------------------------------- item 8: what cannot fit
 
 
