@@ -109,8 +109,8 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
 
     Raises:
         DeviceError: one line naming the device and what to do, when the name is not a
-            device or this machine does not have it (no CUDA GPU, a GPU index past the
-            last one, no MPS). Also a ``ValueError``.
+            device, this machine does not have it (no CUDA GPU, a GPU index past the
+            last one, no MPS), or it computes nothing (``meta``). Also a ``ValueError``.
     """
     import torch  # here, not at the top: `python -m edsr_lab --help` must not load torch
 
@@ -136,6 +136,11 @@ def resolve_device(device: str | torch.device | None = None) -> torch.device:
             )
     elif dev.type == "mps" and not torch.backends.mps.is_available():
         raise DeviceError(f"device {str(device)!r}: Apple's MPS is not available; {_DEVICE_FIX}")
+    elif dev.type == "meta":  # shapes without data: every computation fails deep in torch
+        raise DeviceError(
+            f"device {str(device)!r} holds shapes but no data, so nothing can be computed "
+            f"on it; {_DEVICE_FIX}"
+        )
     return dev
 
 

@@ -24,6 +24,7 @@ use it before torch is loaded.
     ├── RunExistsError (FileExistsError)   a training output folder holds another run
     ├── FileWriteError (OSError)           a file could not be written (disk full)
     ├── ResumeConfigError (ValueError)     resuming with changed optimiser settings
+    ├── FolderInUseError (OSError)         another process holds the folder's lock
     └── BadArgumentError (ValueError)      an argument value the function cannot use
         ├── BadArgumentTypeError (TypeError)
         ├── SamplerError                   training samplers that do not fit together
@@ -175,3 +176,8 @@ def did_you_mean(name: object, known: Iterable[str]) -> str:
     the start of the hint every "unknown name" message gives."""
     close = difflib.get_close_matches(str(name), list(known), n=3, cutoff=0.6)
     return f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+
+
+class FolderInUseError(EdsrLabError, OSError):
+    """Another process holds the folder's lock (e.g. a training run writing into it); the
+    message names that process."""

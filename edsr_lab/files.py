@@ -2,6 +2,8 @@
 
 A checkpoint is hours of GPU time: a crash, a kill or a full disk while it is being
 written must never leave a half-written file in its place, nor lose the previous one.
+Beside it: :func:`stale_staging_folders` (the hidden work folders of killed commands) and
+:class:`FolderLock` (one process at a time writes into a folder, e.g. a training run).
 This module has no dependency beyond the standard library (no Pillow, no torch), so the
 model code can use it without importing the image stack.
 """
@@ -10,16 +12,34 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import json
 import os
+import re
 import shutil
+import socket
 import time
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-from edsr_lab.errors import FileWriteError
+from edsr_lab.errors import FileWriteError, FolderInUseError
 
-__all__ = ["STALE_AFTER_S", "atomic_write", "pid_alive", "stale_temp_files"]
+try:  # POSIX; elsewhere FolderLock judges a lock by its process id alone
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = [
+    "STALE_AFTER_S",
+    "FolderLock",
+    "atomic_write",
+    "free_bytes",
+    "human_bytes",
+    "pid_alive",
+    "stale_staging_folders",
+    "stale_temp_files",
+]
 
 #: Temporary files of a killed writer older than this are removed even when their process
 #: id is alive again (ids are reused) or cannot be checked.
@@ -86,11 +106,60 @@ def _is_hex(text: str) -> bool:
     return all(c in "0123456789abcdef" for c in text)
 
 
-def _free_bytes(folder: Path) -> str:
+def stale_staging_folders(parent: str | os.PathLike, prefix: str) -> list[Path]:
+    """Hidden work folders ``<prefix><pid>-<8 hex>`` in ``parent`` that killed processes left.
+
+    A command that builds its output in a staging folder and moves it into place removes
+    the folder itself, unless it is killed (``kill -9``, a power cut). Such a folder counts
+    as stale when its process is gone or it is older than :data:`STALE_AFTER_S`; folders
+    of the older pattern ``<prefix><8 hex>`` (no process id, written by earlier versions)
+    are stale too. Folders of live processes are kept. Symbolic links are never listed.
+    """
+    parent = Path(parent)
+    pattern = re.compile(re.escape(prefix) + r"(?:(\d+)-)?[0-9a-f]{8}")
     try:
-        return f"{shutil.disk_usage(folder).free / 2**20:,.0f} MiB free"
+        names = os.listdir(parent)
     except OSError:
-        return "free space unknown"
+        return []
+    now, found = time.time(), []
+    for name in names:
+        match = pattern.fullmatch(name)
+        path = parent / name
+        if match is None or path.is_symlink() or not path.is_dir():
+            continue
+        try:
+            old = now - path.stat().st_mtime > STALE_AFTER_S
+        except OSError:
+            continue
+        pid = match.group(1)
+        if pid is None or old or (int(pid) != os.getpid() and not pid_alive(int(pid))):
+            found.append(path)
+    return found
+
+
+def human_bytes(n: float) -> str:
+    """``3.2e9`` -> ``"3.0 GiB"``: a byte count as a person reads it."""
+    for unit in ("bytes", "KiB", "MiB", "GiB", "TiB"):
+        if abs(n) < 1024 or unit == "TiB":
+            return f"{n:,.0f} {unit}" if unit == "bytes" else f"{n:,.1f} {unit}"
+        n /= 1024
+    return f"{n:,.1f} TiB"  # pragma: no cover - the loop returns
+
+
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Free bytes on the file system of ``folder`` (or its nearest existing parent)."""
+    probe = Path(folder)
+    while not probe.exists() and probe.parent != probe:
+        probe = probe.parent
+    try:
+        return shutil.disk_usage(probe).free
+    except OSError:
+        return None
+
+
+def _free_bytes(folder: Path) -> str:
+    free = free_bytes(folder)
+    return "free space unknown" if free is None else f"{human_bytes(free)} free"
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
@@ -141,8 +210,9 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
         raise
     except RuntimeError as e:
         # torch.save reports a failed write (e.g. a full disk) as a RuntimeError from its
-        # zip writer, with a C++ source location; turn it into one readable line.
-        if "write" not in str(e).lower():
+        # zip writer, with a C++ source location ("[enforce fail at inline_container.cc:672]
+        # . unexpected pos 704 vs 598", or "... file write failed"); one readable line.
+        if not any(k in str(e).lower() for k in ("write", "inline_container", "unexpected pos")):
             raise
         raise FileWriteError(
             f"cannot write {str(path)!r}: writing failed ({_free_bytes(path.parent)}; is the "
@@ -153,3 +223,139 @@ def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:
             with contextlib.suppress(OSError):
                 tmp.unlink()
     return path
+
+
+# ----------------------------------------------------------------------------------------
+# One writer per folder
+# ----------------------------------------------------------------------------------------
+
+
+class FolderLock:
+    """An advisory lock: one process at a time writes into ``folder``.
+
+    ``FolderLock(folder).acquire()`` creates ``folder/<name>`` holding who took it (process
+    id, host, start time, what for) and holds an exclusive ``flock`` on it, which the
+    kernel drops when the process ends, however it ends. A second process is refused
+    with :class:`~edsr_lab.errors.FolderInUseError` naming the holder. A lock file left by
+    a process that is gone (``kill -9``) is taken over; :attr:`took_over` then names it.
+    :meth:`release` (or leaving the ``with`` block) removes the file.
+
+    Without ``fcntl`` (Windows) the file is created exclusively and a holder counts as
+    gone when its process id is not running on this host.
+    """
+
+    def __init__(self, folder: str | os.PathLike, name: str = ".edsr_lab.lock", what: str = ""):
+        self.path = Path(folder) / name
+        self.what = what
+        self.took_over: dict[str, Any] | None = None
+        self._fd: int | None = None
+
+    # -- who holds it
+    @staticmethod
+    def describe(holder: dict[str, Any]) -> str:
+        """``"process 123 on host box since 2026-01-02 10:00:00 (train)"``."""
+        what = f" ({holder['what']})" if holder.get("what") else ""
+        return (
+            f"process {holder.get('pid', '?')} on host {holder.get('host', '?')} since "
+            f"{holder.get('started', '?')}{what}"
+        )
+
+    def holder(self) -> dict[str, Any] | None:
+        """What the lock file says (None: no file, or unreadable)."""
+        try:
+            info = json.loads(self.path.read_text(encoding="utf-8") or "null")
+        except (OSError, ValueError):
+            return None
+        return info if isinstance(info, dict) else None
+
+    def _gone(self, holder: dict[str, Any] | None) -> bool:
+        """Without flock: is the holder's process gone (same host, pid not running)?"""
+        if holder is None:
+            return True
+        pid = holder.get("pid")
+        return (
+            holder.get("host") == socket.gethostname()
+            and isinstance(pid, int)
+            and not pid_alive(pid)
+        )
+
+    # -- taking and giving back
+    def acquire(self) -> FolderLock:
+        """Take the lock (the folder must exist); FolderInUseError when another holds it."""
+        for _ in range(10):  # retried only if the file is replaced while we take it
+            if self._try_once():
+                return self
+        raise FolderInUseError(f"cannot lock {str(self.path.parent)!r}: its lock keeps changing")
+
+    def _try_once(self) -> bool:
+        if fcntl is None:  # pragma: no cover - Windows
+            return self._try_exclusive()
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            self._refuse(self.holder())
+        # The holder before us may have removed the file between our open and our flock:
+        # then we hold a lock on a file nobody else sees; take the new one instead.
+        try:
+            same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+        except OSError:
+            same = False
+        if not same:
+            os.close(fd)
+            return False
+        old = self.holder()
+        if old is not None:
+            self.took_over = old  # its process ended without removing the file
+        self._fd = fd
+        self._write_info(fd)
+        return True
+
+    def _try_exclusive(self) -> bool:  # pragma: no cover - Windows
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o644)
+        except FileExistsError:
+            old = self.holder()
+            if not self._gone(old):
+                self._refuse(old)
+            self.took_over = old
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            return False
+        self._fd = fd
+        self._write_info(fd)
+        return True
+
+    def _write_info(self, fd: int) -> None:
+        info = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "started": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "what": self.what,
+        }
+        os.ftruncate(fd, 0)
+        os.write(fd, json.dumps(info).encode())
+        os.fsync(fd)
+
+    def _refuse(self, holder: dict[str, Any] | None) -> None:
+        who = self.describe(holder) if holder else "another process"
+        raise FolderInUseError(
+            f"{str(self.path.parent)!r} is in use by {who}; wait until it ends or choose "
+            f"another folder (if that process is gone for good, delete {str(self.path)!r})"
+        )
+
+    def release(self) -> None:
+        """Remove the lock file and give the lock back (nothing if not held)."""
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()
+        os.close(self._fd)  # closing drops the flock
+        self._fd = None
+
+    def __enter__(self) -> FolderLock:
+        return self.acquire()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.release()

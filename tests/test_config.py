@@ -34,6 +34,17 @@ def test_resolve_device_errors_are_one_line_for_cli_and_python(monkeypatch):
         config.resolve_device("cuda:5")
 
 
+def test_the_meta_device_is_refused_in_one_line():
+    """'meta' is a device name torch accepts, but it computes nothing: every command
+    (train, evaluate, upscale) failed deep inside torch with a raw traceback."""
+    for name in ("meta", torch.device("meta")):
+        with pytest.raises(DeviceError) as info:
+            config.resolve_device(name)
+        text = str(info.value)
+        assert "device 'meta' holds shapes but no data" in text and "\n" not in text
+        assert text.endswith("use --device cpu (device='cpu' from Python)")
+
+
 def test_importing_config_does_not_import_torch():
     code = "import sys, edsr_lab.config; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

@@ -4,10 +4,12 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from edsr_lab.cli.common import int_at_least
 from edsr_lab.config import resolve_device
-from edsr_lab.errors import BadArgumentError
+from edsr_lab.errors import BadArgumentError, OutputExistsError, OutputPathError
+from edsr_lab.paths import unwritable_reason
 
 __all__ = ["add_parsers"]
 
@@ -123,6 +125,28 @@ def _scales(model, asked: list[int] | None, source: str) -> list[int]:
     ]
 
 
+def _check_csv(csv: str, overwrite: bool) -> None:
+    """Refuse a --csv that cannot be written *before* the evaluation, not after it."""
+    path = Path(csv).expanduser()
+    if path.is_dir():
+        raise OutputPathError(
+            f"--csv {csv} is a folder; give a file name, e.g. {path / 'scores.csv'}"
+        )
+    if path.exists() and not overwrite:
+        raise OutputExistsError(f"--csv {csv} exists; pass --overwrite to replace it")
+    if path.parent.exists() and not path.parent.is_dir():
+        raise OutputPathError(
+            f"--csv {csv}: {str(path.parent)!r} is a file, not a folder; choose another --csv"
+        )
+    if not path.parent.is_dir():
+        raise OutputPathError(
+            f"--csv {csv}: the folder {str(path.parent)!r} does not exist; create it first"
+        )
+    reason = unwritable_reason(path.parent)
+    if reason is not None:
+        raise OutputPathError(f"--csv {csv}: {reason}")
+
+
 #: The options of the medical scoring (edsr_lab.evaluate_volumes), by their dest.
 _MEDICAL_OPTIONS = ("degradation", "range", "units", "axis", "heldout", "holdout", "seed")
 
@@ -159,8 +183,6 @@ def _medical(args: argparse.Namespace) -> bool:
         )
     if args.scale and len(args.scale) != 1:
         raise BadArgumentError("medical data are scored at one --scale at a time")
-    if args.csv and Path(args.csv).expanduser().exists() and not args.overwrite:
-        raise BadArgumentError(f"--csv {args.csv} exists; pass --overwrite to replace it")
     parse_degradation(args.degradation or "bicubic")
     parse_range(args.range or "auto")
     return True
@@ -208,6 +230,8 @@ def cmd_evaluate_volumes(args: argparse.Namespace, model, device) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from edsr_lab.evaluate import evaluate_sets, write_csv_rows
 
+    if args.csv:  # before the evaluation, so a bad target never costs its scores
+        _check_csv(args.csv, args.overwrite)
     device = resolve_device(args.device)
     medical = _medical(args)
     model = _load_model(args, device)

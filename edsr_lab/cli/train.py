@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import shlex
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 # torch-free: the edsr_lab.train package loads its torch-using modules on first use
 from edsr_lab.losses import loss_names
@@ -23,9 +25,37 @@ from edsr_lab.train.config import (
     STORAGES,
     RunConfig,
     TrainConfig,
+    option_name,
 )
 
-__all__ = ["add_parsers", "config_from_args"]
+__all__ = ["OPTIONS", "add_parsers", "command_line", "config_from_args"]
+
+#: The RunConfig fields that are options of ``train`` (besides --resume, --overwrite), in
+#: the order :func:`command_line` writes them.
+OPTIONS = (
+    "model",
+    "scales",
+    "data",
+    "init",
+    "iters",
+    "batch_size",
+    "patch_size",
+    "loss",
+    "lr",
+    "eval_every",
+    "checkpoint_every",
+    "device",
+    "amp",
+    "compile",
+    "seed",
+    "holdout",
+    "degradation",
+    "split_by",
+    "storage",
+    "n_resblocks",
+    "n_feats",
+    "out",
+)
 
 EPILOG = """\
 examples:
@@ -191,21 +221,75 @@ def config_from_args(args: argparse.Namespace) -> tuple[RunConfig, set[str]]:
     return dataclasses.replace(RunConfig.defaults(), **values), set(values)
 
 
+def command_line(cfg: RunConfig, given: set[str], **changes: Any) -> str:
+    """The ``train`` command that runs ``cfg`` again (with ``changes``): every option
+    given or different from the defaults, so it also reproduces a resumed run's settings."""
+    defaults = RunConfig.defaults()
+    cfg = dataclasses.replace(cfg, **changes)
+    words = ["python", "-m", "edsr_lab", "train"]
+    for f in OPTIONS:
+        value = getattr(cfg, f)
+        if value is None or value is False:
+            continue
+        if f not in given and f not in changes and f != "out" and value == getattr(defaults, f):
+            continue
+        words.append(option_name(f))
+        if isinstance(value, (tuple, list)):
+            words += [str(v) for v in value]
+        elif value is not True:
+            words.append(f"{value:g}" if isinstance(value, float) else str(value))
+    if cfg.overwrite:
+        words.append("--overwrite")
+    return shlex.join(words)
+
+
 def cmd_train(args: argparse.Namespace) -> int:
-    from edsr_lab.errors import EdsrLabError, TrainOptionError
+    from edsr_lab.errors import EdsrLabError, FileWriteError, TrainOptionError
     from edsr_lab.train import run
 
     cfg, given = config_from_args(args)
+    out = Path(cfg.out).expanduser()
     try:
         result = run(cfg, given=given)
     except KeyboardInterrupt as stop:  # Ctrl-C, or SIGTERM (train() saves last.pt first)
-        print(f"\n{_interrupted(stop, Path(cfg.out).expanduser())}", file=sys.stderr)
+        print(f"\n{_interrupted(stop, out)}", file=sys.stderr)
         return 128 + getattr(stop, "signal", signal.SIGINT)
+    except FileWriteError as e:  # e.g. a full disk at a save: say how to go on
+        if (out / "last.pt").is_file():
+            resume = f"python -m edsr_lab train --out {shlex.quote(str(out))} --resume"
+            raise FileWriteError(f"{e}; then continue with: {resume}") from e
+        raise
     except EdsrLabError:
         raise
     except ValueError as e:  # e.g. torch refusing a value we did not foresee: one line too
         raise TrainOptionError(f"{type(e).__name__}: {str(e).splitlines()[0]}") from e
-    return 1 if result.history.diverged else 0
+    except (MemoryError, RuntimeError) as e:
+        if not isinstance(e, MemoryError) and "alloc" not in str(e) and "memory" not in str(e):
+            raise
+        raise TrainOptionError(
+            f"out of memory ({type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}); "
+            "use a smaller --batch-size, --patch-size, --n-feats or --n-resblocks"
+        ) from e
+    if result.history.diverged:
+        print(_diverged(result, cfg, given), file=sys.stderr)
+        return 1
+    return 0
+
+
+def _diverged(result: Any, cfg: RunConfig, given: set[str]) -> str:
+    """What a diverged run left, and the command that starts it again (a lower lr)."""
+    h, out = result.history, result.out
+    cfg = result.config or cfg
+    kept = ["summary.json", "history.csv", "curves.png"]
+    if (out / "last.pt").is_file():
+        kept.append("last.pt (the last good state)")
+    if (out / "best.pt").is_file():
+        kept.append("best.pt")
+    again = command_line(cfg, given | {"lr"}, overwrite=True, resume=False, lr=cfg.lr / 10)
+    return (
+        f"training diverged at step {h.diverged_step} (the loss became nan or inf); {out} "
+        f"keeps the record ({', '.join(kept)}). Start again with a lower learning rate: {again}"
+    )
 
 
 def _interrupted(stop: KeyboardInterrupt, out: Path) -> str:

@@ -39,7 +39,6 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import torch
-from PIL import Image, UnidentifiedImageError
 
 import edsr_lab.io
 import edsr_lab.resize
@@ -53,9 +52,9 @@ from edsr_lab.errors import (
     DatasetError,
     DatasetExistsError,
     EdsrLabError,
-    ImageReadError,
     OutputPathError,
 )
+from edsr_lab.files import stale_staging_folders
 from edsr_lab.intensity import parse_range
 from edsr_lab.paths import unreadable_reason, unwritable_reason
 from edsr_lab.resize import degrade, modcrop
@@ -411,6 +410,9 @@ def _check_sources(plan: list[_Planned], multiple: int, scales: tuple[int, ...])
     return reduced
 
 
+_STAGING = ".make-dataset-"  # + "<pid>-<8 hex>": make_div2k_layout's work folder
+
+
 def _write_staged(
     plan: list[_Planned],
     root: Path,
@@ -424,7 +426,11 @@ def _write_staged(
     """Make every file in a staging folder inside ``root``; move them into place only if
     all succeeded. On any failure the staging folder (and ``root``, if this made it) goes."""
     created_root = not root.exists()
-    staging = root / f".make-dataset-{uuid.uuid4().hex[:8]}"
+    # Staging folders that killed runs (kill -9) left behind go first; ours names our
+    # process, so the next run can tell a dead one's from a running one's.
+    for stale in stale_staging_folders(root, _STAGING):
+        shutil.rmtree(stale, ignore_errors=True)
+    staging = root / f"{_STAGING}{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _, hr_first, lr_first = plan[0]  # every image goes to the same folders
         for rel in (hr_first, *lr_first.values()):
@@ -468,16 +474,11 @@ def _csv_field(text: str) -> str:
 
 def _image_header(path: Path) -> tuple[int, int, int]:
     """(width, height, bits per value) from the file's header, without decoding its pixels;
-    ImageReadError when it is not a readable image file."""
-    reason = unreadable_reason(path, "image file")
-    if reason is not None:  # missing, a symlink loop, a FIFO, empty...
-        raise ImageReadError(path, reason)
-    try:
-        with Image.open(path) as img:
-            mode, (width, height) = img.mode, img.size
-            args = img.tile[0][3] if len(img.tile) == 1 else ""
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
-        raise ImageReadError(path, f"not an image Pillow can read ({exc})") from None
+    ImageReadError when it is not a readable image file (or claims more pixels than
+    :func:`edsr_lab.io.load_image` decodes: a decompression bomb)."""
+    with edsr_lab.io.open_image(path) as img:  # the package's checks, one error type
+        mode, (width, height) = img.mode, img.size
+        args = img.tile[0][3] if len(img.tile) == 1 else ""
     wide = mode.startswith(("I", "F")) or (isinstance(args, str) and ";16" in args)
     return width, height, 16 if wide else 8
 

@@ -319,6 +319,13 @@ def _load_div2k_scale(
         v_dir = root / div2k.hr_dirname("valid")
         wanted = [i for i in DIV2K_ABLATION_VALID if (v_dir / f"{i:04d}.png").is_file()]
         v_hr = [v_dir / f"{i:04d}.png" for i in wanted] or sorted(v_dir.glob("*.png"))[:10]
+        if not v_hr:
+            raise DatasetError(
+                f"{v_dir} holds no PNG images to validate on; put the validation images there "
+                "(DIV2K's are 0801.png to 0900.png: python -m edsr_lab download-div2k --parts "
+                "valid_HR), or remove the empty folder to hold out a share of the training "
+                "images (--holdout)"
+            )
         if (root / div2k.lr_dirname("valid", s, track)).is_dir():
             pairs = [
                 (h, root / div2k.lr_dirname("valid", s, track) / div2k.lr_filename(h.name, s))

@@ -10,6 +10,8 @@
   (:func:`save_training_checkpoint`, :func:`load_training_checkpoint`);
 - :mod:`~edsr_lab.train.runner`: :func:`run`, a complete run (``python -m edsr_lab
   train``): data, model, output folder; :mod:`~edsr_lab.train.report` what it writes;
+  :mod:`~edsr_lab.train.outdir` who may write into the output folder (a lock; a failed
+  start leaves it as found); :mod:`~edsr_lab.train.budget` the memory a run needs;
 - :mod:`~edsr_lab.train.ddp`: several GPUs with ``torchrun``.
 
 Import from here: ``from edsr_lab.train import TrainConfig, train``.

@@ -162,6 +162,8 @@ class TrainConfig:
                 raise TrainOptionError(f"{name(f)}: must be a number > 0 (default {default:g})")
         if self.grad_clip is not None and not _positive(self.grad_clip):
             raise TrainOptionError(f"{name('grad_clip')}: use None (no clipping) or a number > 0")
+        if not (_whole(self.seed, 0) and self.seed < 2**63):  # torch's seeds are 64-bit
+            raise TrainOptionError(f"{name('seed')}: must be a whole number from 0 to 2**63 - 1")
 
     @property
     def loss_scale(self) -> float:

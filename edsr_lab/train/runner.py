@@ -40,12 +40,19 @@ from torch import nn
 from edsr_lab import config, models
 from edsr_lab.data.samplers import StepSeededSampler
 from edsr_lab.data.sources import DataChoice, TrainData, choose_training_data, load_training_data
-from edsr_lab.errors import OutputPathError, RunExistsError, TrainOptionError, did_you_mean
-from edsr_lab.paths import unwritable_reason
-from edsr_lab.train import ddp
+from edsr_lab.errors import (
+    CheckpointError,
+    DeviceError,
+    FileWriteError,
+    RunExistsError,
+    TrainOptionError,
+    did_you_mean,
+)
+from edsr_lab.train import budget, ddp
 from edsr_lab.train.config import RunConfig, option_name
 from edsr_lab.train.log import History
 from edsr_lab.train.loop import train
+from edsr_lab.train.outdir import RUN_FILES, RunFolder, check_out
 from edsr_lab.train.report import (
     PROTOCOL,
     add_gains,
@@ -56,20 +63,11 @@ from edsr_lab.train.report import (
     write_history_csv,
     write_json,
 )
-from edsr_lab.train.state import load_training_checkpoint
+from edsr_lab.train.state import load_training_checkpoint, no_space_error
+from edsr_lab.train.step import resolve_amp
 from edsr_lab.weights import load_model, load_pretrained
 
-__all__ = ["RUN_FILES", "RunResult", "init_model", "run"]
-
-#: The files a run writes into its output folder (``overwrite`` removes only these).
-RUN_FILES = (
-    "last.pt",
-    "best.pt",
-    "history.csv",
-    "config.json",
-    "curves.png",
-    "summary.json",
-)
+__all__ = ["RUN_FILES", "RunResult", "check_out", "init_model", "run"]
 
 # Options that define a run: on resume they must be left out or equal the stored ones.
 _FIXED_ON_RESUME = (
@@ -101,6 +99,7 @@ class RunResult:
     history: History
     summary: dict[str, Any]
     out: Path
+    config: RunConfig | None = None  # the settings the run used (a resumed run's stored ones)
 
 
 def _say(msg: str) -> None:
@@ -130,33 +129,35 @@ def run(
     cfg = dataclasses.replace(cfg, scales=tuple(cfg.scales))
     given = set(options) if given is None else set(given)
     device = ddp.setup_distributed(cfg.device)
+    main = ddp.rank() == 0
     out = Path(cfg.out).expanduser()
+    # Every check first (settings, device, amp, memory, the folder), so that a refused run
+    # changes nothing; the folder then is locked and owned by RunFolder (train.outdir).
     cfg, restart = _settings(out, cfg, given)
     cfg.validate()
-    if cfg.batch_size % ddp.world_size():
-        raise TrainOptionError(
-            f"--batch-size {cfg.batch_size} is the global batch and must split evenly over "
-            f"{ddp.world_size()} processes; use a multiple of {ddp.world_size()}"
-        )
-    check_out(out, overwrite=cfg.overwrite, own=cfg.resume or restart)
+    _check_start(cfg, given, device)
+    _check_init(cfg)  # read and matched to the model before any data is loaded
+    own = cfg.resume or restart
+    check_out(out, overwrite=cfg.overwrite, own=own, check_writable=main)
     if ddp.is_distributed():
         dist.barrier()  # every rank has looked at the folder before rank 0 writes to it
-    with _LeaveAsFound(out) as found:
+    with RunFolder(out, main=main, say=_say) as folder:
+        check_out(out, overwrite=cfg.overwrite, own=own, check_writable=False)  # locked now
         data, sampler = _data(cfg, device)
         model, summary = _model(cfg, data, device, out, restart)
-        if ddp.rank() == 0:
-            found.forget(make_out(out, overwrite=cfg.overwrite))
+        if main:
+            folder.replace(cfg.overwrite)  # the old run's files go aside only now
             _write_settings(out, cfg, data, sampler)
             write_json(out / "summary.json", summary)
         if ddp.is_distributed():
             dist.barrier()  # the folder is ready
-        history = _train(cfg, model, sampler, data, device, out, summary)
-    if ddp.rank() == 0:
-        _finish(out, history, summary)
+        history = _train(cfg, model, sampler, data, device, out, summary, folder)
+        if main:
+            _finish(out, history, summary)
     if ddp.is_distributed():
         dist.barrier()
         dist.destroy_process_group()
-    return RunResult(model=model, history=history, summary=summary, out=out)
+    return RunResult(model=model, history=history, summary=summary, out=out, config=cfg)
 
 
 def _settings(out: Path, cfg: RunConfig, given: set[str]) -> tuple[RunConfig, bool]:
@@ -171,9 +172,28 @@ def _settings(out: Path, cfg: RunConfig, given: set[str]) -> tuple[RunConfig, bo
         return cfg, False
     if out.exists() and not out.is_dir():
         raise RunExistsError(f"--out {out} is a file; give a folder for the run's outputs")
-    if (out / "last.pt").is_file():
+    last = out / "last.pt"
+    if last.is_dir():
+        raise RunExistsError(
+            f"--resume: {last} is a folder, not the run's training checkpoint; move it away "
+            "(then --resume starts the run again from step 0), or start over with --overwrite"
+        )
+    summary = read_summary(out)  # damaged: refused here, before anything is loaded
+    if last.is_file():
+        _check_last(out)
+        if summary.get("diverged"):
+            _say(
+                f"note: the run in {out} diverged at step {summary.get('steps')}; continuing "
+                "from last.pt, its last good state (the same settings may diverge again)"
+            )
         return merge_resume(cfg, given), False
     if (out / "config.json").is_file():
+        if summary.get("diverged"):
+            raise TrainOptionError(
+                f"--resume: the run in {out} diverged at step {summary.get('steps')} before "
+                "its first save, so resuming would repeat it; start it again with --overwrite "
+                "and a lower --lr"
+            )
         _say(
             f"--resume: {out} holds no last.pt yet (the run stopped before its first save): "
             "starting it again from step 0, with its settings"
@@ -182,6 +202,107 @@ def _settings(out: Path, cfg: RunConfig, given: set[str]) -> tuple[RunConfig, bo
     raise TrainOptionError(
         f"--resume: {out} holds no run to continue (no last.pt, no config.json); "
         "drop --resume to start one"
+    )
+
+
+def read_summary(out: Path) -> dict[str, Any]:
+    """The run's summary.json ({} when there is none); RunExistsError when it is damaged."""
+    path = out / "summary.json"
+    if not path.exists():
+        return {}
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as e:
+        raise RunExistsError(
+            f"{path} is damaged ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else e}); "
+            "move it away (--resume then rebuilds it from the run's data and best.pt) or "
+            "start over with --overwrite"
+        ) from None
+    if not isinstance(summary, dict):
+        raise RunExistsError(
+            f"{path} is damaged (it holds a JSON {type(summary).__name__}, not the run's "
+            "summary); move it away (--resume then rebuilds it) or start over with --overwrite"
+        )
+    return summary
+
+
+def _check_last(out: Path) -> None:
+    """Read last.pt now (checksum, structure): a damaged one is refused before any data is
+    loaded, with what to do."""
+    try:
+        load_training_checkpoint(out / "last.pt")
+    except CheckpointError as e:
+        best = out / "best.pt"
+        init = (
+            f", or start a new run from its best weights with --init {best} and another --out"
+            if best.is_file()
+            else ""
+        )
+        raise CheckpointError(
+            f"--resume: {e}; the run cannot continue from it: start it again with the same "
+            f"options and --overwrite{init}"
+        ) from None
+
+
+def _check_start(cfg: RunConfig, given: set[str], device: torch.device) -> None:
+    """What the settings, the device and the machine's memory allow, checked before any
+    data is loaded or file written: the batch splits over the processes, --amp works on
+    the device (config.resolve_device checked the device itself), and one training step
+    fits in memory."""
+    if cfg.batch_size % ddp.world_size():
+        raise TrainOptionError(
+            f"--batch-size {cfg.batch_size} is the global batch and must split evenly over "
+            f"{ddp.world_size()} processes; use a multiple of {ddp.world_size()}"
+        )
+    try:
+        resolve_amp(cfg.amp, device)
+    except DeviceError:
+        raise DeviceError(
+            f"--amp {cfg.amp} needs a CUDA GPU but the run is on {device}; leave --amp out "
+            "(auto: bf16 where it helps) or use --amp off"
+        ) from None
+    _check_memory(cfg, given, device)
+
+
+def _check_memory(cfg: RunConfig, given: set[str], device: torch.device) -> None:
+    """Refuse, in one line, a model or batch that cannot fit (estimated without building
+    it: :mod:`edsr_lab.train.budget`)."""
+    with torch.device("meta"):  # the preset's class and sizes, no memory
+        preset = models.build_model(cfg.model, cfg.scales)
+    kind, base = type(preset), dict(getattr(preset, "config", None) or {})
+    if not {"n_resblocks", "n_feats"} <= set(base):
+        return  # a registered model not sized by blocks and features: no estimate
+
+    def build(n_resblocks: int, n_feats: int) -> nn.Module:
+        return kind(**{**base, "n_resblocks": n_resblocks, "n_feats": n_feats})
+
+    estimate = budget.estimate_training_memory(
+        build,
+        n_resblocks=base["n_resblocks"] if cfg.n_resblocks is None else cfg.n_resblocks,
+        n_feats=base["n_feats"] if cfg.n_feats is None else cfg.n_feats,
+        scales=cfg.scales,
+        batch_size=cfg.batch_size // ddp.world_size(),
+        patch_size=cfg.patch_size,
+    )
+    available = budget.available_bytes(device)
+    if available is None or estimate.total <= available[0]:
+        return
+    # Blame the options given that grow the run beyond the preset / the paper's recipe.
+    usual = {**base, "batch_size": RunConfig.batch_size, "patch_size": RunConfig.patch_size}
+    size, batch = (
+        [f for f in names if f in given and getattr(cfg, f) > usual[f]]
+        or [f for f in names if f in given]
+        for names in (("n_feats", "n_resblocks"), ("batch_size", "patch_size"))
+    )
+    if estimate.weights_bytes * 2 >= estimate.total:
+        blamed = size or ["model"]
+        fix = "use a smaller --n-feats/--n-resblocks (or a smaller --model)"
+    else:
+        blamed = batch or size or ["batch_size"]
+        fix = "use a smaller --batch-size/--patch-size"
+    raise TrainOptionError(
+        f"{' '.join(cfg.describe(f) for f in blamed)}: "
+        f"{budget.describe_shortfall(estimate, available)}; {fix}"
     )
 
 
@@ -251,9 +372,8 @@ def _model(
     model = models.build_model(
         cfg.model, cfg.scales, n_resblocks=cfg.n_resblocks, n_feats=cfg.n_feats
     )  # the registry (None keeps the preset's size)
-    summary_path = out / "summary.json"
-    found = json.loads(summary_path.read_text()) if summary_path.is_file() else {}
-    if cfg.resume:
+    found = read_summary(out) if (cfg.resume or restart) else {}
+    if cfg.resume and {"scales", "bicubic"} <= set(found):
         summary = found
     else:
         summary = {
@@ -261,14 +381,20 @@ def _model(
             "validation_images": data.valid_names,
             "protocol": PROTOCOL,
         }
+        if cfg.resume:  # summary.json was moved away: rebuilt (best.pt keeps the best result)
+            _say(f"--resume: {out / 'summary.json'} is missing: rebuilding it")
+            summary.update(_best_from(out / "best.pt"))
         if restart and "best" in found and (out / "best.pt").is_file():
             summary["best"] = found["best"]
-        if cfg.init:
+        if cfg.init and not cfg.resume:
+            # Read again (checked by _check_init before the data): reading builds a model,
+            # which draws from the seeded generator, and the weights init_from adds at a
+            # new scale come after it: the same draws as ever, so the same start.
             model, init_note = init_model(model, cfg.init)
             _say(f"model: {init_note}")
         if ddp.rank() == 0:
             summary["bicubic"] = bicubic_psnr(data)
-            if cfg.init:
+            if cfg.init and not cfg.resume:
                 summary["init"] = validate(model, data, device)
     resized = ""
     if cfg.n_resblocks is not None or cfg.n_feats is not None:
@@ -279,6 +405,18 @@ def _model(
         f"{models.count_parameters(model):,} parameters, on {device}"
     )
     return model, summary
+
+
+def _best_from(path: Path) -> dict[str, Any]:
+    """``{"best": {...}}`` from the result best.pt stores with its weights, or {}."""
+    if not path.is_file():
+        return {}
+    try:
+        extra = models.read_checkpoint(path).get("extra")
+    except CheckpointError:
+        return {}
+    ok = isinstance(extra, dict) and isinstance(extra.get("psnr"), (int, float))
+    return {"best": dict(extra)} if ok else {}
 
 
 def _write_settings(out: Path, cfg: RunConfig, data: TrainData, sampler: StepSeededSampler):
@@ -304,6 +442,7 @@ def _train(
     device: torch.device,
     out: Path,
     summary: dict[str, Any],
+    folder: RunFolder,
 ) -> History:
     """The loop, with validation (best.pt), DDP loss averaging and last.pt on rank 0."""
     main = ddp.rank() == 0
@@ -330,9 +469,13 @@ def _train(
         if metrics["psnr"] > best["psnr"]:
             best.update(metrics)
             best["step"] = sampler.count
-            models.save_checkpoint(
-                m, out / "best.pt", extra={"step": sampler.count, **metrics}, overwrite=True
-            )
+            try:
+                models.save_checkpoint(
+                    m, out / "best.pt", extra={"step": sampler.count, **metrics}, overwrite=True
+                )
+            except FileWriteError as e:
+                raise no_space_error(e, out / "best.pt", m.state_dict()) from e
+            folder.commit_if_saved()
             summary["best"] = dict(best)
             write_json(out / "summary.json", summary)
         return metrics
@@ -341,6 +484,7 @@ def _train(
     synced = [len(load_training_checkpoint(resume_from)["history"]["loss"]) if cfg.resume else 0]
 
     def callback(step: int, history: History) -> None:
+        folder.commit_if_saved()  # the first last.pt: a failed run is no failed start now
         if ddp.is_distributed():
             ddp.average_losses_across_ranks(history, synced[0])
             synced[0] = len(history.loss)
@@ -376,26 +520,68 @@ def _finish(out: Path, history: History, summary: dict[str, Any]) -> None:
 # ------------------------------------------------------------------------------- model
 
 
+def _check_init(cfg: RunConfig) -> None:
+    """Read ``--init`` and check it against ``--model`` (built on the meta device: no
+    memory) before the training data is loaded or the folder touched, so a wrong
+    ``--init`` costs no time and replaces nothing. Nothing to do without ``--init`` or on
+    ``--resume`` (which continues from last.pt)."""
+    if not cfg.init or cfg.resume:
+        return
+    with torch.device("meta"):
+        target = models.build_model(
+            cfg.model, cfg.scales, n_resblocks=cfg.n_resblocks, n_feats=cfg.n_feats
+        )
+    _check_init_fits(_read_init(cfg.init), target, cfg.init)
+
+
 def _read_init(spec: str) -> nn.Module:
     """The model behind ``--init``: a checkpoint file (ours, official or BasicSR), or a
     registry name (course weights, official models: :mod:`edsr_lab.weights`)."""
     path = Path(spec).expanduser()
     if path.is_file():
         return load_model(path)
+    if path.is_dir():
+        inside = sorted(p.name for p in path.iterdir() if p.suffix in (".pt", ".safetensors"))
+        hint = f" (it holds {', '.join(inside[:4])})" if inside else ""
+        raise TrainOptionError(
+            f"--init {spec} is a folder, not a weights file{hint}; give the file, e.g. "
+            f"--init {path / (inside[0] if inside else 'best.pt')}"
+        )
     looks_like_name = os.sep not in spec and "/" not in spec and not path.suffix
     if not looks_like_name:
         raise TrainOptionError(f"--init {spec}: no such file")
     return load_pretrained(spec)
 
 
-def init_model(target: nn.Module, spec: str) -> tuple[nn.Module, str]:
+def init_model(
+    target: nn.Module, spec: str, source: nn.Module | None = None
+) -> tuple[nn.Module, str]:
     """``target`` started from the weights ``spec`` (see ``--init``); returns (model, note).
 
     Same architecture and scale: the weights are loaded as they are. Another scale (EDSR
     and SRResNet): :func:`edsr_lab.models.init_from` copies everything but the upsampler's
     new parts, as the paper starts x3/x4 from x2. Any other difference is refused.
+    ``source``: the model ``spec`` names, when already read (else it is read here).
     """
-    source = _read_init(spec)
+    source = _read_init(spec) if source is None else source
+    _check_init_fits(source, target, spec)
+    tcfg, scfg = dict(target.config), dict(getattr(source, "config", {}))
+    if "scales" in tcfg:
+        target.load_state_dict(source.state_dict())
+        return target, f"started from {spec}"
+    if scfg["scale"] == tcfg["scale"]:
+        target.load_state_dict(source.state_dict())
+        return target, f"started from {spec}"
+    new = models.init_from(source, tcfg["scale"])
+    report = new.transfer_report
+    return new, (
+        f"started from {spec} (x{scfg['scale']} -> x{tcfg['scale']}: {len(report.copied)} tensors "
+        f"copied, {len(report.skipped)} new: {', '.join(sorted(report.skipped))})"
+    )
+
+
+def _check_init_fits(source: nn.Module, target: nn.Module, spec: str) -> None:
+    """TrainOptionError unless ``source``'s weights can start ``target`` (see init_model)."""
     tcfg, scfg = dict(target.config), dict(getattr(source, "config", {}))
     if type(source) is not type(target):
         raise TrainOptionError(
@@ -412,103 +598,29 @@ def init_model(target: nn.Module, spec: str) -> tuple[nn.Module, str]:
             f"--init {spec} does not match --model ({shown}); pick the preset it was "
             "trained as (or --n-resblocks/--n-feats)"
         )
-    if scale_key == "scales":
-        if tuple(scfg["scales"]) != tuple(tcfg["scales"]):
-            raise TrainOptionError(
-                f"--init {spec} is an MDSR for scales {tuple(scfg['scales'])}; "
-                f"use --scale {' '.join(map(str, scfg['scales']))}"
-            )
-        target.load_state_dict(source.state_dict())
-        return target, f"started from {spec}"
-    if scfg["scale"] == tcfg["scale"]:
-        target.load_state_dict(source.state_dict())
-        return target, f"started from {spec}"
-    new = models.init_from(source, tcfg["scale"])
-    report = new.transfer_report
-    return new, (
-        f"started from {spec} (x{scfg['scale']} -> x{tcfg['scale']}: {len(report.copied)} tensors "
-        f"copied, {len(report.skipped)} new: {', '.join(sorted(report.skipped))})"
-    )
-
-
-# --------------------------------------------------------------------------- out folder
-
-
-def check_out(out: Path, *, overwrite: bool, own: bool) -> None:
-    """Refuse a folder that holds another run (unless ``overwrite``; ``own``: it holds this
-    run) or that cannot be written. Changes nothing: :func:`make_out` does, later."""
-    if out.exists() and not out.is_dir():
-        raise RunExistsError(f"--out {out} is a file; give a folder for the run's outputs")
-    ours = [f for f in RUN_FILES if (out / f).exists()]
-    if ours and not (overwrite or own):
-        raise RunExistsError(
-            f"--out {out} already holds a run ({', '.join(ours)}); pass --resume to continue "
-            "it, --overwrite to start over, or choose another --out"
+    if scale_key == "scales" and tuple(scfg["scales"]) != tuple(tcfg["scales"]):
+        raise TrainOptionError(
+            f"--init {spec} is an MDSR for scales {tuple(scfg['scales'])}; "
+            f"use --scale {' '.join(map(str, scfg['scales']))}"
         )
-    reason = unwritable_reason(out) if ddp.rank() == 0 else None
-    if reason is not None:
-        raise OutputPathError(f"--out {out}: {reason}")
 
 
-def make_out(out: Path, *, overwrite: bool) -> set[str]:
-    """Create the run's folder; with ``overwrite``, remove the files an earlier run wrote
-    there (only those). Returns the names removed."""
-    removed = {f for f in RUN_FILES if overwrite and (out / f).exists()}
-    for f in removed:
-        (out / f).unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    return removed
-
-
-class _LeaveAsFound:
-    """A failed start leaves ``--out`` as it found it.
-
-    If the run fails (or is interrupted) before it has saved a checkpoint (``last.pt`` or
-    ``best.pt``), the files it wrote there and the folders it created are removed again;
-    files that were there before stay. Once a checkpoint is written, everything is kept
-    (``--resume`` continues from it).
-    """
-
-    def __init__(self, out: Path):
-        self.out = out
-        self.found = {f for f in RUN_FILES if (out / f).exists()}
-        self.new_folders = []  # innermost first
-        folder = out
-        while not folder.exists() and folder != folder.parent:
-            self.new_folders.append(folder)
-            folder = folder.parent
-
-    def forget(self, removed: set[str]) -> None:
-        """Files the run removed on purpose (``overwrite``) were not there to keep."""
-        self.found -= removed
-
-    def __enter__(self) -> _LeaveAsFound:
-        return self
-
-    def __exit__(self, kind: Any, error: Any, traceback: Any) -> None:
-        if kind is None or ddp.rank() != 0:
-            return
-        written = [f for f in RUN_FILES if f not in self.found and (self.out / f).exists()]
-        if "last.pt" in written or "best.pt" in written:
-            return
-        for f in written:
-            (self.out / f).unlink()
-        for folder in self.new_folders:
-            try:
-                folder.rmdir()
-            except OSError:  # not empty: someone else's files are in it
-                break
+# ------------------------------------------------------------------------------- resume
 
 
 def merge_resume(cfg: RunConfig, given: set[str]) -> RunConfig:
     """On resume: options not given take the stored run's values; given ones must match."""
     stored_path = Path(cfg.out).expanduser() / "config.json"
+    damaged = (
+        f"--resume: cannot read the run's settings from {stored_path} ({{}}); restore that "
+        "file, or start over with --overwrite"
+    )
     try:
-        stored = json.loads(stored_path.read_text())["run"]
-    except (OSError, ValueError, KeyError) as e:
-        raise TrainOptionError(
-            f"--resume: cannot read the run's settings from {stored_path} ({e})"
-        ) from None
+        stored = json.loads(stored_path.read_text(encoding="utf-8"))["run"]
+    except (OSError, UnicodeDecodeError, ValueError, KeyError, TypeError) as e:
+        raise TrainOptionError(damaged.format(f"{type(e).__name__}: {e}")) from None
+    if not isinstance(stored, dict):
+        raise TrainOptionError(damaged.format("its 'run' entry is not a table of settings"))
     stored = {_RENAMED.get(k, k): v for k, v in stored.items()}
     merged = cfg.to_dict()
     for f in dataclasses.fields(RunConfig):
@@ -524,6 +636,9 @@ def merge_resume(cfg: RunConfig, given: set[str]) -> RunConfig:
                 "--eval-every, --save-every, --device, --amp and --compile may change): drop the "
                 "option or start a new run in another --out"
             )
-    merged["scales"] = tuple(merged["scales"])
-    merged["betas"] = tuple(merged["betas"])
+    try:
+        merged["scales"] = tuple(merged["scales"])
+        merged["betas"] = tuple(merged["betas"])
+    except TypeError:
+        raise TrainOptionError(damaged.format("scales or betas is not a list")) from None
     return RunConfig(**merged)

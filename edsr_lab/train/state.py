@@ -14,13 +14,21 @@ setting is refused or applied, never silently ignored.
 from __future__ import annotations
 
 import math
+import numbers
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import torch
 from torch import nn
 
-from edsr_lab.errors import CheckpointError, CheckpointExistsError, ResumeConfigError
+from edsr_lab.errors import (
+    CheckpointError,
+    CheckpointExistsError,
+    FileWriteError,
+    ResumeConfigError,
+)
+from edsr_lab.files import free_bytes, human_bytes
 from edsr_lab.losses import get_loss
 from edsr_lab.models import checkpoints as ck
 from edsr_lab.models.common import unwrap_model
@@ -30,7 +38,9 @@ from edsr_lab.train.log import History, StepLog, is_spike
 from edsr_lab.train.step import autocast, forward
 
 __all__ = [
+    "check_training_state",
     "load_training_checkpoint",
+    "no_space_error",
     "restore_training_state",
     "save_training_checkpoint",
 ]
@@ -74,7 +84,33 @@ def save_training_checkpoint(
     }
     if hasattr(sampler, "state_dict"):
         training["sampler"] = {"state_dict": sampler.state_dict()}
-    return ck.save_checkpoint(model, path, overwrite=True, training=training)
+    try:
+        return ck.save_checkpoint(model, path, overwrite=True, training=training)
+    except FileWriteError as e:
+        raise no_space_error(e, Path(path), (unwrap_model(model).state_dict(), training)) from e
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """Bytes of every tensor in nested dicts/lists/tuples."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def no_space_error(error: FileWriteError, path: Path, content: Any) -> FileWriteError:
+    """One line for a checkpoint that could not be written: the folder, the space it
+    needs (the bytes of the tensors in ``content``) and the space free there."""
+    free = free_bytes(path.parent)
+    have = "free space unknown" if free is None else f"{human_bytes(free)} free"
+    return FileWriteError(
+        f"cannot save {path.name} in {path.parent}: the disk is full or the write failed "
+        f"(about {human_bytes(_tensor_bytes(content))} needed, {have}); free some space "
+        f"there (the previous {path.name}, if any, is unchanged)"
+    )
 
 
 def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
@@ -92,7 +128,9 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
     source = f"checkpoint {str(path)!r}"
     raw = torch_load(path, map_location="cpu")
     if isinstance(raw, dict) and raw.get("format") == ck.LEGACY_TRAINING_FORMAT:
-        return dict(raw)  # written by edsr_lab before the formats were merged
+        legacy = dict(raw)  # written by edsr_lab before the formats were merged
+        check_training_state(legacy, path)
+        return legacy
     if not (isinstance(raw, dict) and raw.get("format") == ck.FORMAT):
         raise CheckpointError(
             f"{str(path)!r} is not an edsr_lab training checkpoint (it has no "
@@ -107,12 +145,117 @@ def load_training_checkpoint(path: str | Path) -> dict[str, Any]:
             "only (no optimizer, step or history), so training cannot resume from it; start "
             "a new run from its weights with load_checkpoint(path) instead"
         )
-    return {
+    ckpt = {
         "model": ck.unwrap_state_dict(raw.get("state_dict"), source),
         "arch": raw.get("arch"),
         "model_config": raw.get("config"),
         **training,
     }
+    check_training_state(ckpt, path)
+    return ckpt
+
+
+def _real(v: Any) -> bool:
+    return isinstance(v, numbers.Real) and not isinstance(v, bool)
+
+
+def _whole(v: Any) -> bool:
+    return isinstance(v, numbers.Integral) and not isinstance(v, bool)
+
+
+def _history_problem(h: Any) -> str | None:
+    """What is wrong with a saved History (None: it is one ``History.to_dict`` wrote)."""
+    if not isinstance(h, Mapping):
+        return f"the history is a {type(h).__name__}, not a table"
+    series = ("step", "loss", "lr", "time", "grad_norm")
+    for key in (*series, "evals", "spikes", "skipped_checkpoints", "changes"):
+        if key in h and not isinstance(h[key], list):
+            return f"history {key!r} is a {type(h[key]).__name__}, not a list"
+    if not all(_whole(v) for v in h.get("step", [])):
+        return "history 'step' holds something other than step numbers"
+    for key in series[1:]:
+        if not all(_real(v) for v in h.get(key, [])):
+            return f"history {key!r} holds something other than numbers"
+    lengths = {key: len(h[key]) for key in series[:3] if key in h}
+    if len(set(lengths.values())) > 1:
+        return f"history lists of different lengths ({lengths})"
+    evals = h.get("evals", [])
+    if not all(isinstance(e, Mapping) and all(_real(v) for v in e.values()) for e in evals):
+        return "history 'evals' holds something other than tables of numbers"
+    spikes = h.get("spikes", [])
+    if not all(isinstance(x, (list, tuple)) and len(x) == 2 and all(map(_real, x)) for x in spikes):
+        return "history 'spikes' holds something other than (step, loss) pairs"
+    if not all(_whole(v) for v in h.get("skipped_checkpoints", [])):
+        return "history 'skipped_checkpoints' holds something other than step numbers"
+    if not all(isinstance(c, Mapping) for c in h.get("changes", [])):
+        return "history 'changes' holds something other than tables"
+    if "config" in h and not isinstance(h["config"], Mapping):
+        return "history 'config' is not a table"
+    return None
+
+
+def _rng_problem(rng: Any) -> str | None:
+    if not isinstance(rng, Mapping) or "cpu" not in rng:
+        return "the random-number state has no CPU generator state"
+    cpu, size = rng["cpu"], torch.get_rng_state().numel()
+    if not (isinstance(cpu, torch.Tensor) and cpu.dtype == torch.uint8 and cpu.numel() == size):
+        got = f"{cpu.numel()} bytes" if isinstance(cpu, torch.Tensor) else type(cpu).__name__
+        return f"the CPU random-number state is {got}, not the {size} bytes torch keeps"
+    cuda = rng.get("cuda", [])
+    if not (isinstance(cuda, (list, tuple)) and all(isinstance(t, torch.Tensor) for t in cuda)):
+        return "the CUDA random-number state is not a list of tensors"
+    return None
+
+
+def _state_problem(ckpt: Mapping[str, Any]) -> str | None:
+    """What is wrong with a training checkpoint's state (None: nothing found)."""
+    if not _whole(ckpt.get("step")) or ckpt["step"] < 0:
+        return f"its step is {ckpt.get('step')!r}, not a whole number >= 0"
+    if "config" in ckpt and ckpt["config"] is not None and not isinstance(ckpt["config"], Mapping):
+        return "its training settings are not a table"
+    opt = ckpt.get("optimizer")
+    if not (
+        isinstance(opt, Mapping)
+        and isinstance(opt.get("state"), Mapping)
+        and isinstance(opt.get("param_groups"), list)
+        and opt["param_groups"]
+        and all(isinstance(g, Mapping) for g in opt["param_groups"])
+    ):
+        return "the optimizer state is not one torch.optim.Adam.state_dict() writes"
+    sched = ckpt.get("scheduler")
+    if not (
+        isinstance(sched, Mapping)
+        and _whole(sched.get("last_epoch"))
+        and isinstance(sched.get("base_lrs"), list)
+        and all(_real(v) for v in sched["base_lrs"])
+    ):
+        return "the learning-rate schedule's state has no step count or base rates"
+    problem = _history_problem(ckpt.get("history"))
+    if problem is not None:
+        return problem
+    if "rng" in ckpt and (problem := _rng_problem(ckpt["rng"])) is not None:
+        return problem
+    if "sampler" in ckpt:
+        saved = ckpt["sampler"]
+        inner = None
+        if isinstance(saved, Mapping):
+            inner = saved.get("state_dict", saved.get("get_state"))
+        if inner is None or (isinstance(inner, Mapping) and not inner):
+            return "the sampler state is empty (the batches to come cannot be restored)"
+        count = inner.get("count") if isinstance(inner, Mapping) else None
+        if count is not None and count != ckpt["step"]:  # a step-seeded sampler: 1 per step
+            return f"its sampler has drawn {count!r} batches, but the run is at step {ckpt['step']}"
+    return None
+
+
+def check_training_state(ckpt: Mapping[str, Any], path: str | Path) -> None:
+    """Raise CheckpointError (one line) when a training checkpoint's state is not what
+    :func:`save_training_checkpoint` writes: a wrong type, an empty sampler state, a random
+    state of the wrong size. Run before anything is restored, so a damaged (or forged)
+    file never reaches torch's loaders, whose errors say nothing about the file."""
+    problem = _state_problem(ckpt)
+    if problem is not None:
+        raise CheckpointError(f"{str(path)!r} is damaged: {problem}")
 
 
 def _rng_state() -> dict[str, Any]:
@@ -128,12 +271,21 @@ def _set_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-def _set_sampler_state(sampler: Any, state: dict[str, Any]) -> None:
+def _set_sampler_state(sampler: Any, state: dict[str, Any], path: Any) -> None:
     # "get_state": a PatchSampler's bare generator state, as checkpoints written before
     # the samplers shared one protocol hold it; PatchSampler.load_state_dict takes it.
     saved = state.get("state_dict", state.get("get_state"))
-    if saved is not None and hasattr(sampler, "load_state_dict"):
+    if saved is None or not hasattr(sampler, "load_state_dict"):
+        return
+    try:
         sampler.load_state_dict(saved)
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError, RuntimeError, IndexError, AttributeError) as e:
+        raise CheckpointError(
+            f"{str(path)!r} is damaged: its sampler state does not fit this sampler "
+            f"({type(e).__name__}: {e})"
+        ) from None
 
 
 def restore_training_state(
@@ -165,7 +317,12 @@ def restore_training_state(
         ) from exc
     # The scheduler state carries the step count: restoring it (rather than building a
     # fresh scheduler) is what keeps the learning rate right after a resume.
-    scheduler.load_state_dict(ckpt["scheduler"])
+    try:
+        scheduler.load_state_dict(ckpt["scheduler"])
+    except (KeyError, TypeError, ValueError) as exc:
+        raise CheckpointError(
+            f"{str(path)!r} is damaged: its learning-rate schedule does not load ({exc})"
+        ) from None
     start = int(ckpt["step"])
     history = History.from_dict(ckpt["history"])
     _reconcile_config(
@@ -173,7 +330,7 @@ def restore_training_state(
     )
     history.config = config.to_dict()
     if "sampler" in ckpt:
-        _set_sampler_state(sampler, ckpt["sampler"])
+        _set_sampler_state(sampler, ckpt["sampler"], path)
     if "rng" in ckpt:
         _set_rng_state(ckpt["rng"])
     return start, history
