@@ -24,7 +24,8 @@ models and weights
     ``losses``        the training losses, one table (add one with ``register_loss``)
 data and training
     ``data/``         samples, DIV2K, patches, the step-seeded sampler, image folders,
-                      the benchmark sets, degradations, patient-level splits
+                      the benchmark sets, degradations, patient-level splits,
+                      folders of medical volumes
     ``train/``        the loop, its settings, checkpoints and exact resume, logging, DDP,
                       and a complete run (``python -m edsr_lab train``)
     ``profile``       speed, memory and FLOPs of a training step

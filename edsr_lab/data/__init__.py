@@ -6,7 +6,12 @@
 - :mod:`~edsr_lab.data.samples`: the small CC0/public-domain images in ``data/samples``.
 - :mod:`~edsr_lab.data.div2k`: find, check, download or build DIV2K-layout folders.
 - :mod:`~edsr_lab.data.folder`: train on any folder of HR images (fixed held-out split,
-  LR made with MATLAB bicubic).
+  LR made with MATLAB bicubic or a named degradation).
+- :mod:`~edsr_lab.data.medical`: train on a folder of NIfTI volumes, DICOM series or
+  values images (one intensity map per volume, whole patients held out); make-dataset's
+  volume sources.
+- :mod:`~edsr_lab.data.degradations`: how LR is made: MATLAB bicubic, MRI k-space
+  truncation, a CT-like blur and noise. :mod:`~edsr_lab.data.groups`: patient-level splits.
 - :mod:`~edsr_lab.data.patches`: random aligned LR/HR patches with the 8 dihedral
   augmentations, made on the device from uint8 images held in memory
   (:class:`PatchSampler`: one scale).
