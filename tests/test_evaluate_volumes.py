@@ -240,3 +240,26 @@ def test_cli_seed_axis_and_limit_change_what_is_scored(tmp_path, ckpt, capsys):
                    "0.5", "--limit", "2")  # fmt: skip
     assert [r["patient"] for r in limited] == [r["patient"] for r in held][:2]
     capsys.readouterr()
+
+
+def test_a_dicom_series_is_one_volume_in_instance_order(tmp_path):
+    """Three files of one series (no extensions, written out of order) are one volume whose
+    slices follow InstanceNumber; a second series of the same patient is another volume."""
+    folder = tmp_path / "series"
+    folder.mkdir()
+    uid, other = pydicom.uid.generate_uid(), pydicom.uid.generate_uid()
+    for name, number, offset, series in (("c", 3, 300, uid), ("a", 1, 100, uid),
+                                         ("b", 2, 200, uid), ("d", 1, 0, other)):  # fmt: skip
+        ds = pydicom.dcmread(CT)
+        ds.SeriesInstanceUID, ds.InstanceNumber = series, number
+        ds.PixelData = (ds.pixel_array // 4 + offset).astype(ds.pixel_array.dtype).tobytes()
+        ds.save_as(folder / name, enforce_file_format=True)
+    volumes = {v.series: v for v in load_volumes([folder])}
+    assert len(volumes) == 2 and len({v.patient for v in volumes.values()}) == 1
+    series = volumes[uid]
+    base = pydicom.dcmread(CT)
+    hu = (base.pixel_array // 4).astype(np.float64) + float(base.RescaleIntercept)
+    assert series.values.shape == (3, 128, 128)
+    for z, offset in enumerate((100, 200, 300)):
+        np.testing.assert_array_equal(series.values[z], hu + offset)
+    assert series.units == "HU" and series.path.name == "a"
