@@ -173,6 +173,8 @@ def test_train_on_volumes_holds_out_patients_and_records_the_options(tmp_path, s
     config = json.loads((tmp_path / "vol" / "config.json").read_text())
     assert config["run"]["degradation"] == "kspace" and config["run"]["split_by"] == "volume"
     assert config["data"]["kind"] == "medical" and "LR made with kspace" in str(config["data"])
+    # validated on the data range (grey, unrounded), not with the photo benchmark protocol
+    assert plain["protocol"].startswith("data range") and by_volume["protocol"] == plain["protocol"]
     bad = ["train", "--data", str(scans), "--out", str(tmp_path / "bad"), "--degradation", "x"]
     assert main(bad) == 2
     assert "--degradation: unknown degradation 'x'" in capsys.readouterr().err
@@ -250,3 +252,23 @@ def test_resume_keeps_the_degradation_and_the_split(tmp_path, photos, capsys):
     assert main([*base, "--iters", "2", "--out", out, "--resume"]) == 0
     config = json.loads((tmp_path / "run" / "config.json").read_text())
     assert config["run"]["degradation"] == "kspace"
+
+
+def test_medical_validation_is_the_data_range_psnr(scans):
+    """The run's validation PSNR of a medical folder equals clinical.psnr_data_range on the
+    grey slices with peak 1 (each volume's map): unrounded, unlike the photo protocol."""
+    from edsr_lab.clinical import psnr_data_range
+    from edsr_lab.inference import bicubic_upscale
+    from edsr_lab.train.report import bicubic_psnr
+
+    data = load_training_data(DataChoice("medical", scans), (2,), patch_size=8, holdout=0.25)
+    expected = [
+        psnr_data_range(bicubic_upscale(lr, 2).clamp(0, 1)[0], hr[0], value_range=(0, 1), crop=2)
+        for _, hr, lr in data.valid[2]
+    ]
+    got = bicubic_psnr(data)["psnr_x2"]
+    assert got == pytest.approx(sum(expected) / len(expected), rel=1e-6)
+    import dataclasses
+
+    photo = bicubic_psnr(dataclasses.replace(data, kind="folder"))  # the benchmark protocol
+    assert abs(photo["psnr_x2"] - got) > 0.1

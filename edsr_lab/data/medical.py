@@ -19,9 +19,9 @@ data the way :func:`edsr_lab.evaluate_volumes.load_volumes` reads it for ``evalu
    (seed, volume name, scale): the same LR on every run for one seed, other noise for
    another. Validation uses the same degradation, on up to :data:`VALID_SLICES` evenly
    spaced slices of each held-out volume (HR and LR kept in float). The run scores them
-   with its usual protocol to pick ``best.pt`` (outputs rounded to 8 bits, a mean over
-   slices); the numbers to report come from ``evaluate --heldout patient`` (per volume, on
-   the data range, unrounded).
+   on the data range to pick ``best.pt`` (grey, unrounded, a mean over those slices:
+   :data:`edsr_lab.train.report.DATA_RANGE_PROTOCOL`); the numbers to report come from
+   ``evaluate --heldout patient`` (every slice, one number per volume).
 """
 
 from __future__ import annotations

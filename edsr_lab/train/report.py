@@ -1,7 +1,9 @@
 """What a run measures and writes: validation PSNR, the summary, history.csv, curves.png.
 
 Validation uses the benchmark protocol (Y channel, ``scale`` border pixels cropped, output
-rounded to 8 bits), per scale, next to the same images upscaled with MATLAB bicubic.
+rounded to 8 bits), per scale, next to the same images upscaled with MATLAB bicubic; a
+folder of medical volumes is validated on the data range instead (grey, unrounded:
+:data:`DATA_RANGE_PROTOCOL`).
 Every file is written atomically (:func:`edsr_lab.files.atomic_write`).
 """
 
@@ -24,8 +26,11 @@ from edsr_lab.train.log import History
 from edsr_lab.viz import plot_history
 
 __all__ = [
+    "DATA_RANGE_PROTOCOL",
+    "PROTOCOL",
     "add_gains",
     "bicubic_psnr",
+    "protocol_of",
     "report_lines",
     "validate",
     "write_curves",
@@ -35,6 +40,33 @@ __all__ = [
 
 #: How the summary names its validation protocol.
 PROTOCOL = "benchmark (Y channel, scale-pixel border, 8-bit)"
+
+#: ... and for a folder of medical volumes (:mod:`edsr_lab.data.medical`): grey slices, each
+#: volume's range as the peak, not rounded (a mean over the validation slices).
+DATA_RANGE_PROTOCOL = "data range (grey, each volume's range as peak, scale-pixel border, float)"
+
+
+def protocol_of(data: Any) -> str:
+    """The validation protocol of a run's data: :data:`DATA_RANGE_PROTOCOL` for medical
+    volumes, else :data:`PROTOCOL`."""
+    return DATA_RANGE_PROTOCOL if getattr(data, "kind", "") == "medical" else PROTOCOL
+
+
+def _data_range_psnr(sr_fn: Any, pairs: list, s: int) -> float:
+    """Mean PSNR over (name, hr, lr) pairs in [0, 1] (each volume's map, so the peak 1 is
+    the volume's range), on grey (luma of the RGB output, whose three channels the grey
+    slice filled alike), ``s`` border pixels cropped, outputs clipped to the range."""
+    from edsr_lab.clinical import psnr_data_range
+    from edsr_lab.inference import LUMA
+
+    weights = torch.tensor(LUMA).view(3, 1, 1)
+    scores = []
+    for _, hr, lr in pairs:
+        out = sr_fn(lr).float().cpu().clamp(0.0, 1.0)
+        grey = (out * weights).sum(0) if out.shape[0] == 3 else out[0]
+        target = (hr.float().cpu() * weights).sum(0) if hr.shape[0] == 3 else hr[0]
+        scores.append(psnr_data_range(grey, target, value_range=(0.0, 1.0), crop=s))
+    return sum(scores) / len(scores)
 
 
 def validate(model: nn.Module, data: Any, device: torch.device) -> dict[str, float]:
@@ -49,6 +81,16 @@ def validate(model: nn.Module, data: Any, device: torch.device) -> dict[str, flo
     out: dict[str, float] = {}
     try:
         for s, pairs in data.valid.items():
+            if protocol_of(data) == DATA_RANGE_PROTOCOL:
+                from edsr_lab.inference import super_resolve
+
+                def run(lr, s=s):
+                    return super_resolve(
+                        model, lr, scale=s, device=device
+                    )  # clipped, as evaluate's map
+
+                out[f"psnr_x{s}"] = _data_range_psnr(run, pairs, s)
+                continue
             res = evaluate(
                 model,
                 [(h, x) for _, h, x in pairs],
@@ -68,6 +110,9 @@ def bicubic_psnr(data: Any) -> dict[str, float]:
     """The same validation with MATLAB-bicubic upscaling instead of a model."""
     out = {}
     for s, pairs in data.valid.items():
+        if protocol_of(data) == DATA_RANGE_PROTOCOL:
+            out[f"psnr_x{s}"] = _data_range_psnr(lambda lr, s=s: bicubic_upscale(lr, s), pairs, s)
+            continue
         res = evaluate(
             lambda lr, s=s: bicubic_upscale(lr, s),
             [(h, x) for _, h, x in pairs],

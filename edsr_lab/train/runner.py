@@ -54,9 +54,9 @@ from edsr_lab.train.log import History
 from edsr_lab.train.loop import train
 from edsr_lab.train.outdir import RUN_FILES, RunFolder, check_out
 from edsr_lab.train.report import (
-    PROTOCOL,
     add_gains,
     bicubic_psnr,
+    protocol_of,
     report_lines,
     validate,
     write_curves,
@@ -379,7 +379,7 @@ def _model(
         summary = {
             "scales": list(cfg.scales),
             "validation_images": data.valid_names,
-            "protocol": PROTOCOL,
+            "protocol": protocol_of(data),
         }
         if cfg.resume:  # summary.json was moved away: rebuilt (best.pt keeps the best result)
             _say(f"--resume: {out / 'summary.json'} is missing: rebuilding it")
