@@ -347,6 +347,8 @@ def test_sizes_that_cannot_fit_are_refused_before_the_model_is_built(
     code, _, err = _train(capsys, "--data", str(div2k), "--out", str(tmp_path / "o"), *args)
     assert code == 2 and err.startswith(f"error: {option}: training would need at least"), err
     assert "8.0 GiB free" in err
+    fix = "--batch-size/--patch-size" if option.startswith("--batch") else "--n-feats/--n-resblocks"
+    assert f"use a smaller {fix}" in err, err  # the fix names the option that was too big
     _one_line(err)
     assert built and not any(built)  # only the preset's shapes (on meta), never resized
     assert not (tmp_path / "o").exists()

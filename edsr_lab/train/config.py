@@ -45,6 +45,7 @@ SPLIT_KEYS = ("patient", "series", "volume")
 
 #: Fields whose command-line option is not ``--field-name``.
 OPTION_NAMES = {"scales": "--scale", "checkpoint_every": "--save-every"}
+_CHECK_BLOCKS = 4  # residual blocks RunConfig._check_model builds (on meta) to check a size
 
 
 def option_name(field: str) -> str:
@@ -303,9 +304,12 @@ class RunConfig(TrainConfig):
                 f"({self.describe('scales')}) need a multi-scale model ({several}), or train "
                 "one scale per run"
             )
+        # At most a few blocks: the check is about what the class accepts, and constructing
+        # 200,000 blocks takes minutes even on meta (the memory budget refuses such sizes).
+        blocks = None if self.n_resblocks is None else min(self.n_resblocks, _CHECK_BLOCKS)
         try:
             with torch.device("meta"):
-                build_model(self.model, scales, n_resblocks=self.n_resblocks, n_feats=self.n_feats)
+                build_model(self.model, scales, n_resblocks=blocks, n_feats=self.n_feats)
         except (TypeError, ValueError) as err:  # BadArgumentError is a ValueError
             what = f"--model {self.model} {self.describe('scales')}"
             raise TrainOptionError(f"{what}: {err}") from None

@@ -297,9 +297,12 @@ def _check_memory(cfg: RunConfig, given: set[str], device: torch.device) -> None
     if estimate.weights_bytes * 2 >= estimate.total:
         blamed = size or ["model"]
         fix = "use a smaller --n-feats/--n-resblocks (or a smaller --model)"
-    else:
-        blamed = batch or size or ["batch_size"]
+    elif batch or not size:
+        blamed = batch or ["batch_size"]
         fix = "use a smaller --batch-size/--patch-size"
+    else:  # activations grow with the model's size too: name what was given
+        blamed = size
+        fix = "use a smaller --n-feats/--n-resblocks (or --batch-size/--patch-size)"
     raise TrainOptionError(
         f"{' '.join(cfg.describe(f) for f in blamed)}: "
         f"{budget.describe_shortfall(estimate, available)}; {fix}"
