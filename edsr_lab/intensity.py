@@ -48,7 +48,8 @@ The policy, in five rules:
    12-bit stays 12-bit); float dtypes are cast.
 
 4. **Clipping is counted, never silent.** A model can push values below 0 or above 1
-   (overshoot at edges, ringing). They are clipped to [lo, hi] and counted in a
+   (overshoot at edges, ringing). They are clipped to [lo, hi] and counted (for an integer
+   dtype, only those beyond half a stored step, which rounding would not bring back) in a
    :class:`ClipCount`, which every command reports (``"37 of 65,536 values (0.06%) clipped
    to [-1024, 3071] HU: 12 below, 25 above"``). To count, the model's output must be
    mapped back *unclamped* (see :func:`edsr_lab.volume.model_sr`).
@@ -237,11 +238,15 @@ class IntensityMap:
     def to_values(self, unit: torch.Tensor | np.ndarray) -> tuple[np.ndarray, ClipCount]:
         """The model's output (any shape, ideally *unclamped*) -> float64 values in ``units``.
 
-        Output values below 0 or above 1 are clipped (to lo / hi) and counted.
+        Output values below 0 or above 1 are clipped (to lo / hi) and counted; for an
+        integer dtype only those beyond half a stored step (rounding would not undo them).
         """
         u = torch.as_tensor(np.asarray(unit) if not isinstance(unit, torch.Tensor) else unit)
         u = u.detach().cpu().to(torch.float64)
-        count = _count(u, self.where)
+        # An integer output within half a stored step of the range rounds onto its end
+        # anyway (a background of 0 with outputs of -0.2): clipping changes nothing there.
+        step = abs(self.slope) if np.dtype(self.dtype).kind in "iu" else 0.0
+        count = _count(u, self.where, tol=0.5 * step / self.peak)
         u = u.clamp(0.0, 1.0)
         return (u * self.peak + self.lo).numpy(), count
 
@@ -347,9 +352,13 @@ class IntensityMap:
         return cls.from_dict(record)
 
 
-def _count(unit: torch.Tensor, where: str) -> ClipCount:
+def _count(unit: torch.Tensor, where: str, tol: float = 0.0) -> ClipCount:
+    """Values of ``unit`` below ``-tol`` or above ``1 + tol`` (``tol`` in [0, 1] units)."""
     return ClipCount(
-        below=int((unit < 0).sum()), above=int((unit > 1).sum()), total=unit.numel(), where=where
+        below=int((unit < -tol).sum()),
+        above=int((unit > 1 + tol).sum()),
+        total=unit.numel(),
+        where=where,
     )
 
 

@@ -171,3 +171,20 @@ def test_bad_maps_and_values_are_refused():
         IntensityMap(0.0, 1.0).to_unit(np.array([0.5, np.nan]))
     with pytest.raises(BadArgumentError, match="no finite"):
         intensity_map(np.array([np.nan, np.nan]))
+
+
+def test_outputs_that_rounding_puts_back_in_range_are_not_counted_as_clipped():
+    # A background of 0 comes out of a model as -0.2 or so: as integers it is 0 either way,
+    # so a volume with a large background must not read "57 % clipped".
+    m = IntensityMap(0.0, 1000.0, dtype="int16", units="a.u.")
+    step = 1 / m.peak  # one stored integer in [0, 1] units
+    out = torch.tensor([-0.4 * step, -0.6 * step, 1 + 0.4 * step, 1 + 0.6 * step, 0.5])
+    stored, count = m.decode(out)
+    assert (count.below, count.above) == (1, 1)
+    assert stored.tolist() == [0, 0, 1000, 1000, 500]
+    # with a slope of 2, one stored step is two units: the tolerance follows it
+    wide = IntensityMap(0.0, 1000.0, dtype="int16", units="a.u.", slope=2.0)
+    assert wide.decode(torch.tensor([-0.8 * step]))[1].below == 0
+    # float outputs are not rounded: every value outside the range is clipped and counted
+    f = IntensityMap(0.0, 1000.0, dtype="float32", units="a.u.")
+    assert f.decode(out)[1].below == 2
