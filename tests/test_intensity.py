@@ -80,7 +80,15 @@ def test_model_outputs_outside_the_range_are_clipped_and_counted():
     values, count = m.to_values(torch.tensor([-0.5, 0.0, 0.5, 1.0, 1.25, 2.0]))
     assert values.tolist() == [0.0, 0.0, 50.0, 100.0, 100.0, 100.0]
     assert (count.below, count.above, count.total) == (1, 2, 6)
-    assert "3 of 6 values (50%) clipped to [0, 100] HU: 1 below, 2 above" == str(count)
+    assert str(count) == (
+        "3 of 6 values (50%) clipped to [0, 100] HU: 1 below, 2 above, "
+        "by 58% of the range on average, 100% at most"
+    )
+    assert count.beyond == 1.0  # the farthest value: 2.0, one range above hi
+    hair = m.to_values(torch.tensor([-0.001, 0.5]))[1]  # a background a hair below lo
+    assert str(hair).endswith("1 below, 0 above, by 0.1% of the range on average, 0.1% at most")
+    both = ClipCount(below=1, beyond=0.2, excess=0.2).add(hair)
+    assert both.beyond == 0.2 and str(both).endswith("by 10% of the range on average, 20% at most")
     _, none = m.to_values(torch.tensor([0.0, 1.0]))
     assert none.clipped == 0 and str(none).startswith("0 of 2 values clipped")
 
