@@ -330,11 +330,18 @@ def _read(path: str | os.PathLike[str], *, several: bool) -> DicomImage:
     try:
         stored = np.asarray(ds.pixel_array)  # YBR colour converted to RGB by pydicom
     except (*value_errors(pydicom), MemoryError) as err:
-        syntax = ds.file_meta.get("TransferSyntaxUID", "unknown")
-        raise DicomError(
-            f"cannot decode the pixels of {str(path)!r} (transfer syntax {syntax}): {err}. "
+        syntax = ds.file_meta.get("TransferSyntaxUID", None)
+        compressed = getattr(syntax, "is_compressed", True)  # unknown: the advice may help
+        fix = (
             "For compressed DICOM install a decoder, e.g. pip install pylibjpeg "
             "pylibjpeg-libjpeg pylibjpeg-openjpeg, or decompress it with gdcmconv --raw"
+            if compressed
+            else "The file is damaged or cut short (uncompressed pixels): copy it again "
+            "from the source"
+        )
+        raise DicomError(
+            f"cannot decode the pixels of {str(path)!r} (transfer syntax "
+            f"{syntax or 'unknown'}): {err}. {fix}"
         ) from None
     # (H, W), (F, H, W), (H, W, 3) or (F, H, W, 3) -> (F, C, H, W), native byte order
     stored = stored.reshape(frames, *stored.shape[-3 if samples == 3 else -2 :])
@@ -348,8 +355,18 @@ def _check_supported(ds: Dataset, path: Path, *, several: bool = False) -> tuple
     returns (frames, samples per pixel). ``several``: frames and colour are fine."""
     where = f"DICOM {str(path)!r}"
     if "PixelData" not in ds:
-        kinds = "FloatPixelData" if "FloatPixelData" in ds else "no pixel data"
-        raise DicomError(f"{where} has {kinds}; only integer images can be super-resolved")
+        if "FloatPixelData" in ds or "DoubleFloatPixelData" in ds:
+            raise DicomError(f"{where} has float pixel data; only integer images can be read")
+        if "DirectoryRecordSequence" in ds:  # a DICOMDIR: the index of a DICOM folder
+            raise DicomError(
+                f"{where} is a DICOMDIR, the index of a DICOM folder, not an image: pass the "
+                "folder that holds the series' files instead"
+            )
+        kind = str(ds.get("Modality", "") or ds.file_meta.get("MediaStorageSOPClassUID", ""))
+        raise DicomError(
+            f"{where} holds no image (no PixelData{'; ' + kind if kind else ''}: a report, "
+            "structure set or other non-image object); pass the image slices"
+        )
     frames = header_number(ds, "NumberOfFrames", 1, whole=True)
     if frames < 1 or (frames != 1 and not several):
         raise DicomError(

@@ -152,6 +152,8 @@ def collect_inputs(
                 skipped.append((entry, "a folder (folders are not searched; give it too)"))
             elif not entry.is_file():
                 skipped.append((entry, "not a regular file (a pipe, a device or a broken link)"))
+            elif entry.name.upper() == "DICOMDIR":  # the standard name of a media index
+                skipped.append((entry, "a DICOMDIR (the index of DICOM media, not an image)"))
             elif (
                 entry.suffix.lower() in IMAGE_SUFFIXES
                 or is_nifti_file(entry)

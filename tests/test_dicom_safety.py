@@ -256,3 +256,35 @@ def test_signed_32_bit_slices_with_negative_values_round_trip(tmp_path):
     written = pydicom.dcmread(tmp_path / "out.dcm").pixel_array
     assert written.dtype == np.int32 and written.min() < 0
     np.testing.assert_array_equal(written[::2, ::2], pixels)
+
+
+def test_a_dicomdir_is_named_as_an_index_and_skipped_in_a_folder(tmp_path):
+    """A DICOM export's root holds a DICOMDIR beside (or above) its slices: it is no image."""
+    index = Path(get_testdata_file("DICOMDIR"))
+    with pytest.raises(DicomError, match="is a DICOMDIR, the index of a DICOM folder"):
+        dicom.read_dicom(index)
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(index, folder / "DICOMDIR")
+    shutil.copy(CT, folder / "ct.dcm")
+    said = []
+    assert upscale.collect_inputs([folder], log=said.append) == [folder / "ct.dcm"]
+    why = "a DICOMDIR (the index of DICOM media, not an image)"
+    assert said == [f"skipped {folder / 'DICOMDIR'}: {why}"]
+
+
+def test_a_truncated_uncompressed_slice_is_called_damaged_not_compressed(tmp_path):
+    cut = tmp_path / "cut.dcm"
+    data = CT.read_bytes()
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(DicomError, match="damaged or cut short") as caught:
+        dicom.read_dicom(cut)
+    assert "pylibjpeg" not in str(caught.value)  # decoder advice is for compressed syntaxes
+
+
+def test_a_dicom_without_pixels_says_it_holds_no_image(tmp_path):
+    ds = pydicom.dcmread(CT)
+    del ds.PixelData  # what a structured report or an RT structure set looks like
+    ds.save_as(tmp_path / "report.dcm")
+    with pytest.raises(DicomError, match=r"holds no image \(no PixelData; CT: a report"):
+        dicom.read_dicom(tmp_path / "report.dcm")
