@@ -96,6 +96,7 @@ __all__ = [
     "display_window",
     "file_window",
     "is_dicom_file",
+    "is_dicomdir",
     "read_dicom",
     "read_dicom_image",
     "require_pydicom",
@@ -132,12 +133,20 @@ _IMAGE_MAGIC = {
 }
 
 
+def is_dicomdir(path: str | os.PathLike[str]) -> bool:
+    """True for a file named DICOMDIR: the standard name of a DICOM media index."""
+    return Path(path).name.upper() == "DICOMDIR"
+
+
 def is_dicom_file(path: str | os.PathLike[str]) -> bool:
-    """True if ``path`` ends in .dcm/.dicom or starts with the DICOM preamble ("DICM" at 128).
+    """True if ``path`` ends in .dcm/.dicom or starts with the DICOM preamble ("DICM" at 128),
+    and is not a DICOMDIR (the index an export puts beside its slices: no image).
 
     Needs no pydicom, so a command can route files before importing anything.
     """
     path = Path(path)
+    if is_dicomdir(path):
+        return False
     if path.suffix.lower() in DICOM_SUFFIXES:
         return True
     if not path.is_file():  # never open a FIFO (it would block) or a folder

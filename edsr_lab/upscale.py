@@ -107,6 +107,7 @@ __all__ = [
 
 #: Files taken from a folder given as input (others there are skipped, and said so).
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
+_DICOMDIR = "a DICOMDIR (the index of DICOM media, not an image)"
 #: Output colour layouts (Pillow's names); "auto" keeps the input's.
 OUTPUT_MODES = ("auto", "L", "LA", "RGB", "RGBA")
 #: Output precisions; "auto" keeps the input's (8, 16 or 32 = float TIFF).
@@ -152,8 +153,8 @@ def collect_inputs(
                 skipped.append((entry, "a folder (folders are not searched; give it too)"))
             elif not entry.is_file():
                 skipped.append((entry, "not a regular file (a pipe, a device or a broken link)"))
-            elif entry.name.upper() == "DICOMDIR":  # the standard name of a media index
-                skipped.append((entry, "a DICOMDIR (the index of DICOM media, not an image)"))
+            elif dicom.is_dicomdir(entry):
+                skipped.append((entry, _DICOMDIR))
             elif (
                 entry.suffix.lower() in IMAGE_SUFFIXES
                 or is_nifti_file(entry)
@@ -743,6 +744,7 @@ def _dicom_inputs(
             )
         for entry in sorted(path.iterdir()):
             if entry not in found and log is not None:
-                log(f"skipped {entry}: {'a folder' if entry.is_dir() else 'not a DICOM file'}")
+                why = "a folder" if entry.is_dir() else "not a DICOM file"
+                log(f"skipped {entry}: {_DICOMDIR if dicom.is_dicomdir(entry) else why}")
         files.extend(found)
     return files

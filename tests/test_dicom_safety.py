@@ -288,3 +288,17 @@ def test_a_dicom_without_pixels_says_it_holds_no_image(tmp_path):
     ds.save_as(tmp_path / "report.dcm")
     with pytest.raises(DicomError, match=r"holds no image \(no PixelData; CT: a report"):
         dicom.read_dicom(tmp_path / "report.dcm")
+
+
+def test_evaluate_and_train_read_a_dicom_export_with_its_dicomdir(tmp_path):
+    """An export's root: a DICOMDIR beside the slices (pydicom's own index here)."""
+    folder = tmp_path / "export"
+    folder.mkdir()
+    shutil.copy(get_testdata_file("DICOMDIR"), folder / "DICOMDIR")
+    shutil.copy(CT, folder / "ct.dcm")
+    assert not dicom.is_dicom_file(folder / "DICOMDIR") and dicom.is_dicom_file(folder / "ct.dcm")
+    from edsr_lab.data.medical import source_volumes
+    from edsr_lab.evaluate_volumes import load_volumes
+
+    assert [v.name for v in source_volumes(folder)] == ["ct.dcm"]
+    assert len(load_volumes([folder])) == 1
