@@ -23,9 +23,10 @@ models and weights
     ``weights``       pretrained weights by name: official and the course's own
     ``losses``        the training losses, one table (add one with ``register_loss``)
 data and training
-    ``data/``         samples, DIV2K, patches, the step-seeded sampler, image folders,
-                      the benchmark sets, degradations, patient-level splits,
-                      folders of medical volumes
+    ``data/``         samples, DIV2K (its layout, reading it, making it from your
+                      images), patches, the step-seeded sampler, image folders, the
+                      benchmark sets, degradations, patient-level splits, folders of
+                      medical volumes
     ``train/``        the loop, its settings, checkpoints and exact resume, logging, DDP,
                       and a complete run (``python -m edsr_lab train``)
     ``profile``       speed, memory and FLOPs of a training step

@@ -100,7 +100,7 @@ def cmd_download_div2k(args: argparse.Namespace) -> int:
 
 
 def cmd_make_dataset(args: argparse.Namespace) -> int:
-    from edsr_lab.data import div2k
+    from edsr_lab.data import div2k, make_dataset
     from edsr_lab.data.degradations import describe_degradation, parse_degradation
 
     name, params = parse_degradation(args.degradation)
@@ -108,7 +108,7 @@ def cmd_make_dataset(args: argparse.Namespace) -> int:
     def progress(done: int, total: int) -> None:
         print(f"\r  {done}/{total} images", end="\n" if done == total else "", flush=True)
 
-    root = div2k.make_div2k_layout(
+    root = make_dataset.make_div2k_layout(
         args.src,
         args.dst,
         scales=args.scales,

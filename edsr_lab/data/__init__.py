@@ -4,7 +4,9 @@
   (:func:`training_pairs`) and the ``train`` command: DIV2K in full mode if present, else
   the mini-DIV2K made from the samples; or a folder you name.
 - :mod:`~edsr_lab.data.samples`: the small CC0/public-domain images in ``data/samples``.
-- :mod:`~edsr_lab.data.div2k`: find, check, download or build DIV2K-layout folders.
+- :mod:`~edsr_lab.data.div2k`: find, check, download DIV2K-layout folders, or build the
+  mini-DIV2K; :mod:`~edsr_lab.data.make_dataset`: build one from your images or volumes
+  (``make_div2k_layout``); :mod:`~edsr_lab.data.layout`: the layout's folder and file names.
 - :mod:`~edsr_lab.data.folder`: train on any folder of HR images (fixed held-out split,
   LR made with MATLAB bicubic or a named degradation).
 - :mod:`~edsr_lab.data.medical`: train on a folder of NIfTI volumes, DICOM series or

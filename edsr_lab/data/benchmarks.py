@@ -28,7 +28,7 @@ from pathlib import Path
 import torch
 
 from edsr_lab import config, download
-from edsr_lab.data.div2k import SOURCE_SUFFIXES
+from edsr_lab.data.layout import SOURCE_SUFFIXES
 from edsr_lab.errors import ArchiveError, DatasetError
 
 __all__ = [

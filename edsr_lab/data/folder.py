@@ -26,7 +26,7 @@ from typing import Any
 import torch
 
 from edsr_lab.data.degradations import derived_seed, make_lr
-from edsr_lab.data.div2k import source_images
+from edsr_lab.data.make_dataset import source_images
 from edsr_lab.errors import BadArgumentError, DatasetError
 from edsr_lab.io import load_image
 from edsr_lab.resize import degrade, modcrop

@@ -185,7 +185,7 @@ def load_medical(
 @dataclass
 class VolumeSlice:
     """One slice of a volume among the sources of ``make-dataset`` (NIfTI, DICOM series,
-    TIFF stack): :func:`edsr_lab.data.div2k.make_div2k_layout` writes it as one HR image."""
+    TIFF stack): :func:`edsr_lab.data.make_dataset.make_div2k_layout` writes it as one HR image."""
 
     volume: Any  # edsr_lab.evaluate_volumes.Volume
     z: int

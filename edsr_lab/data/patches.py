@@ -239,7 +239,7 @@ class PatchSampler:
             if (hh, hw) != (s * lh, s * lw):
                 raise SizeMismatchError(
                     f"image {i}: HR is {hh}x{hw} but LR is {lh}x{lw}; at x{s} the HR must be "
-                    f"exactly {s * lh}x{s * lw} (remake it with div2k.make_div2k_layout)"
+                    f"exactly {s * lh}x{s * lw} (remake it with edsr_lab.data.make_div2k_layout)"
                 )
             if lh < p or lw < p:
                 raise ImageInputError(
