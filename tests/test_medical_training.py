@@ -143,14 +143,17 @@ def test_a_folder_of_volumes_maps_each_volume_and_degrades_seeded(scans):
         return torch.stack(data.train[2][1]).float()
 
     plain, noisy = lrs(), lrs(degradation="kspace:noise_sigma=0.03")
-    assert (plain - noisy).abs().mean() > 3
+    assert (plain - noisy).abs().mean() > 3 * 257  # 16-bit levels: 3 of 8 bits
     assert torch.equal(noisy, lrs(degradation="kspace:noise_sigma=0.03"))
     assert not torch.equal(noisy, lrs(degradation="kspace:noise_sigma=0.03", seed=5))
-    # one map per volume: each volume's HR slices reach 0 and 255 somewhere
+    # one map per volume: each volume's HR slices reach 0 and 65535 somewhere
     data = load_medical(scans, (2,), patch_size=8, holdout=0.25, channels=1)
-    hrs = torch.stack(data.train[2][0])
+    hrs = torch.stack(data.train[2][0]).to(torch.int32)
     per_volume = hrs.view(-1, 3, 32 * 32)  # 3 slices of (1, 32, 32) per volume
-    assert (per_volume.amax(dim=(1, 2)) == 255).all() and (per_volume.amin(dim=(1, 2)) == 0).all()
+    assert (per_volume.amax(dim=(1, 2)) == 65535).all()
+    assert (per_volume.amin(dim=(1, 2)) == 0).all()
+    # kept at 16 bits: more than 256 levels per volume (8 bits would be 16 HU steps on CT)
+    assert all(len(torch.unique(v)) > 256 for v in per_volume)
 
 
 def test_train_on_volumes_holds_out_patients_and_records_the_options(tmp_path, scans, capsys):

@@ -256,3 +256,23 @@ def test_center_crop_pair_is_aligned_and_checks_sizes():
         center_crop_pair(hr[:, :-1], lr, 3, 3)
     with pytest.raises(ValueError, match="crop size 8"):
         center_crop_pair(hr, lr, 8, 3)
+
+
+def test_uint16_images_are_kept_at_16_bits():
+    """Medical values: 16-bit levels survive the sampler (uint8 storage would round them)."""
+    g = torch.Generator().manual_seed(0)
+    hr = torch.randint(0, 65536, (1, 32, 32), generator=g, dtype=torch.int32).to(torch.uint16)
+    lr = hr[:, ::2, ::2].contiguous()
+    sampler = PatchSampler([hr], [lr], 2, patch_size=8, batch_size=4, seed=0, augment=False)
+    assert sampler.wide and "16-bit" in repr(sampler)
+    assert sampler.memory_bytes() == 2 * (hr.numel() + lr.numel())
+    image, y, x, k = (torch.zeros(1, dtype=torch.long),) * 4
+    lr_patch, hr_patch = sampler.extract(image, y, x, k)
+    assert torch.equal(hr_patch[0], hr[:, :16, :16].to(torch.float32) / 65535)
+    assert torch.equal(lr_patch[0], lr[:, :8, :8].to(torch.float32) / 65535)
+    assert len(torch.unique(hr_patch)) > 200  # 256 random draws of 65536 levels: no rounding
+    # an 8-bit partner image is promoted (x 257), not the 16-bit one rounded down
+    mixed = PatchSampler([hr, hr.to(torch.int32).div(257, rounding_mode="floor").to(torch.uint8)],
+                         [lr, lr.to(torch.int32).div(257, rounding_mode="floor").to(torch.uint8)],
+                         2, patch_size=8, batch_size=4, seed=0)  # fmt: skip
+    assert mixed.wide

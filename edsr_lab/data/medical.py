@@ -11,8 +11,9 @@ data the way :func:`edsr_lab.evaluate_volumes.load_volumes` reads it for ``evalu
    whose key hashes lowest, the same on every machine; :func:`~edsr_lab.data.groups.check_disjoint`
    re-checks). ``evaluate --heldout patient`` on the same folder scores the same groups.
 2. **One intensity map per volume** (:mod:`edsr_lab.intensity`, ``value_range``): its
-   range becomes [0, 1] for the model. The training patches are then stored as 8 bits
-   (as DIV2K's: :class:`~edsr_lab.data.patches.PatchSampler` keeps uint8), grey slices
+   range becomes [0, 1] for the model. The training patches are stored as 16-bit levels
+   of that range (:class:`~edsr_lab.data.patches.PatchSampler` keeps uint16 input at 16
+   bits; 8 bits would be 16 HU steps on a CT at -1024..3071 HU), grey slices
    repeated to RGB for an RGB model (as :func:`edsr_lab.volume.model_sr` feeds it).
 3. **LR made at load time** by ``degradation`` (:func:`edsr_lab.data.degradations.make_lr`),
    each volume's noise seeded with :func:`~edsr_lab.data.degradations.derived_seed`
@@ -62,7 +63,8 @@ class MedicalTrainData:
     """What :func:`load_medical` made.
 
     Attributes:
-        train: per scale, (HR slices uint8 (C, s*h, s*w), LR slices uint8 (C, h, w)).
+        train: per scale, (HR slices uint16 (C, s*h, s*w), LR slices uint16 (C, h, w)):
+            16-bit levels of the volume's range (the sampler keeps them at 16 bits).
         valid: per scale, (name, HR float (C, s*h, s*w), LR float (C, h, w)) in [0, 1].
         valid_names: the held-out slices' names (``volume[z]``).
         train_groups, heldout_groups: the group keys on each side.
@@ -148,9 +150,10 @@ def load_medical(
                 small += hr.shape[0]
                 continue
             lr = make_lr(hr, s, name, seed=derived_seed(seed, vol.name, s), **params)
-            to8 = lambda t: torch.round(t.clamp(0, 1) * 255).to(torch.uint8)  # noqa: E731
-            hrs += [to8(h).expand(channels, -1, -1).contiguous() for h in hr]
-            lrs += [to8(x).expand(channels, -1, -1).contiguous() for x in lr]
+            # 16-bit levels: 256 would be 16 HU steps on a CT at -1024..3071
+            to16 = lambda t: torch.round(t.clamp(0, 1) * 65535).to(torch.uint16)  # noqa: E731
+            hrs += [to16(h).expand(channels, -1, -1).contiguous() for h in hr]
+            lrs += [to16(x).expand(channels, -1, -1).contiguous() for x in lr]
         if not hrs:
             raise DatasetError(
                 f"no training slice of {root} is large enough for --patch-size {patch_size} "

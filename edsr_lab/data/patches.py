@@ -3,13 +3,14 @@
 EDSR trains on 16 random 48x48 LR patches per step with their (48s)x(48s) HR partners,
 each randomly flipped and rotated by multiples of 90 degrees (all 8 symmetries of the
 square; no colour augmentation). A fast GPU runs the baseline model at ~350 steps/s, i.e.
-~5,700 patch pairs/s: reading PNGs per step cannot keep up. :class:`PatchSampler` holds the
-whole dataset in memory as uint8 and cuts, flips and rotates a whole batch with one gather
-per tensor. Where the images are kept (``storage``) is chosen from free memory
-(:func:`choose_storage`): on the GPU when they fit (DIV2K's 800 HR images are about 6 GB),
-else in pinned (page-locked) CPU memory, from which each uint8 batch is cut on the CPU and
-copied to the GPU asynchronously. Both paths draw the same random choices from the same
-CPU generator, so they give identical batches for the same seed.
+~5,700 patch pairs/s: reading PNGs per step cannot keep up. :class:`PatchSampler` holds
+the whole dataset in memory as uint8 (16-bit levels for medical values) and cuts, flips
+and rotates a whole batch with one gather per tensor. Where the images are kept
+(``storage``) is chosen from free memory (:func:`choose_storage`): on the GPU when they
+fit (DIV2K's 800 HR images are about 6 GB), else in pinned (page-locked) CPU memory, from
+which each batch is cut on the CPU and copied to the GPU asynchronously. Both paths draw
+the same random choices from the same CPU generator, so they give identical batches for
+the same seed.
 
 :func:`dihedral` / :func:`inverse_dihedral` are the 8 transforms themselves; the geometric
 self-ensemble (EDSR+) reuses them.
@@ -107,14 +108,34 @@ def center_crop_pair(
     return hr_crop, lr[..., y : y + size, x : x + size]
 
 
-def _as_uint8(img: object, what: str) -> torch.Tensor:
-    """Check one image: a (C, H, W) tensor, uint8 or float in [0, 1] (converted)."""
+#: 16-bit levels are kept as int16 shifted by this (int16 gathers on every device; uint16
+#: is a shell type in torch); level = stored + _SHIFT.
+_SHIFT = 32768
+
+
+def _as_uint8(img: object, what: str, *, wide: bool = False) -> torch.Tensor:
+    """Check one image: a (C, H, W) tensor, uint8, uint16 (16-bit levels) or float in
+    [0, 1] (converted). ``wide``: return 16-bit levels as int16 minus 32768 (uint8 x 257,
+    float rounded to 65535 levels); else uint8."""
     if not isinstance(img, torch.Tensor):
         raise ImageTypeError(f"{what} must be a torch.Tensor, got {type(img).__name__}")
     if img.dim() != 3:
         raise ImageInputError(f"{what} must be shaped (C, H, W), got {tuple(img.shape)}")
+    if wide:
+        if img.dtype == torch.uint16:
+            levels = img.to(torch.int32)
+        elif img.dtype == torch.uint8:
+            levels = img.to(torch.int32) * 257
+        else:
+            levels = torch.round(_as_uint8_float(img, what) * 65535.0).to(torch.int32)
+        return (levels - _SHIFT).to(torch.int16)
     if img.dtype == torch.uint8:
         return img
+    return torch.round(_as_uint8_float(img, what) * 255.0).to(torch.uint8)
+
+
+def _as_uint8_float(img: torch.Tensor, what: str) -> torch.Tensor:
+    """A float image in [0, 1], checked (finite, in range)."""
     if img.is_floating_point():
         check_finite(img, what)
         lo, hi = float(img.min()), float(img.max())
@@ -122,8 +143,10 @@ def _as_uint8(img: object, what: str) -> torch.Tensor:
             raise ImageInputError(
                 f"{what} is float with values in [{lo:.3g}, {hi:.3g}]; need [0, 1]"
             )
-        return torch.round(img * 255.0).to(torch.uint8)
-    raise ImageTypeError(f"{what} has dtype {img.dtype}; give uint8 (0..255) or float in [0, 1]")
+        return img
+    raise ImageTypeError(
+        f"{what} has dtype {img.dtype}; give uint8 (0..255), uint16 (0..65535) or float in [0, 1]"
+    )
 
 
 def _host_available_bytes() -> int | None:
@@ -176,7 +199,8 @@ class PatchSampler:
 
     Args:
         hr_images: list of HR images, uint8 tensors (C, H, W) (float in [0, 1] is
-            converted to uint8). Every HR image must be exactly ``scale`` times its LR.
+            converted to uint8), or uint16 (0..65535: then every image is kept at 16 bits,
+            as medical values need). Every HR image must be exactly ``scale`` times its LR.
         lr_images: the matching LR images (C, H/s, W/s).
         scale: the SR factor s.
         patch_size: LR patch side p (48 in the paper); HR patches are p*s.
@@ -226,8 +250,12 @@ class PatchSampler:
         self.device = resolve_device(device) if device is not None else torch.device("cpu")
         p, s = patch_size, scale
 
-        hrs = [_as_uint8(h, f"hr_images[{i}]") for i, h in enumerate(hr_images)]
-        lrs = [_as_uint8(x, f"lr_images[{i}]") for i, x in enumerate(lr_images)]
+        # 16-bit levels where any image holds them (medical values: 256 levels would be
+        # 16 HU steps on a CT); DIV2K's uint8 stays uint8 (half the memory).
+        images = [*hr_images, *lr_images]
+        self.wide = any(isinstance(t, torch.Tensor) and t.dtype == torch.uint16 for t in images)
+        hrs = [_as_uint8(h, f"hr_images[{i}]", wide=self.wide) for i, h in enumerate(hr_images)]
+        lrs = [_as_uint8(x, f"lr_images[{i}]", wide=self.wide) for i, x in enumerate(lr_images)]
         channels = hrs[0].shape[0]
         for i, (h, x) in enumerate(zip(hrs, lrs, strict=True)):
             if h.shape[0] != channels or x.shape[0] != channels:
@@ -272,7 +300,7 @@ class PatchSampler:
                 f"storage={storage!r}: use one of {', '.join(STORAGES)} or 'auto'"
             )
         if storage == "auto":
-            nbytes = sum(t.numel() for t in hrs) + sum(t.numel() for t in lrs)
+            nbytes = sum(t.nbytes for t in hrs) + sum(t.nbytes for t in lrs)
             return choose_storage(nbytes, self.device)
         if storage == "pinned" and not torch.cuda.is_available():
             # Page-locking needs the CUDA driver; without it there is no GPU to copy to.
@@ -352,6 +380,8 @@ class PatchSampler:
             lr, hr = (t.pin_memory() if pinned else t for t in (lr, hr))
             lr = lr.to(self.device, non_blocking=pinned)
             hr = hr.to(self.device, non_blocking=pinned)
+        if self.wide:
+            return lr.float().add_(_SHIFT).div_(65535.0), hr.float().add_(_SHIFT).div_(65535.0)
         return lr.float().div_(255.0), hr.float().div_(255.0)
 
     def sample(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -377,12 +407,13 @@ class PatchSampler:
         return (
             f"PatchSampler({self.num_images} images, x{self.scale}, patch {self.patch_size}, "
             f"batch {self.batch_size}, augment={self.augment}, device={self.device}, "
-            f"storage={self.storage}, {self.memory_bytes() / 2**20:.1f} MB uint8)"
+            f"storage={self.storage}, {self.memory_bytes() / 2**20:.1f} MB "
+            f"{'16-bit' if self.wide else 'uint8'})"
         )
 
     def memory_bytes(self) -> int:
         """Bytes of image data held (on the device or in CPU memory, see ``storage``)."""
-        return self._lr.data.numel() + self._hr.data.numel()
+        return self._lr.data.nbytes + self._hr.data.nbytes
 
 
 def _dihedral_maps(p: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
@@ -397,7 +428,8 @@ class _Flat:
 
     def __init__(self, images: Sequence[torch.Tensor], device: torch.device, pin: bool = False):
         sizes = [img.numel() for img in images]
-        self.data = torch.empty(sum(sizes), dtype=torch.uint8, device=device, pin_memory=pin)
+        dtype = images[0].dtype  # uint8, or int16 holding 16-bit levels (see _SHIFT)
+        self.data = torch.empty(sum(sizes), dtype=dtype, device=device, pin_memory=pin)
         offsets, start = [], 0
         for img, n in zip(images, sizes, strict=True):
             # Copy image by image, so the CPU never holds a second full copy.

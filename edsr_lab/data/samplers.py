@@ -210,7 +210,7 @@ class MultiScaleSampler:
         per = ", ".join(f"x{s.scale}: {s.num_images} images" for s in self.samplers)
         return (
             f"MultiScaleSampler({per}; patch {self.patch_size}, batch {self.batch_size}, "
-            f"device={self.device}, {self.memory_bytes() / 2**20:.1f} MB uint8)"
+            f"device={self.device}, {self.memory_bytes() / 2**20:.1f} MB of images)"
         )
 
 

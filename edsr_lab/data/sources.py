@@ -207,8 +207,8 @@ def training_pairs(
 
 @dataclass
 class TrainData:
-    """A run's data: training images (uint8 (C, H, W), per scale) and validation pairs
-    (``(name, hr, lr)`` float in [0, 1], per scale)."""
+    """A run's data: training images (uint8 (C, H, W); uint16 for medical values; per
+    scale) and validation pairs (``(name, hr, lr)`` float in [0, 1], per scale)."""
 
     kind: str  # "div2k", "mini" or "folder"
     root: Path
