@@ -23,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from edsr_lab.errors import FileWriteError, FolderInUseError
+from edsr_lab.errors import FileWriteError, FolderInUseError, OutputExistsError, OutputPathError
 
 try:  # POSIX; elsewhere FolderLock judges a lock by its process id alone
     import fcntl
@@ -34,6 +34,7 @@ __all__ = [
     "STALE_AFTER_S",
     "FolderLock",
     "atomic_write",
+    "check_target",
     "free_bytes",
     "human_bytes",
     "pid_alive",
@@ -160,6 +161,22 @@ def free_bytes(folder: str | os.PathLike) -> int | None:
 def _free_bytes(folder: Path) -> str:
     free = free_bytes(folder)
     return "free space unknown" if free is None else f"{human_bytes(free)} free"
+
+
+def check_target(path: Path, *, overwrite: bool, what: str = "write") -> None:
+    """Refuse, before anything is computed or written, a target that is a folder, or one
+    that exists when ``overwrite`` is False (the user's file is never replaced unasked).
+
+    Raises:
+        OutputPathError: ``path`` is a folder ("cannot {what} {path!r}: it is a folder").
+        OutputExistsError: ``path`` exists and ``overwrite`` is False.
+    """
+    if path.is_dir():
+        raise OutputPathError(f"cannot {what} {str(path)!r}: it is a folder")
+    if not overwrite and path.exists():
+        raise OutputExistsError(
+            f"{str(path)!r} already exists; choose another name or pass overwrite=True"
+        )
 
 
 def atomic_write(path: str | os.PathLike, write: Callable[[str], None]) -> Path:

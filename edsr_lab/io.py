@@ -70,10 +70,8 @@ from edsr_lab.errors import (
     ImageInputError,
     ImageReadError,
     ImageTypeError,
-    OutputExistsError,
-    OutputPathError,
 )
-from edsr_lab.files import atomic_write
+from edsr_lab.files import atomic_write, check_target
 from edsr_lab.paths import unreadable_reason
 from edsr_lab.png import check_png, decode_png16_color, encode_png16
 from edsr_lab.validate import check_finite
@@ -613,13 +611,7 @@ def save_image(
             f"{str(path)!r} is {fmt} with {hwc.shape[2]} channel(s); use a .tif suffix and a "
             "grey image, or bits=16 (PNG) for colour"
         )
-    if path.is_dir():
-        raise OutputPathError(f"cannot save image to {str(path)!r}: it is a folder")
-    if not overwrite and path.exists():
-        raise OutputExistsError(
-            f"{str(path)!r} already exists and overwrite=False; choose another name or pass "
-            "overwrite=True to replace it"
-        )
+    check_target(path, overwrite=overwrite, what="save image to")
     if bits == 16:
         data = encode_png16(np.floor(hwc * 65535 + 0.5).astype(np.uint16))
     elif bits == 32:

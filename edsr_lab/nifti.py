@@ -47,9 +47,8 @@ from edsr_lab.errors import (
     ImageReadError,
     MissingDependencyError,
     OutputExistsError,
-    OutputPathError,
 )
-from edsr_lab.files import atomic_write
+from edsr_lab.files import atomic_write, check_target
 from edsr_lab.geometry import nifti_upscaled_affine
 from edsr_lab.intensity import ClipCount, IntensityMap, intensity_map
 from edsr_lab.volume import SR, super_resolve_volume
@@ -259,12 +258,7 @@ def write_nifti(
             f"write_nifti: the volume is {tuple(stored.shape)} but the source "
             f"{tuple(like.stored.shape)} upscaled x{scale} along axes {axes} is {tuple(expected)}"
         )
-    if path.is_dir():
-        raise OutputPathError(f"cannot write {str(path)!r}: it is a folder")
-    if not overwrite and path.exists():
-        raise OutputExistsError(
-            f"{str(path)!r} already exists; choose another name or pass overwrite=True"
-        )
+    check_target(path, overwrite=overwrite)
     header = like.image.header.copy()
     header.set_data_dtype(like.stored.dtype)
     image = type(like.image)(np.asarray(stored, dtype=like.stored.dtype), None, header)

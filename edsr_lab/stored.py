@@ -45,10 +45,8 @@ from edsr_lab.errors import (
     ImageInputError,
     ImageReadError,
     ImageTypeError,
-    OutputExistsError,
-    OutputPathError,
 )
-from edsr_lab.files import atomic_write
+from edsr_lab.files import atomic_write, check_target
 from edsr_lab.intensity import IntensityMap, intensity_map
 from edsr_lab.io import DEFAULT_MAX_PIXELS, apply_orientation, exif_orientation, open_image
 from edsr_lab.png import decode_png16_color, encode_png
@@ -326,12 +324,7 @@ def save_values(
             f"cannot save stored values to {str(path)!r}: use .png (uint8/uint16) or .tif "
             "(also int16, float32, stacks)"
         )
-    if path.is_dir():
-        raise OutputPathError(f"cannot save image to {str(path)!r}: it is a folder")
-    if not overwrite and path.exists():
-        raise OutputExistsError(
-            f"{str(path)!r} already exists; choose another name or pass overwrite=True"
-        )
+    check_target(path, overwrite=overwrite, what="save image to")
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write(path, lambda tmp: Path(tmp).write_bytes(data))
     return path

@@ -241,3 +241,17 @@ def test_storage_for_keeps_values_recoverable_in_png_and_tiff(tmp_path):
         np.testing.assert_allclose(back.physical[0, 0], hu, atol=atol)
     with pytest.raises(BadArgumentError, match=".tif"):
         storage_for(floats, ".png", bits=32)
+
+
+def test_a_folder_at_the_target_is_refused_even_with_overwrite(tmp_path):
+    """save_values and save_image share one target check (edsr_lab.files.check_target)."""
+    from edsr_lab.errors import OutputPathError
+    from edsr_lab.io import save_image
+
+    folder = tmp_path / "scan.png"
+    folder.mkdir()
+    with pytest.raises(OutputPathError, match="it is a folder"):
+        save_values(_hu().astype(np.uint16), folder, overwrite=True)
+    with pytest.raises(OutputPathError, match="it is a folder"):
+        save_image(torch.zeros(3, 4, 4), folder, overwrite=True)
+    assert folder.is_dir() and not any(folder.iterdir())
