@@ -14,6 +14,8 @@ import threading
 import time
 from collections.abc import Callable
 
+from _http import LocalServer
+
 #: The longest any behaviour keeps a connection open (seconds).
 LIFETIME = 5.0
 
@@ -119,14 +121,14 @@ def serve(data: bytes) -> Behaviour:
     return run
 
 
-class HostileServer:
+class HostileServer(LocalServer):
     """Serves ``routes`` ({url path without leading '/': behaviour}); 404 elsewhere.
 
     ``requests`` records ``(path, Range header)`` per request.
     """
 
     def __init__(self, routes: dict[str, Behaviour]):
-        self.routes, self.requests, self.stop = routes, [], threading.Event()
+        self.routes, self.requests = routes, []
         outer = self
 
         class Handler(http.server.BaseHTTPRequestHandler):
@@ -146,18 +148,7 @@ class HostileServer:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
 
 
 def garbage(text: bytes = b"SSH-2.0-OpenSSH_9.6\r\n\r\n") -> Behaviour:

@@ -6,7 +6,28 @@ import http.server
 import threading
 
 
-class Server:
+class LocalServer:
+    """A ThreadingHTTPServer on 127.0.0.1 (a free port) running ``handler`` in a daemon
+    thread while the ``with`` block runs; ``url`` ends in '/'. ``stop`` is set on exit, for
+    handlers that loop (trickling, endless bodies)."""
+
+    def __init__(self, handler: type[http.server.BaseHTTPRequestHandler]):
+        self.stop = threading.Event()
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+
+    def __enter__(self):
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+class Server(LocalServer):
     """Serves ``files`` ({url path without leading '/': bytes}), honouring Range requests.
 
     ``truncate > 0`` announces the full length but sends that many bytes less, then hangs
@@ -43,14 +64,4 @@ class Server:
             def log_message(self, *args):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-
-    def __enter__(self):
-        self.thread.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
