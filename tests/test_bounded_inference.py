@@ -8,12 +8,10 @@ place that reads /proc/meminfo or the GPU), so the tests need no large image.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-
 import pytest
 import torch
 import torch.nn.functional as F
+from _models import model_inputs
 from torch import nn
 
 from edsr_lab import cli, inference, upscale
@@ -29,23 +27,6 @@ def model() -> EDSR:
     """Receptive-field radius 5 LR pixels: tiles with the default overlap 16 are exact."""
     torch.manual_seed(0)
     return EDSR(n_resblocks=1, n_feats=8, scale=2).eval()
-
-
-@contextmanager
-def model_inputs(cls: type = EDSR) -> Iterator[list[tuple[int, ...]]]:
-    """The input shapes of every forward of a ``cls`` model while the block runs (torch's
-    global forward pre-hook, as tests/test_options.py)."""
-    shapes: list[tuple[int, ...]] = []
-
-    def hook(module, args):
-        if isinstance(module, cls):
-            shapes.append(tuple(args[0].shape))
-
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
-    try:
-        yield shapes
-    finally:
-        handle.remove()
 
 
 def _budget(monkeypatch, free: int | None) -> None:

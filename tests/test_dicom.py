@@ -14,7 +14,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from _models import Nearest
 
 pydicom = pytest.importorskip("pydicom", reason='the DICOM extra: pip install -e ".[dicom]"')
 from pydicom.data import get_testdata_file  # noqa: E402
@@ -26,19 +26,6 @@ from edsr_lab.upscale import upscale_dicom  # noqa: E402
 
 CT = get_testdata_file("CT_small.dcm")
 MR = get_testdata_file("MR_small.dcm")
-
-
-class Nearest(nn.Module):
-    """An exactly predictable 'SR model': nearest-neighbour upsampling of RGB."""
-
-    def __init__(self, scale: int = 2):
-        super().__init__()
-        self.scale = scale
-        self.n_colors = 3
-        self.dummy = nn.Parameter(torch.zeros(1))  # so the model has a device
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.repeat_interleave(self.scale, 2).repeat_interleave(self.scale, 3)
 
 
 def _variant(tmp_path, name="variant.dcm", src=CT, **changes):

@@ -10,12 +10,11 @@ of the model, through torch's global forward hook, so it needs no private name o
 from __future__ import annotations
 
 import csv
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 import torch
+from _models import model_inputs
 
 from edsr_lab import cli
 from edsr_lab.io import load_image, save_image
@@ -33,22 +32,6 @@ def _image(path: Path, h: int, w: int, seed: int = 0) -> Path:
     g = torch.Generator().manual_seed(seed)
     small = torch.rand(1, 3, h // 4, w // 4, generator=g)
     return save_image(torch.nn.functional.interpolate(small, size=(h, w), mode="bilinear")[0], path)
-
-
-@contextmanager
-def model_inputs(cls: type = EDSR) -> Iterator[list[tuple[int, ...]]]:
-    """The input shapes of every forward of a ``cls`` model while the block runs."""
-    shapes: list[tuple[int, ...]] = []
-
-    def hook(module, args):
-        if isinstance(module, cls):
-            shapes.append(tuple(args[0].shape))
-
-    handle = torch.nn.modules.module.register_module_forward_pre_hook(hook)
-    try:
-        yield shapes
-    finally:
-        handle.remove()
 
 
 def _main(*args) -> int:

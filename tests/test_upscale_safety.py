@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from torch import nn
+from _models import Nearest
 
 from edsr_lab import cli, upscale
 from edsr_lab.errors import BadArgumentError, EdsrLabError, OutputExistsError
@@ -28,19 +28,6 @@ from pydicom.data import get_testdata_file  # noqa: E402
 
 CT = Path(get_testdata_file("CT_small.dcm"))
 MR = Path(get_testdata_file("MR_small.dcm"))
-
-
-class Nearest(nn.Module):
-    """An exactly predictable x2 'SR model' (nearest neighbour), fast."""
-
-    scale, n_colors = 2, 3
-
-    def __init__(self):
-        super().__init__()
-        self.dummy = nn.Parameter(torch.zeros(1))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.repeat_interleave(2, 2).repeat_interleave(2, 3)
 
 
 @pytest.fixture
