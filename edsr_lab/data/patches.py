@@ -113,7 +113,7 @@ def center_crop_pair(
 _SHIFT = 32768
 
 
-def _as_uint8(img: object, what: str, *, wide: bool = False) -> torch.Tensor:
+def _as_levels(img: object, what: str, *, wide: bool = False) -> torch.Tensor:
     """Check one image: a (C, H, W) tensor, uint8, uint16 (16-bit levels) or float in
     [0, 1] (converted). ``wide``: return 16-bit levels as int16 minus 32768 (uint8 x 257,
     float rounded to 65535 levels); else uint8."""
@@ -127,14 +127,14 @@ def _as_uint8(img: object, what: str, *, wide: bool = False) -> torch.Tensor:
         elif img.dtype == torch.uint8:
             levels = img.to(torch.int32) * 257
         else:
-            levels = torch.round(_as_uint8_float(img, what) * 65535.0).to(torch.int32)
+            levels = torch.round(_checked_float(img, what) * 65535.0).to(torch.int32)
         return (levels - _SHIFT).to(torch.int16)
     if img.dtype == torch.uint8:
         return img
-    return torch.round(_as_uint8_float(img, what) * 255.0).to(torch.uint8)
+    return torch.round(_checked_float(img, what) * 255.0).to(torch.uint8)
 
 
-def _as_uint8_float(img: torch.Tensor, what: str) -> torch.Tensor:
+def _checked_float(img: torch.Tensor, what: str) -> torch.Tensor:
     """A float image in [0, 1], checked (finite, in range)."""
     if img.is_floating_point():
         check_finite(img, what)
@@ -254,8 +254,8 @@ class PatchSampler:
         # 16 HU steps on a CT); DIV2K's uint8 stays uint8 (half the memory).
         images = [*hr_images, *lr_images]
         self.wide = any(isinstance(t, torch.Tensor) and t.dtype == torch.uint16 for t in images)
-        hrs = [_as_uint8(h, f"hr_images[{i}]", wide=self.wide) for i, h in enumerate(hr_images)]
-        lrs = [_as_uint8(x, f"lr_images[{i}]", wide=self.wide) for i, x in enumerate(lr_images)]
+        hrs = [_as_levels(h, f"hr_images[{i}]", wide=self.wide) for i, h in enumerate(hr_images)]
+        lrs = [_as_levels(x, f"lr_images[{i}]", wide=self.wide) for i, x in enumerate(lr_images)]
         channels = hrs[0].shape[0]
         for i, (h, x) in enumerate(zip(hrs, lrs, strict=True)):
             if h.shape[0] != channels or x.shape[0] != channels:
